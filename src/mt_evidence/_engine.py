@@ -1,0 +1,489 @@
+"""The batched estimation engine behind ``pool``, ``pool_many``, ``meta_regression`` and ``subgroup``.
+
+One meta-analysis per row. ``Y`` and ``V`` are ``(m, kmax)`` arrays, NaN-padded where rows have fewer studies;
+``X`` is ``(m, kmax, p)`` (an intercept column for plain pooling). All estimators are small functions over these
+arrays and follow metafor 3.8 (``rma.uni``, ``confint.rma.uni``, ``predict.rma``) formula by formula; where we
+do better than metafor's iteration (ML/REML/EB/PM are solved by bracketed root finding, never Fisher scoring
+that can fail), the optimum is the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from . import _solvers
+from ._conventions import Conventions
+
+_EPS = np.finfo(float).eps
+
+
+@dataclass
+class Batch:
+    """Masked data for many meta-analyses at once."""
+
+    Y: np.ndarray  # (m, K) with zeros where masked
+    V: np.ndarray  # (m, K) with ones where masked
+    M: np.ndarray  # (m, K) float mask 1/0
+    X: np.ndarray | None  # (m, K, p) or None for intercept-only
+    k: np.ndarray  # (m,) studies per row
+    p: int
+
+    @property
+    def intercept_only(self) -> bool:
+        return self.X is None
+
+    @classmethod
+    def from_arrays(cls, Y: np.ndarray, V: np.ndarray, X: np.ndarray | None = None) -> Batch:
+        mask = ~(np.isnan(Y) | np.isnan(V))
+        M = mask.astype(float)
+        Y0 = np.where(mask, Y, 0.0)
+        V0 = np.where(mask, V, 1.0)
+        if X is not None:
+            X = np.where(mask[..., None], X, 0.0)
+        p = 1 if X is None else X.shape[2]
+        return cls(Y=Y0, V=V0, M=M, X=X, k=mask.sum(axis=1), p=p)
+
+    def subset(self, rows: np.ndarray) -> Batch:
+        return Batch(
+            Y=self.Y[rows], V=self.V[rows], M=self.M[rows], X=None if self.X is None else self.X[rows],
+            k=self.k[rows], p=self.p,
+        )
+
+
+@dataclass
+class WLS:
+    """Weighted least-squares fit of every row for given weights."""
+
+    w: np.ndarray  # (m, K)
+    A: np.ndarray  # (m, p, p) = (X'WX)^-1
+    b: np.ndarray  # (m, p)
+    e: np.ndarray  # (m, K) residuals (zero where masked)
+
+
+def wls(batch: Batch, w: np.ndarray) -> WLS:
+    """Fit ``y = X b`` by weighted least squares with weights ``w`` (already masked)."""
+    if batch.intercept_only:
+        sw = w.sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            b = (w * batch.Y).sum(axis=1) / sw
+            A = (1.0 / sw)[:, None, None]
+        e = (batch.Y - b[:, None]) * batch.M
+        return WLS(w=w, A=A, b=b[:, None], e=e)
+    X = batch.X
+    XtW = X * w[..., None]
+    XtWX = np.einsum("mki,mkj->mij", XtW, X)
+    A = np.linalg.inv(XtWX)
+    XtWy = np.einsum("mki,mk->mi", XtW, batch.Y)
+    b = np.einsum("mij,mj->mi", A, XtWy)
+    e = (batch.Y - np.einsum("mki,mi->mk", X, b)) * batch.M
+    return WLS(w=w, A=A, b=b, e=e)
+
+
+def re_weights(batch: Batch, tau2: np.ndarray) -> np.ndarray:
+    return batch.M / (batch.V + tau2[:, None])
+
+
+def q_stat(batch: Batch, tau2: np.ndarray) -> np.ndarray:
+    """Generalised Q: sum of w_i e_i^2 with w_i = 1/(v_i + tau2)."""
+    fit = wls(batch, re_weights(batch, tau2))
+    return (fit.w * fit.e**2).sum(axis=1)
+
+
+def _tr_AXtW2X(batch: Batch, fit: WLS, power: int = 2) -> np.ndarray:
+    """trace((X'WX)^-1 X' W^power X)."""
+    if batch.intercept_only:
+        return (fit.w**power).sum(axis=1) * fit.A[:, 0, 0]
+    X = batch.X
+    XtWpX = np.einsum("mki,mk,mkj->mij", X, fit.w**power, X)
+    return np.einsum("mij,mji->m", fit.A, XtWpX)
+
+
+def tr_P(batch: Batch, fit: WLS) -> np.ndarray:
+    """trace(P) with P = W - W X (X'WX)^-1 X' W."""
+    return fit.w.sum(axis=1) - _tr_AXtW2X(batch, fit, 2)
+
+
+def score(batch: Batch, tau2: np.ndarray, kind: str) -> np.ndarray:
+    """Derivative (times 2) of the ML or REML log-likelihood with respect to tau^2."""
+    fit = wls(batch, re_weights(batch, tau2))
+    yPPy = ((fit.w * fit.e) ** 2).sum(axis=1)
+    if kind == "ML":
+        return yPPy - fit.w.sum(axis=1)
+    return yPPy - tr_P(batch, fit)
+
+
+def loglik(batch: Batch, tau2: np.ndarray, kind: str) -> np.ndarray:
+    """metafor's log-likelihood (ML) or restricted log-likelihood (REML), constants included."""
+    fit = wls(batch, re_weights(batch, tau2))
+    rss = (fit.w * fit.e**2).sum(axis=1)
+    logv = (np.log(batch.V + tau2[:, None]) * batch.M).sum(axis=1)
+    k = batch.k
+    if kind == "ML":
+        return -0.5 * k * np.log(2 * np.pi) - 0.5 * logv - 0.5 * rss
+    _, logdet = np.linalg.slogdet(np.linalg.inv(fit.A))
+    out = -0.5 * (k - batch.p) * np.log(2 * np.pi) - 0.5 * logv - 0.5 * logdet - 0.5 * rss
+    if not batch.intercept_only:
+        XtX = np.einsum("mki,mkj->mij", batch.X, batch.X)
+        out = out + 0.5 * np.linalg.slogdet(XtX)[1]
+    else:
+        out = out + 0.5 * np.log(k)
+    return out
+
+
+# --------------------------------------------------------------------------------------------- estimators
+
+
+def _unweighted_rss_and_trpv(batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+    fit = wls(batch, batch.M.copy())
+    rss = (fit.e**2).sum(axis=1)
+    # trace(P V) with P = I - X (X'X)^-1 X'
+    if batch.intercept_only:
+        trpv = (batch.V * batch.M).sum(axis=1) * (1.0 - 1.0 / batch.k)
+    else:
+        XtVX = np.einsum("mki,mk,mkj->mij", batch.X, batch.V * batch.M, batch.X)
+        trpv = (batch.V * batch.M).sum(axis=1) - np.einsum("mij,mji->m", fit.A, XtVX)
+    return rss, trpv
+
+
+def tau2_dl(batch: Batch) -> np.ndarray:
+    fit = wls(batch, batch.M / batch.V)
+    q = (fit.w * fit.e**2).sum(axis=1)
+    trp = tr_P(batch, fit)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.maximum(0.0, (q - (batch.k - batch.p)) / trp)
+
+
+def tau2_he(batch: Batch) -> np.ndarray:
+    rss, trpv = _unweighted_rss_and_trpv(batch)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.maximum(0.0, (rss - trpv) / (batch.k - batch.p))
+
+
+def tau2_hs(batch: Batch) -> np.ndarray:
+    w = batch.M / batch.V
+    fit = wls(batch, w)
+    q = (fit.w * fit.e**2).sum(axis=1)
+    return np.maximum(0.0, (q - batch.k) / w.sum(axis=1))
+
+
+def tau2_sj(batch: Batch) -> np.ndarray:
+    # metafor: initial value var(y) * (k-1)/k, i.e. the mean squared deviation from the unweighted mean
+    ybar = batch.Y.sum(axis=1) / batch.k
+    tau0 = (((batch.Y - ybar[:, None]) * batch.M) ** 2).sum(axis=1) / batch.k
+    q = q_stat(batch, tau0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.maximum(0.0, tau0 * q / (batch.k - batch.p))
+
+
+def _upper_start(batch: Batch) -> np.ndarray:
+    """A finite starting upper bound for tau^2 searches: the spread of the effects plus the variances."""
+    ybar = batch.Y.sum(axis=1) / batch.k
+    ss = (((batch.Y - ybar[:, None]) * batch.M) ** 2).sum(axis=1)
+    vmax = np.where(batch.M > 0, batch.V, 0.0).max(axis=1)
+    return np.maximum(2.0 * ss + vmax, 1e-8)
+
+
+def solve_q_equals(batch: Batch, target: np.ndarray) -> np.ndarray:
+    """tau^2 with generalised Q(tau^2) = target (Q decreases in tau^2); 0 where Q(0) <= target."""
+    target = np.asarray(target, dtype=float)
+    q0 = q_stat(batch, np.zeros(len(batch.k)))
+    out = np.zeros(len(batch.k))
+    need = q0 > target
+    if not need.any():
+        return out
+    sub = batch.subset(need)
+    tgt = target[need]
+
+    def f(t: np.ndarray) -> np.ndarray:
+        return q_stat(sub, t) - tgt
+
+    hi = _solvers.expand_upper(f, _upper_start(sub))
+    out[need] = _solvers.root_decreasing(f, np.zeros(need.sum()), hi, flo=q0[need] - tgt)
+    return out
+
+
+def tau2_pm(batch: Batch) -> np.ndarray:
+    return solve_q_equals(batch, (batch.k - batch.p).astype(float))
+
+
+def tau2_likelihood(batch: Batch, kind: str, n_grid: int = 48) -> np.ndarray:
+    """Global maximiser of the (restricted) likelihood over tau^2 >= 0.
+
+    A log-spaced grid (plus 0) finds the best region for every row, the score's root is then found inside the
+    neighbouring grid cells by bracketed root finding. Rows where the score does not change sign there (a
+    numerically flat likelihood) fall back to golden-section search on the likelihood itself.
+    """
+    m = len(batch.k)
+
+    def f(t: np.ndarray) -> np.ndarray:
+        return score(batch, t, kind)
+
+    hi = _solvers.expand_upper(f, _upper_start(batch))
+    rel = np.concatenate([[0.0], np.logspace(-12, 0, n_grid)])
+    grid = hi[:, None] * rel[None, :]  # (m, G)
+    ll = np.empty_like(grid)
+    for j in range(grid.shape[1]):
+        ll[:, j] = loglik(batch, grid[:, j], kind)
+    best = np.nanargmax(np.where(np.isfinite(ll), ll, -np.inf), axis=1)
+    rows = np.arange(m)
+    lo = grid[rows, np.maximum(best - 1, 0)]
+    up = grid[rows, np.minimum(best + 1, grid.shape[1] - 1)]
+    out = np.zeros(m)
+    s_lo = f(lo)
+    s_up = f(up)
+    at_zero = (best == 0) & (s_lo <= 0)
+    bracketed = ~at_zero & (s_lo > 0) & (s_up <= 0)
+    if bracketed.any():
+        sub = batch.subset(bracketed)
+        out[bracketed] = _solvers.root_decreasing(
+            lambda t: score(sub, t, kind), lo[bracketed], up[bracketed], flo=s_lo[bracketed], fhi=s_up[bracketed]
+        )
+    rest = ~at_zero & ~bracketed
+    if rest.any():
+        sub = batch.subset(rest)
+        out[rest] = _solvers.golden_max(lambda t: loglik(sub, t, kind), lo[rest], up[rest])
+    # boundary: compare with tau^2 = 0 (as metafor's ll0check does)
+    ll0 = loglik(batch, np.zeros(m), kind)
+    llx = loglik(batch, out, kind)
+    out = np.where(ll0 > llx, 0.0, out)
+    return out
+
+
+def estimate_tau2(batch: Batch, method: str) -> np.ndarray:
+    m = len(batch.k)
+    if method == "FE":
+        return np.zeros(m)
+    dfree = batch.k - batch.p
+    out = np.zeros(m)
+    ok = dfree > 0
+    if not ok.any():
+        return out
+    sub = batch if ok.all() else batch.subset(ok)
+    if method == "DL":
+        t = tau2_dl(sub)
+    elif method == "HE":
+        t = tau2_he(sub)
+    elif method == "HS":
+        t = tau2_hs(sub)
+    elif method == "SJ":
+        t = tau2_sj(sub)
+    elif method in ("PM", "EB"):
+        t = tau2_pm(sub)
+    elif method in ("ML", "REML"):
+        t = tau2_likelihood(sub, method)
+    else:  # pragma: no cover - guarded by normalise_method
+        raise ValueError(method)
+    out[ok] = t
+    return out
+
+
+def tau2_se(batch: Batch, tau2: np.ndarray, method: str) -> np.ndarray:
+    """Standard error of tau^2 as metafor reports it (``se.tau2``)."""
+    k, p = batch.k, batch.p
+    t = np.maximum(tau2, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if method == "FE":
+            return np.full(len(k), np.nan)
+        if method in ("ML", "REML"):
+            fit = wls(batch, re_weights(batch, tau2))
+            if method == "ML":
+                return np.sqrt(2.0 / (fit.w**2).sum(axis=1))
+            return np.sqrt(2.0 / _sum_PP(batch, fit))
+        if method in ("EB", "PM"):
+            w = re_weights(batch, tau2)
+            return np.sqrt(2 * k**2 / (k - p) / w.sum(axis=1) ** 2)
+        if method in ("DL", "HS"):
+            fit = wls(batch, batch.M / batch.V)
+            trp = tr_P(batch, fit)
+            spp = _sum_PP(batch, fit)
+            core = 2 * (k - p) + 4 * t * trp + 2 * t**2 * spp
+            if method == "DL":
+                return np.sqrt(core / trp**2)
+            return np.sqrt(core / fit.w.sum(axis=1) ** 2)
+        if method == "HE":
+            P = _P_matrix(batch, wls(batch, batch.M.copy()))
+            PV = P * batch.V[:, None, :]
+            s_pvpv = np.einsum("mij,mji->m", PV, PV)
+            trpv = np.einsum("mii->m", PV)
+            return np.sqrt((2 * s_pvpv + 4 * t * trpv + 2 * t**2 * (k - p)) / (k - p) ** 2)
+        if method == "SJ":
+            ybar = batch.Y.sum(axis=1) / k
+            tau0 = (((batch.Y - ybar[:, None]) * batch.M) ** 2).sum(axis=1) / k
+            P = _P_matrix(batch, wls(batch, re_weights(batch, tau0)))
+            PV = P * batch.V[:, None, :]
+            s_pvpv = np.einsum("mij,mji->m", PV, PV)
+            s_pvp = np.einsum("mij,mij->m", PV, P)
+            s_pp = np.einsum("mij,mij->m", P, P)
+            return np.sqrt(tau0**2 / (k - p) ** 2 * (2 * s_pvpv + 4 * t * s_pvp + 2 * t**2 * s_pp))
+    raise ValueError(method)  # pragma: no cover
+
+
+def _P_matrix(batch: Batch, fit: WLS) -> np.ndarray:
+    """Explicit P = W - W X A X' W, (m, K, K); masked rows and columns are zero."""
+    w = fit.w
+    X = np.ones(batch.M.shape + (1,)) * batch.M[..., None] if batch.intercept_only else batch.X
+    WX = X * w[..., None]
+    return np.einsum("mk,kl->mkl", w, np.eye(w.shape[1])) - np.einsum("mki,mij,mlj->mkl", WX, fit.A, WX)
+
+
+def _sum_PP(batch: Batch, fit: WLS) -> np.ndarray:
+    P = _P_matrix(batch, fit)
+    return np.einsum("mij,mij->m", P, P)
+
+
+# -------------------------------------------------------------------------------------------- the full fit
+
+
+@dataclass
+class FitArrays:
+    """Every quantity of a fitted model, one entry per row (meta-analysis)."""
+
+    k: np.ndarray
+    p: int
+    b: np.ndarray  # (m, p)
+    vb: np.ndarray  # (m, p, p)
+    se: np.ndarray  # (m, p)
+    stat: np.ndarray  # (m, p)
+    pval: np.ndarray  # (m, p)
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    crit: np.ndarray  # (m,)
+    df: np.ndarray  # (m,) NaN for z
+    tau2: np.ndarray
+    tau2_se: np.ndarray
+    s2w: np.ndarray
+    q: np.ndarray
+    q_df: np.ndarray
+    q_p: np.ndarray
+    vt: np.ndarray
+    i2: np.ndarray
+    h2: np.ndarray
+    weights: np.ndarray  # (m, K) percent, NaN where masked
+    loglik: np.ndarray
+    test_used: np.ndarray  # (m,) object: the test actually applied per row
+
+
+def fit(batch: Batch, conv: Conventions) -> FitArrays:
+    method, test = conv.method, conv.test
+    m = len(batch.k)
+    k, p = batch.k, batch.p
+    tau2 = estimate_tau2(batch, method)
+    fitw = wls(batch, re_weights(batch, tau2))
+    vb = fitw.A.copy()
+    b = fitw.b
+    dfree = (k - p).astype(float)
+
+    # metafor coerces t/HKSJ to z when k = 1 (no residual degrees of freedom for an intercept-only model)
+    use_t = np.full(m, test in ("t", "hksj")) & (dfree > 0)
+    s2w = np.ones(m)
+    if test == "hksj":
+        rss = (fitw.w * fitw.e**2).sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s2 = np.where(rss <= _EPS, 0.0, rss / dfree)
+        if conv.adhoc:
+            s2 = np.maximum(s2, 1.0)
+        s2w = np.where(use_t, s2, 1.0)
+        vb = vb * s2w[:, None, None]
+    se = np.sqrt(np.einsum("mii->mi", vb))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stat = b / se
+    alpha = 1.0 - conv.level
+    df = np.where(use_t, dfree, np.nan)
+    crit = np.where(use_t, stats.t.ppf(1 - alpha / 2, np.where(use_t, dfree, 1)), stats.norm.ppf(1 - alpha / 2))
+    pval = np.where(
+        use_t[:, None],
+        2 * stats.t.sf(np.abs(stat), np.where(use_t, dfree, 1)[:, None]),
+        2 * stats.norm.sf(np.abs(stat)),
+    )
+    ci_low = b - crit[:, None] * se
+    ci_high = b + crit[:, None] * se
+
+    # heterogeneity (always from the common-effect weights, as metafor)
+    fit0 = wls(batch, batch.M / batch.V)
+    q = np.maximum(0.0, (fit0.w * fit0.e**2).sum(axis=1))
+    has_df = dfree > 0
+    q = np.where(has_df, q, 0.0)
+    q_p = np.where(has_df, stats.chi2.sf(q, np.maximum(dfree, 1)), 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vt = np.where(has_df, dfree / tr_P(batch, fit0), 0.0)
+        if method == "FE" or conv.i2_type == "q":
+            i2 = np.where(has_df, np.maximum(0.0, 100 * (q - dfree) / q), 0.0)
+            i2 = np.where(has_df & (q == 0), 0.0, i2)
+            h2 = np.where(has_df, q / dfree, 1.0)
+        else:
+            i2 = np.where(has_df, 100 * tau2 / (vt + tau2), 0.0)
+            h2 = np.where(has_df, tau2 / vt + 1, 1.0)
+
+    weights = np.where(batch.M > 0, 100 * fitw.w / fitw.w.sum(axis=1, keepdims=True), np.nan)
+    ll = loglik(batch, tau2, "REML" if method == "REML" else "ML")
+    t_se = np.where(has_df, tau2_se(batch, tau2, method), np.nan) if method != "FE" else np.full(m, np.nan)
+    test_used = np.where(use_t, test, "z").astype(object)
+    return FitArrays(
+        k=k, p=p, b=b, vb=vb, se=se, stat=stat, pval=pval, ci_low=ci_low, ci_high=ci_high, crit=crit, df=df,
+        tau2=tau2, tau2_se=t_se, s2w=s2w, q=q, q_df=dfree, q_p=q_p, vt=vt, i2=i2, h2=h2, weights=weights,
+        loglik=ll, test_used=test_used,
+    )
+
+
+def tau2_ci_qprofile(batch: Batch, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Q-profile confidence interval for tau^2 (metafor ``confint(type="QP")``).
+
+    Lower bound solves Q(tau^2) = chi^2_{1-alpha/2, k-p}; upper bound solves Q(tau^2) = chi^2_{alpha/2, k-p};
+    a bound whose equation has no solution on tau^2 >= 0 is 0. Rows with no residual df get NaN.
+    """
+    dfree = (batch.k - batch.p).astype(float)
+    m = len(dfree)
+    lo = np.full(m, np.nan)
+    hi = np.full(m, np.nan)
+    ok = dfree > 0
+    if not ok.any():
+        return lo, hi
+    sub = batch.subset(ok)
+    alpha = 1 - level
+    d = dfree[ok]
+    crit_u = stats.chi2.isf(alpha / 2, d)
+    crit_l = stats.chi2.ppf(alpha / 2, d)
+    lo[ok] = solve_q_equals(sub, crit_u)
+    hi[ok] = solve_q_equals(sub, crit_l)
+    return lo, hi
+
+
+def i2_ci_higgins(q: np.ndarray, k: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Test-based CI for I^2 via ln H (Higgins & Thompson 2002, as in R's meta); for ``i2_type="q"``."""
+    z = stats.norm.ppf(1 - (1 - level) / 2)
+    k = k.astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        H = np.sqrt(np.maximum(q, 0) / (k - 1))
+        se_big = 0.5 * (np.log(q) - np.log(k - 1)) / (np.sqrt(2 * q) - np.sqrt(2 * k - 3))
+        se_small = np.sqrt(1 / (2 * (k - 2)) * (1 - 1 / (3 * (k - 2) ** 2)))
+        se = np.where(q > k, se_big, se_small)
+        lnH = np.log(np.maximum(H, 1.0))
+        h_lo = np.maximum(np.exp(lnH - z * se), 1.0)
+        h_hi = np.maximum(np.exp(lnH + z * se), 1.0)
+    ok = k >= 3
+    i_lo = np.where(ok, 100 * (h_lo**2 - 1) / h_lo**2, np.nan)
+    i_hi = np.where(ok, 100 * (h_hi**2 - 1) / h_hi**2, np.nan)
+    return i_lo, i_hi
+
+
+def prediction_interval(fa: FitArrays, conv: Conventions) -> tuple[np.ndarray, np.ndarray]:
+    """metafor 3.8 ``predict.rma(pi.type=...)`` for the intercept (first coefficient)."""
+    est = fa.b[:, 0]
+    vpred = fa.vb[:, 0, 0]
+    dfree = fa.q_df
+    alpha = 1 - conv.level
+    if conv.pi_type == "default":
+        crit = fa.crit
+    elif conv.pi_type == "simple":
+        crit = np.full(len(est), stats.norm.ppf(1 - alpha / 2))
+        vpred = np.zeros_like(vpred)
+    else:
+        # metafor: "riley" uses ddf - parms + p (= k - p - 1 for one tau^2), "t" uses ddf (= k - p), floored at 1
+        ddf = dfree - 1 if conv.pi_type == "riley" else dfree
+        ddf = np.maximum(ddf, 1)
+        crit = stats.t.ppf(1 - alpha / 2, ddf)
+    half = crit * np.sqrt(vpred + fa.tau2)
+    return est - half, est + half

@@ -1,0 +1,496 @@
+"""Pooling: ``pool`` for one meta-analysis, ``pool_many`` for many at once (same code, so they never disagree).
+
+Sign convention: the pooled estimate has the sign of the ``yi`` given. With mt_evidence's effect sizes
+(``effect_size``), negative values favour the first arm on outcomes where lower is better.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+import pandas as pd
+
+from . import _engine
+from ._conventions import Conventions, resolve
+
+__all__ = ["PoolResult", "PoolManyResult", "pool", "pool_many"]
+
+
+# ------------------------------------------------------------------------------------------------- input
+
+
+def _as_2d(name: str, values, *, allow_nan: bool) -> np.ndarray:
+    try:
+        arr = np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be numeric (an array of numbers); could not convert: {exc}") from None
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 1-D (one meta-analysis) or 2-D (one meta-analysis per row); got {arr.ndim}-D")
+    if not allow_nan and np.isnan(arr).any():
+        pos = np.argwhere(np.isnan(arr))[:5].tolist()
+        raise ValueError(f"{name} contains NaN at positions {pos}; remove those studies or use pool_many's padding")
+    if np.isinf(arr).any():
+        pos = np.argwhere(np.isinf(arr))[:5].tolist()
+        raise ValueError(f"{name} contains infinite values at positions {pos}; every value must be finite")
+    return arr
+
+
+def _check_inputs(Y: np.ndarray, V: np.ndarray, *, padded: bool) -> None:
+    if Y.shape != V.shape:
+        raise ValueError(f"yi and vi must have the same shape; got {Y.shape} and {V.shape}")
+    if Y.shape[1] == 0:
+        raise ValueError("no studies given: yi and vi are empty")
+    if padded:
+        mismatch = np.isnan(Y) != np.isnan(V)
+        if mismatch.any():
+            pos = np.argwhere(mismatch)[:5].tolist()
+            raise ValueError(
+                f"yi and vi are NaN in different places (e.g. at {pos}); padding must be NaN in both arrays"
+            )
+    bad = ~np.isnan(V) & (V <= 0)
+    if bad.any():
+        pos = np.argwhere(bad)[:5].tolist()
+        vals = V[bad][:5].tolist()
+        raise ValueError(
+            f"sampling variances must be positive; got {vals} at positions {pos}. "
+            "A zero variance usually means a missing SD or a rounding to 0: check the study's data"
+        )
+    k = (~np.isnan(Y)).sum(axis=1)
+    if (k == 0).any():
+        rows = np.flatnonzero(k == 0)[:5].tolist()
+        raise ValueError(f"rows {rows} have no studies (all NaN); every meta-analysis needs at least one study")
+
+
+def _variances(vi, sei, name_v: str = "vi") -> object:
+    if (vi is None) == (sei is None):
+        raise ValueError("give exactly one of vi (sampling variances) or sei (standard errors)")
+    if sei is not None:
+        se = np.asarray(sei, dtype=float)
+        if np.any(se[~np.isnan(se)] <= 0):
+            raise ValueError("standard errors (sei) must be positive")
+        return se**2
+    return vi
+
+
+# ------------------------------------------------------------------------------------------------ results
+
+
+@dataclass(frozen=True)
+class PoolManyResult:
+    """Every ``PoolResult`` field as an array, one entry per meta-analysis (row)."""
+
+    estimate: np.ndarray
+    se: np.ndarray
+    stat: np.ndarray
+    p: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    pi_low: np.ndarray
+    pi_high: np.ndarray
+    tau2: np.ndarray
+    tau2_se: np.ndarray
+    tau2_ci_low: np.ndarray
+    tau2_ci_high: np.ndarray
+    tau: np.ndarray
+    i2: np.ndarray
+    i2_ci_low: np.ndarray
+    i2_ci_high: np.ndarray
+    h2: np.ndarray
+    h2_ci_low: np.ndarray
+    h2_ci_high: np.ndarray
+    q: np.ndarray
+    q_df: np.ndarray
+    q_p: np.ndarray
+    k: np.ndarray
+    df: np.ndarray
+    s2w: np.ndarray
+    loglik: np.ndarray
+    weights: np.ndarray
+    test_used: np.ndarray
+    conventions: Conventions
+
+    @property
+    def method(self) -> str:
+        return self.conventions.method
+
+    @property
+    def test(self) -> str:
+        return self.conventions.test
+
+    @property
+    def level(self) -> float:
+        return self.conventions.level
+
+    def __len__(self) -> int:
+        return len(self.estimate)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per meta-analysis, one column per scalar field."""
+        cols = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in ("weights", "conventions")
+        }
+        df = pd.DataFrame(cols)
+        df["method"] = self.method
+        df["test"] = self.test
+        df["level"] = self.level
+        return df
+
+    def row(self, i: int, *, labels: Sequence[str] | None = None, yi=None, vi=None) -> PoolResult:
+        kwargs = {}
+        for f in fields(PoolResult):
+            if f.name in ("conventions", "weights", "labels", "yi", "vi", "notes", "data"):
+                continue
+            val = getattr(self, f.name)[i]
+            kwargs[f.name] = int(val) if f.name == "k" else (val if f.name == "test_used" else float(val))
+        k = int(self.k[i])
+        w = self.weights[i]
+        w = w[~np.isnan(w)] if yi is None else w[: len(yi)]
+        notes = []
+        if self.test_used[i] != self.conventions.test:
+            notes.append(f"test {self.conventions.test!r} needs k >= 2; the z test was used (as metafor does)")
+        if k == 1 and self.conventions.method != "FE":
+            notes.append("one study: tau^2 is not estimable and is set to 0 (as metafor does)")
+        return PoolResult(
+            **kwargs,
+            weights=np.asarray(w, dtype=float),
+            labels=tuple(labels) if labels is not None else tuple(f"study {j + 1}" for j in range(k)),
+            yi=np.asarray(yi, dtype=float) if yi is not None else None,
+            vi=np.asarray(vi, dtype=float) if vi is not None else None,
+            notes=tuple(notes),
+            conventions=self.conventions,
+        )
+
+
+@dataclass(frozen=True)
+class PoolResult:
+    """One pooled meta-analysis, full precision; printing rounds, the numbers do not.
+
+    ``i2`` is in percent. ``weights`` are percent weights of the studies in the pooled estimate.
+    """
+
+    estimate: float
+    se: float
+    stat: float
+    p: float
+    ci_low: float
+    ci_high: float
+    pi_low: float
+    pi_high: float
+    tau2: float
+    tau2_se: float
+    tau2_ci_low: float
+    tau2_ci_high: float
+    tau: float
+    i2: float
+    i2_ci_low: float
+    i2_ci_high: float
+    h2: float
+    h2_ci_low: float
+    h2_ci_high: float
+    q: float
+    q_df: float
+    q_p: float
+    k: int
+    df: float
+    s2w: float
+    loglik: float
+    test_used: str
+    weights: np.ndarray = field(repr=False)
+    labels: tuple[str, ...] = field(repr=False)
+    yi: np.ndarray | None = field(repr=False, default=None)
+    vi: np.ndarray | None = field(repr=False, default=None)
+    notes: tuple[str, ...] = ()
+    conventions: Conventions = field(default_factory=Conventions)
+
+    # metafor-style accessors
+    @property
+    def method(self) -> str:
+        return self.conventions.method
+
+    @property
+    def test(self) -> str:
+        return self.conventions.test
+
+    @property
+    def level(self) -> float:
+        return self.conventions.level
+
+    @property
+    def tau2_ci(self) -> tuple[float, float]:
+        return (self.tau2_ci_low, self.tau2_ci_high)
+
+    @property
+    def i2_ci(self) -> tuple[float, float]:
+        return (self.i2_ci_low, self.i2_ci_high)
+
+    @property
+    def h2_ci(self) -> tuple[float, float]:
+        return (self.h2_ci_low, self.h2_ci_high)
+
+    def study_frame(self) -> pd.DataFrame:
+        """Per-study table: label, yi, vi, se, CI (level of the result, normal quantiles) and % weight."""
+        from scipy import stats
+
+        z = stats.norm.ppf(1 - (1 - self.level) / 2)
+        yi = self.yi if self.yi is not None else np.full(self.k, np.nan)
+        vi = self.vi if self.vi is not None else np.full(self.k, np.nan)
+        sei = np.sqrt(vi)
+        return pd.DataFrame(
+            {
+                "study": list(self.labels),
+                "yi": yi,
+                "vi": vi,
+                "se": sei,
+                "ci_low": yi - z * sei,
+                "ci_high": yi + z * sei,
+                "weight": self.weights,
+            }
+        )
+
+    def summary_frame(self) -> pd.DataFrame:
+        """Studies plus the pooled row (``row_type`` tells them apart): what forest plots are drawn from."""
+        st = self.study_frame()
+        st["row_type"] = "study"
+        pooled = pd.DataFrame(
+            {
+                "study": ["pooled"],
+                "yi": [self.estimate],
+                "vi": [self.se**2],
+                "se": [self.se],
+                "ci_low": [self.ci_low],
+                "ci_high": [self.ci_high],
+                "weight": [100.0],
+                "row_type": ["pooled"],
+                "pi_low": [self.pi_low],
+                "pi_high": [self.pi_high],
+            }
+        )
+        return pd.concat([st, pooled], ignore_index=True)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row with every scalar field and the conventions."""
+        d = {
+            f.name: [getattr(self, f.name)]
+            for f in fields(self)
+            if f.name not in ("weights", "labels", "yi", "vi", "notes", "conventions")
+        }
+        d.update({f"conv_{k}": [v] for k, v in self.conventions.to_dict().items()})
+        return pd.DataFrame(d)
+
+    def _lines(self) -> list[str]:
+        c = self.conventions
+        lvl = f"{100 * c.level:g}%"
+        stat_name = "t" if self.test_used in ("t", "hksj") else "z"
+        df_txt = f", df = {self.df:g}" if stat_name == "t" else ""
+        lines = [
+            f"{'Common-effect' if c.method == 'FE' else 'Random-effects'} model (k = {self.k}; "
+            f"tau^2 estimator: {c.method})",
+            "",
+            f"estimate = {self.estimate:.4f}  se = {self.se:.4f}  {stat_name} = {self.stat:.4f}{df_txt}  "
+            f"p = {_fmt_p(self.p)}",
+            f"{lvl} CI: [{self.ci_low:.4f}, {self.ci_high:.4f}]   "
+            f"{lvl} PI: [{self.pi_low:.4f}, {self.pi_high:.4f}]",
+        ]
+        if c.method != "FE":
+            lines.append(
+                f"tau^2 = {self.tau2:.4f} (SE = {self.tau2_se:.4f}; {lvl} CI [{self.tau2_ci_low:.4f}, "
+                f"{self.tau2_ci_high:.4f}])  tau = {self.tau:.4f}"
+            )
+        lines.append(
+            f"I^2 = {self.i2:.2f}% ({lvl} CI [{self.i2_ci_low:.2f}, {self.i2_ci_high:.2f}])  H^2 = {self.h2:.4f}"
+        )
+        lines.append(f"Q({self.q_df:g}) = {self.q:.4f}, p = {_fmt_p(self.q_p)}")
+        lines.append("")
+        lines.append("Conventions: " + c.describe())
+        for n in self.notes:
+            lines.append("Note: " + n)
+        return lines
+
+    def __repr__(self) -> str:
+        return "\n".join(self._lines())
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(a)}</th><td>{html.escape(b)}</td></tr>"
+            for a, b in self._html_pairs()
+        )
+        conv = html.escape(self.conventions.describe())
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
+        return (
+            f"<div><table>{rows}</table><p><small>Conventions: {conv}</small></p>"
+            + (f"<ul>{notes}</ul>" if notes else "")
+            + "</div>"
+        )
+
+    def _html_pairs(self) -> list[tuple[str, str]]:
+        lvl = f"{100 * self.level:g}%"
+        return [
+            ("model", f"{self.method}, k = {self.k}"),
+            ("estimate", f"{self.estimate:.4f} (SE {self.se:.4f})"),
+            (f"{lvl} CI", f"{self.ci_low:.4f} to {self.ci_high:.4f}"),
+            (f"{lvl} prediction interval", f"{self.pi_low:.4f} to {self.pi_high:.4f}"),
+            ("p", _fmt_p(self.p)),
+            ("tau²", f"{self.tau2:.4f} ({self.tau2_ci_low:.4f} to {self.tau2_ci_high:.4f})"),
+            ("I²", f"{self.i2:.1f}% ({self.i2_ci_low:.1f} to {self.i2_ci_high:.1f})"),
+            ("Q", f"{self.q:.3f} on {self.q_df:g} df, p = {_fmt_p(self.q_p)}"),
+        ]
+
+
+def _fmt_p(p: float) -> str:
+    if not np.isfinite(p):
+        return "NA"
+    return "< .0001" if p < 1e-4 else f"{p:.4f}"
+
+
+# ------------------------------------------------------------------------------------------------- the API
+
+
+def pool_many(
+    Y,
+    V=None,
+    *,
+    sei=None,
+    method: str | None = None,
+    test: str | None = None,
+    level: float | None = None,
+    adhoc: bool | None = None,
+    pi_type: str | None = None,
+    i2_type: str | None = None,
+    preset: str | None = None,
+) -> PoolManyResult:
+    """Pool many meta-analyses at once: one per row of ``Y``/``V``, NaN-padded where k differs.
+
+    Parameters are those of :func:`pool`. Returns every field as an array (``PoolManyResult``).
+
+    Validated against: metafor 3.8 ``rma.uni(yi, vi, method=, test=)``, ``confint()`` and ``predict()``,
+    row by row (tests/reference).
+    """
+    conv = resolve(preset=preset, method=method, test=test, adhoc=adhoc, level=level, pi_type=pi_type,
+                   i2_type=i2_type)
+    Vv = _variances(V, sei)
+    Yarr = _as_2d("yi", Y, allow_nan=True)
+    Varr = _as_2d("vi" if sei is None else "sei", Vv, allow_nan=True)
+    _check_inputs(Yarr, Varr, padded=True)
+    return _pool_arrays(Yarr, Varr, conv)
+
+
+def _pool_arrays(Y: np.ndarray, V: np.ndarray, conv: Conventions) -> PoolManyResult:
+    batch = _engine.Batch.from_arrays(Y, V)
+    fa = _engine.fit(batch, conv)
+    pi_lo, pi_hi = _engine.prediction_interval(fa, conv)
+    if conv.method == "FE":
+        nan = np.full(len(fa.k), np.nan)
+        t_lo, t_hi = nan, nan.copy()
+    else:
+        t_lo, t_hi = _engine.tau2_ci_qprofile(batch, conv.level)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if conv.i2_type == "q" or conv.method == "FE":
+            i_lo, i_hi = _engine.i2_ci_higgins(fa.q, fa.k, conv.level)
+            h_lo, h_hi = 1 / (1 - i_lo / 100), 1 / (1 - i_hi / 100)
+        else:
+            i_lo = 100 * t_lo / (fa.vt + t_lo)
+            i_hi = 100 * t_hi / (fa.vt + t_hi)
+            h_lo = t_lo / fa.vt + 1
+            h_hi = t_hi / fa.vt + 1
+    return PoolManyResult(
+        estimate=fa.b[:, 0],
+        se=fa.se[:, 0],
+        stat=fa.stat[:, 0],
+        p=fa.pval[:, 0],
+        ci_low=fa.ci_low[:, 0],
+        ci_high=fa.ci_high[:, 0],
+        pi_low=pi_lo,
+        pi_high=pi_hi,
+        tau2=fa.tau2,
+        tau2_se=fa.tau2_se,
+        tau2_ci_low=t_lo,
+        tau2_ci_high=t_hi,
+        tau=np.sqrt(fa.tau2),
+        i2=fa.i2,
+        i2_ci_low=i_lo,
+        i2_ci_high=i_hi,
+        h2=fa.h2,
+        h2_ci_low=h_lo,
+        h2_ci_high=h_hi,
+        q=fa.q,
+        q_df=fa.q_df,
+        q_p=fa.q_p,
+        k=fa.k,
+        df=fa.df,
+        s2w=fa.s2w,
+        loglik=fa.loglik,
+        weights=fa.weights,
+        test_used=fa.test_used,
+        conventions=conv,
+    )
+
+
+def pool(
+    yi,
+    vi=None,
+    *,
+    sei=None,
+    method: str | None = None,
+    test: str | None = None,
+    level: float | None = None,
+    adhoc: bool | None = None,
+    pi_type: str | None = None,
+    i2_type: str | None = None,
+    preset: str | None = None,
+    labels: Sequence[str] | None = None,
+) -> PoolResult:
+    """Pool one meta-analysis (inverse-variance, common or random effects).
+
+    Parameters
+    ----------
+    yi, vi : array-like
+        Effect sizes and their sampling variances (or give ``sei``, standard errors, instead of ``vi``).
+    method : {"REML", "FE", "DL", "HE", "HS", "SJ", "PM", "EB", "ML"}
+        Estimator of tau^2 (default REML, as metafor). "FE" is the common-effect model.
+    test : {"z", "t", "hksj"}
+        "z" Wald test with normal quantiles (metafor default); "hksj" (alias "knha") Hartung-Knapp-Sidik-Jonkman;
+        "t" t quantiles with k-1 df and no variance rescaling.
+    adhoc : bool
+        With ``test="hksj"``: the ad hoc correction (variance factor at least 1; Roever et al. 2015).
+    level : float
+        Confidence level for every interval (0.95).
+    pi_type : {"default", "riley", "t", "simple"}
+        Prediction interval as metafor 3.8 ``predict(pi.type=)``: "default" uses the CI's quantile;
+        "riley" t with k-2 df (Higgins 2009); "t" t with k-1 df; "simple" z and tau only.
+    i2_type : {"tau2", "q"}
+        I^2 from tau^2 (metafor) or from Q (Higgins & Thompson; RevMan 5).
+    preset : {"metafor", "revman", "revman5"}
+        Set all conventions at once; explicit arguments override single ones.
+    labels : sequence of str
+        Study labels, kept for tables and plots.
+
+    Returns
+    -------
+    PoolResult
+        Estimate (with the sign of ``yi``), CI, prediction interval, tau^2 with Q-profile CI, I^2, H^2, Q test,
+        per-study percent weights, and the conventions used.
+
+    Validated against: metafor 3.8 ``rma.uni(yi, vi, method=, test=)``, ``confint()``, ``predict()``
+    (tests/reference/make_reference.R).
+    """
+    conv = resolve(preset=preset, method=method, test=test, adhoc=adhoc, level=level, pi_type=pi_type,
+                   i2_type=i2_type)
+    Vv = _variances(vi, sei)
+    y = _as_2d("yi", yi, allow_nan=False)
+    v = _as_2d("vi" if sei is None else "sei", Vv, allow_nan=False)
+    if y.shape[0] != 1:
+        raise ValueError("pool() takes one meta-analysis (1-D yi and vi); use pool_many() for 2-D input")
+    if y.shape != v.shape:
+        raise ValueError(f"yi and vi must have the same length; got {y.shape[1]} and {v.shape[1]}")
+    _check_inputs(y, v, padded=False)
+    if labels is not None and len(labels) != y.shape[1]:
+        raise ValueError(f"labels has {len(labels)} entries but there are {y.shape[1]} studies")
+    many = _pool_arrays(y, v, conv)
+    return many.row(0, labels=labels, yi=y[0], vi=v[0])
