@@ -209,6 +209,9 @@ def _binary(measure: str, vtype: str | None, add: float, to: str, drop00: bool, 
                 vi = p1 * (1 - p1) / (n1 - 1) + p2 * (1 - p2) / (n2 - 1)
             else:
                 raise ValueError(f"unknown vtype {vtype!r} for RD: accepted are LS, UB")
+    bad = ~np.isfinite(yi) | ~np.isfinite(vi)
+    yi = np.where(bad, np.nan, yi)  # as metafor: a log of zero is missing, not infinite
+    vi = np.where(bad, np.nan, vi)
     out = pd.DataFrame({k: cols[k] for k in names})
     out["yi"] = yi
     out["vi"] = vi

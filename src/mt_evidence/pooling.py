@@ -483,8 +483,8 @@ def pool(
     conv = resolve(preset=preset, method=method, test=test, adhoc=adhoc, level=level, pi_type=pi_type,
                    i2_type=i2_type)
     Vv = _variances(vi, sei)
-    y = _as_2d("yi", yi, allow_nan=False)
-    v = _as_2d("vi" if sei is None else "sei", Vv, allow_nan=False)
+    y = _as_2d("yi", np.atleast_1d(np.asarray(yi, dtype=object)).tolist(), allow_nan=False)
+    v = _as_2d("vi" if sei is None else "sei", np.atleast_1d(np.asarray(Vv, dtype=object)).tolist(), allow_nan=False)
     if y.shape[0] != 1:
         raise ValueError("pool() takes one meta-analysis (1-D yi and vi); use pool_many() for 2-D input")
     if y.shape != v.shape:
