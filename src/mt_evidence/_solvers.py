@@ -33,52 +33,60 @@ def root_decreasing(
     *,
     flo: Array | None = None,
     fhi: Array | None = None,
+    fprime: Callable[[Array], tuple[Array, Array]] | None = None,
     rtol: float = 4 * np.finfo(float).eps,
     maxiter: int = 200,
 ) -> Array:
     """Root of ``f`` in ``[lo, hi]`` where ``f(lo) > 0 >= f(hi)``, for every row at once.
 
-    Uses the Illinois variant of regula falsi (superlinear, always bracketed) and falls back to bisection
-    whenever an interpolation step makes too little progress, so it converges in a bounded number of steps.
+    Steps are Newton steps when ``fprime`` (returning ``(f, f')``) is given and the step stays inside the
+    bracket; otherwise Illinois regula falsi, with a plain bisection every fourth step so that the bracket
+    always shrinks geometrically. Every row ends inside a bracket that still holds a sign change.
     """
     lo = np.array(lo, dtype=float, copy=True)
     hi = np.array(hi, dtype=float, copy=True)
     flo = f(lo) if flo is None else np.array(flo, dtype=float, copy=True)
     fhi = f(hi) if fhi is None else np.array(fhi, dtype=float, copy=True)
-    active = np.ones(lo.shape, dtype=bool)
+    active = ~(fhi == 0)
     x = np.where(fhi == 0, hi, lo)
+    fx = np.where(fhi == 0, 0.0, flo)
+    dfx = np.full(lo.shape, np.nan)
     side = np.zeros(lo.shape, dtype=int)
     for it in range(maxiter):
         width = hi - lo
-        done = width <= rtol * np.maximum(np.abs(hi), np.finfo(float).tiny)
-        active &= ~done
+        active &= width > rtol * np.maximum(np.abs(hi), np.finfo(float).tiny)
         if not active.any():
             break
-        denom = flo - fhi
         with np.errstate(divide="ignore", invalid="ignore"):
-            x_rf = lo + flo * width / denom
-        # every fourth step is a plain bisection: guarantees the bracket shrinks geometrically
+            x_rf = lo + flo * width / (flo - fhi)
+            x_nt = x - fx / dfx
         use_bisect = ~np.isfinite(x_rf) | (x_rf <= lo) | (x_rf >= hi) | (it % 4 == 3)
         x_new = np.where(use_bisect, lo + 0.5 * width, x_rf)
-        fx = np.full(lo.shape, np.nan)
-        fx_act = f(x_new)
-        fx = np.where(active, fx_act, fx)
+        newton_ok = np.isfinite(x_nt) & (x_nt > lo) & (x_nt < hi)
+        x_new = np.where(newton_ok, x_nt, x_new)
+        if fprime is not None:
+            f_new, df_new = fprime(x_new)
+        else:
+            f_new, df_new = f(x_new), np.full(lo.shape, np.nan)
+        # a Newton step that barely moves has converged
+        done_nt = newton_ok & (np.abs(x_new - x) <= 8 * rtol * np.maximum(np.abs(x_new), np.finfo(float).tiny))
         x = np.where(active, x_new, x)
-        exact = active & (fx == 0)
-        pos = active & (fx > 0)
-        neg = active & (fx < 0)
-        # Illinois: halve the retained end's function value when the same side is kept twice
+        fx = np.where(active, f_new, fx)
+        dfx = np.where(active, df_new, dfx)
+        pos = active & (f_new > 0)
+        neg = active & (f_new < 0)
+        exact = active & ((f_new == 0) | done_nt)
         lo = np.where(pos, x_new, lo)
-        flo = np.where(pos, fx, flo)
+        flo = np.where(pos, f_new, flo)
         fhi = np.where(pos & (side == 1), fhi * 0.5, fhi)
         hi = np.where(neg, x_new, hi)
-        fhi = np.where(neg, fx, fhi)
+        fhi = np.where(neg, f_new, fhi)
         flo = np.where(neg & (side == -1), flo * 0.5, flo)
         side = np.where(pos, 1, np.where(neg, -1, side))
+        active &= ~exact
         lo = np.where(exact, x_new, lo)
         hi = np.where(exact, x_new, hi)
-    # final answer: the bracket end closer to the root by function value, or the midpoint
-    return np.where(lo == hi, lo, 0.5 * (lo + hi))
+    return np.where(lo == hi, lo, np.where(np.abs(fx) < np.inf, np.clip(x, lo, hi), 0.5 * (lo + hi)))
 
 
 def golden_max(f: Callable[[Array], Array], lo: Array, hi: Array, *, iters: int = 120) -> Array:

@@ -364,10 +364,13 @@ def pool_many(
     pi_type: str | None = None,
     i2_type: str | None = None,
     preset: str | None = None,
+    tau2_ci: bool = True,
 ) -> PoolManyResult:
     """Pool many meta-analyses at once: one per row of ``Y``/``V``, NaN-padded where k differs.
 
-    Parameters are those of :func:`pool`. Returns every field as an array (``PoolManyResult``).
+    Parameters are those of :func:`pool`, plus ``tau2_ci``: set it to False in batch work that does not need
+    the Q-profile intervals for tau^2, I^2 and H^2 (they are then NaN); it roughly halves the time.
+    Returns every field as an array (``PoolManyResult``).
 
     Validated against: metafor 3.8 ``rma.uni(yi, vi, method=, test=)``, ``confint()`` and ``predict()``,
     row by row (tests/reference).
@@ -378,14 +381,14 @@ def pool_many(
     Yarr = _as_2d("yi", Y, allow_nan=True)
     Varr = _as_2d("vi" if sei is None else "sei", Vv, allow_nan=True)
     _check_inputs(Yarr, Varr, padded=True)
-    return _pool_arrays(Yarr, Varr, conv)
+    return _pool_arrays(Yarr, Varr, conv, tau2_ci=tau2_ci)
 
 
-def _pool_arrays(Y: np.ndarray, V: np.ndarray, conv: Conventions) -> PoolManyResult:
+def _pool_arrays(Y: np.ndarray, V: np.ndarray, conv: Conventions, *, tau2_ci: bool = True) -> PoolManyResult:
     batch = _engine.Batch.from_arrays(Y, V)
     fa = _engine.fit(batch, conv)
     pi_lo, pi_hi = _engine.prediction_interval(fa, conv)
-    if conv.method == "FE":
+    if conv.method == "FE" or not tau2_ci:
         nan = np.full(len(fa.k), np.nan)
         t_lo, t_hi = nan, nan.copy()
     else:

@@ -1,0 +1,53 @@
+# mt_evidence: two commands on a fresh machine
+#   make report   set everything up and write the report on the bundled data to reports/
+#   make test     set everything up and run the whole test suite (CI runs this via .ci/run)
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.mt-evidence-installed
+
+.PHONY: setup test report build validate lab bench reference clean
+
+# Set-up: a virtual environment with the package (editable) and its test tools. uv makes it fast when
+# it can be installed; pip is the fallback. Re-runs only when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv >/dev/null 2>&1 || true
+	@if [ -x $(BIN)/uv ]; then \
+		$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'; \
+	else \
+		$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'; \
+	fi
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest
+
+report: setup
+	$(BIN)/mt-evidence report
+
+build: setup
+	$(BIN)/mt-evidence build
+
+validate: setup
+	$(BIN)/mt-evidence validate data/raw
+
+# JupyterLab on the notebooks, from the project's environment
+lab: setup
+	@$(BIN)/python -c "import jupyterlab" 2>/dev/null || $(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,notebooks]'
+	$(BIN)/jupyter lab notebooks/
+
+# Speed of pool_many against metafor (when Rscript is installed) and PyMARE
+bench: setup
+	@$(BIN)/python -c "import pymare" 2>/dev/null || $(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,bench]'
+	$(BIN)/python benchmarks/bench_pool_many.py
+
+# Regenerate the metafor reference values (needs R with metafor, metadat, jsonlite)
+reference:
+	Rscript tests/reference/make_reference.R
+
+clean:
+	rm -rf $(VENV) reports/*.html reports/*.pdf reports/*.png reports/figures

@@ -1,0 +1,275 @@
+"""Pooling: properties, edge cases, conventions and error messages (the metafor numbers are in
+test_reference_metafor.py)."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import mt_evidence as me
+from mt_evidence import _engine
+from mt_evidence._conventions import METHODS
+
+# ---------------------------------------------------------------------------------------- strategies
+
+finite = st.floats(min_value=-5, max_value=5, allow_nan=False, allow_infinity=False)
+variance = st.floats(min_value=1e-3, max_value=2.0, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def meta_data(draw, min_k=2, max_k=15):
+    k = draw(st.integers(min_value=min_k, max_value=max_k))
+    yi = np.array(draw(st.lists(finite, min_size=k, max_size=k)))
+    vi = np.array(draw(st.lists(variance, min_size=k, max_size=k)))
+    return yi, vi
+
+
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(meta_data(), st.sampled_from(METHODS), st.randoms())
+def test_permutation_of_studies_changes_nothing(data, method, rnd):
+    yi, vi = data
+    perm = list(range(len(yi)))
+    rnd.shuffle(perm)
+    a = me.pool(yi, vi, method=method)
+    b = me.pool(yi[perm], vi[perm], method=method)
+    for f in ("estimate", "se", "tau2", "i2", "q", "ci_low", "pi_high", "tau2_ci_high"):
+        assert getattr(b, f) == pytest.approx(getattr(a, f), rel=1e-7, abs=1e-9, nan_ok=True)
+    np.testing.assert_allclose(b.weights, a.weights[perm], rtol=1e-7, atol=1e-9)
+
+
+@SETTINGS
+@given(meta_data(min_k=1))
+def test_fe_is_the_inverse_variance_weighted_mean(data):
+    yi, vi = data
+    r = me.pool(yi, vi, method="FE")
+    w = 1 / vi
+    assert r.estimate == pytest.approx(np.sum(w * yi) / np.sum(w), rel=1e-10, abs=1e-12)
+    assert r.se == pytest.approx(np.sqrt(1 / np.sum(w)), rel=1e-10)
+    assert r.tau2 == 0
+
+
+@SETTINGS
+@given(meta_data(), st.sampled_from(METHODS), st.sampled_from(["z", "t", "hksj"]))
+def test_tau2_nonnegative_and_intervals_contain_estimate(data, method, test):
+    yi, vi = data
+    r = me.pool(yi, vi, method=method, test=test)
+    assert r.tau2 >= 0
+    assert r.ci_low <= r.estimate <= r.ci_high
+    assert r.pi_low <= r.ci_low + 1e-12 and r.pi_high >= r.ci_high - 1e-12
+    if method != "FE":
+        assert r.tau2_ci_low <= r.tau2_ci_high
+        assert 0 <= r.i2 <= 100
+    np.testing.assert_allclose(r.weights.sum(), 100.0)
+
+
+@SETTINGS
+@given(meta_data(), st.sampled_from(METHODS), st.floats(min_value=0.1, max_value=10))
+def test_scaling_yi_scales_the_estimate(data, method, c):
+    yi, vi = data
+    a = me.pool(yi, vi, method=method)
+    b = me.pool(c * yi, c**2 * vi, method=method)
+    assert b.estimate == pytest.approx(c * a.estimate, rel=1e-6, abs=1e-9)
+    assert b.se == pytest.approx(c * a.se, rel=1e-6, abs=1e-9)
+    assert b.tau2 == pytest.approx(c**2 * a.tau2, rel=1e-6, abs=1e-9)
+    assert b.i2 == pytest.approx(a.i2, rel=1e-6, abs=1e-6)
+
+
+@SETTINGS
+@given(meta_data(min_k=3, max_k=30))
+def test_reml_is_the_global_maximum(data):
+    """The REML estimate beats every point of a fine grid (no silent local optimum, no failed iteration)."""
+    yi, vi = data
+    r = me.pool(yi, vi, method="REML")
+    batch = _engine.Batch.from_arrays(yi[None, :], vi[None, :])
+    grid = np.concatenate([[0.0], np.geomspace(1e-8, 10 * (np.var(yi) + vi.max()), 400)])
+    ll_grid = np.array([_engine.loglik(batch, np.array([t]), "REML")[0] for t in grid])
+    ll_hat = _engine.loglik(batch, np.array([r.tau2]), "REML")[0]
+    assert ll_hat >= ll_grid.max() - 1e-9
+
+
+def test_many_random_datasets_converge_where_fisher_scoring_can_fail():
+    """10,000 random meta-analyses (synthetic): every REML/ML/PM/EB fit returns a finite optimum."""
+    rng = np.random.default_rng(1)
+    m, kmax = 10_000, 12
+    k = rng.integers(2, kmax + 1, size=m)
+    V = rng.uniform(0.001, 1.0, size=(m, kmax)) ** 2 * rng.choice([1, 100], size=(m, 1))
+    Y = rng.normal(0, np.sqrt(V + rng.choice([0, 0.05, 1, 25], size=(m, 1))))
+    pad = np.arange(kmax)[None, :] >= k[:, None]
+    Y[pad] = np.nan
+    V[pad] = np.nan
+    for method in ("REML", "ML", "PM", "EB"):
+        res = me.pool_many(Y, V, method=method)
+        assert np.isfinite(res.tau2).all() and (res.tau2 >= 0).all()
+        assert np.isfinite(res.estimate).all() and np.isfinite(res.se).all()
+    # score is zero at interior REML optima
+    res = me.pool_many(Y, V, method="REML")
+    batch = _engine.Batch.from_arrays(Y, V)
+    s = _engine.score(batch, res.tau2, "REML")
+    interior = res.tau2 > 1e-8
+    scale = (batch.M / (batch.V + res.tau2[:, None])).sum(axis=1)
+    assert np.all(np.abs(s[interior]) <= 1e-6 * scale[interior])
+    assert np.all(s[~interior] <= 1e-8 * scale[~interior])
+
+
+# -------------------------------------------------------------------------------------------- edges
+
+
+def test_single_study():
+    r = me.pool([0.5], [0.04], method="REML", test="hksj")
+    assert r.k == 1 and r.tau2 == 0
+    assert r.estimate == 0.5 and r.se == pytest.approx(0.2)
+    assert r.test_used == "z"
+    assert any("k >= 2" in n for n in r.notes)
+    assert np.isnan(r.tau2_ci_low)
+
+
+def test_two_studies_all_methods():
+    for m in METHODS:
+        r = me.pool([0.1, 0.9], [0.01, 0.02], method=m, test="hksj")
+        assert np.isfinite(r.estimate) and np.isfinite(r.ci_low)
+        assert r.df == 1
+
+
+def test_identical_effects_give_zero_tau2():
+    for m in METHODS:
+        r = me.pool([0.3] * 5, [0.1, 0.2, 0.05, 0.3, 0.1], method=m)
+        assert r.tau2 == pytest.approx(0.0, abs=1e-12)
+        assert r.estimate == pytest.approx(0.3)
+        if m != "FE":
+            assert r.tau2_ci_high == pytest.approx(0.0, abs=1e-12)
+
+
+def test_huge_and_tiny_variances_are_handled():
+    r = me.pool([0.1, 0.5, -0.2], [1e-10, 1e12, 0.5], method="REML")
+    assert np.isfinite(r.estimate) and r.estimate == pytest.approx(0.1, abs=1e-6)
+    r = me.pool([1e6, 1e6 + 1, 1e6 - 2], [1e8, 2e8, 3e8], method="REML")
+    assert np.isfinite(r.estimate)
+
+
+def test_hksj_when_effects_are_identical_gives_zero_se_as_metafor():
+    r = me.pool([0.2, 0.2, 0.2], [0.1, 0.1, 0.1], test="hksj")
+    assert r.se == 0.0 and r.s2w == 0.0
+    r2 = me.pool([0.2, 0.2, 0.2], [0.1, 0.1, 0.1], test="hksj", adhoc=True)
+    assert r2.s2w == 1.0 and r2.se > 0
+
+
+def test_prediction_interval_options():
+    yi = [0.1, 0.3, 0.5, 0.2, 0.9]
+    vi = [0.02, 0.03, 0.01, 0.05, 0.04]
+    from scipy import stats
+
+    base = me.pool(yi, vi)
+    half = np.sqrt(base.se**2 + base.tau2)
+    riley = me.pool(yi, vi, pi_type="riley")
+    assert riley.pi_high - riley.estimate == pytest.approx(stats.t.ppf(0.975, 3) * half)
+    tk1 = me.pool(yi, vi, pi_type="t")
+    assert tk1.pi_high - tk1.estimate == pytest.approx(stats.t.ppf(0.975, 4) * half)
+    assert base.pi_high - base.estimate == pytest.approx(stats.norm.ppf(0.975) * half)
+
+
+def test_i2_from_q_option():
+    yi = [0.1, 0.3, 0.5, 0.2, 0.9]
+    vi = [0.02, 0.03, 0.01, 0.05, 0.04]
+    r = me.pool(yi, vi, i2_type="q")
+    assert r.i2 == pytest.approx(max(0, 100 * (r.q - 4) / r.q))
+    assert r.i2_ci_low <= r.i2 <= r.i2_ci_high
+
+
+def test_presets_set_conventions_and_print_them():
+    yi = [0.1, 0.3, 0.5, 0.2, 0.9]
+    vi = [0.02, 0.03, 0.01, 0.05, 0.04]
+    rv = me.pool(yi, vi, preset="revman")
+    assert (rv.method, rv.test, rv.conventions.pi_type) == ("REML", "hksj", "t")
+    assert "preset: revman" in repr(rv)
+    assert "Hartung-Knapp" in repr(rv)
+    mf = me.pool(yi, vi, preset="metafor")
+    plain = me.pool(yi, vi)
+    assert mf.estimate == plain.estimate and mf.ci_low == plain.ci_low
+    r5 = me.pool(yi, vi, preset="revman5")
+    assert r5.method == "DL" and r5.conventions.i2_type == "q"
+    mod = me.pool(yi, vi, preset="revman", test="z")
+    assert "modified" in mod.conventions.preset
+
+
+def test_level_changes_intervals():
+    yi = [0.1, 0.3, 0.5, 0.2, 0.9]
+    vi = [0.02, 0.03, 0.01, 0.05, 0.04]
+    a = me.pool(yi, vi, level=0.95)
+    b = me.pool(yi, vi, level=90)
+    assert b.level == 0.9
+    assert (b.ci_high - b.ci_low) < (a.ci_high - a.ci_low)
+
+
+def test_result_frames_and_reprs():
+    r = me.pool([0.1, 0.3, 0.5], [0.02, 0.03, 0.01], labels=["A", "B", "C"])
+    f = r.to_frame()
+    assert f.shape[0] == 1 and "estimate" in f and "conv_method" in f
+    s = r.summary_frame()
+    assert list(s["study"]) == ["A", "B", "C", "pooled"]
+    assert "Random-effects model" in repr(r) and "Conventions" in repr(r)
+    assert "<table>" in r._repr_html_()
+    with pytest.raises(Exception):
+        r.estimate = 1.0  # frozen
+
+
+def test_pool_many_frame_and_aliases():
+    Y = np.array([[0.1, 0.3, 0.5], [0.2, np.nan, 0.4]])
+    V = np.array([[0.02, 0.03, 0.01], [0.01, np.nan, 0.02]])
+    res = me.pool_many(Y, V, method="reml", test="knha")
+    assert res.method == "REML" and res.test == "hksj"
+    assert list(res.k) == [3, 2]
+    df = res.to_frame()
+    assert len(df) == 2 and {"estimate", "tau2", "k"} <= set(df.columns)
+    r = me.pool([0.1, 0.3], sei=[0.1, 0.2], method="EE")
+    assert r.method == "FE"
+
+
+# -------------------------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(yi=[0.1, 0.2], vi=[0.1, -0.1]), "sampling variances must be positive"),
+        (dict(yi=[0.1, 0.2], vi=[0.1, 0.0]), "sampling variances must be positive"),
+        (dict(yi=[0.1, np.nan], vi=[0.1, 0.1]), "contains NaN"),
+        (dict(yi=[0.1, 0.2, 0.3], vi=[0.1, 0.1]), "same length"),
+        (dict(yi=[0.1, 0.2], vi=[0.1, 0.1], method="XYZ"), "unknown method 'XYZ': accepted are FE, DL"),
+        (dict(yi=[0.1, 0.2], vi=[0.1, 0.1], test="wald"), "unknown test"),
+        (dict(yi=[0.1, 0.2], vi=[0.1, 0.1], preset="stata"), "unknown preset"),
+        (dict(yi=[0.1, 0.2], vi=[0.1, 0.1], level=150), "level must be in"),
+        (dict(yi=[0.1, 0.2], vi=[0.1, 0.1], pi_type="wide"), "unknown pi_type"),
+        (dict(yi=[0.1, 0.2], vi=[0.1, 0.1], adhoc=True), "adhoc=True"),
+        (dict(yi=[0.1, 0.2]), "exactly one of vi"),
+        (dict(yi=[], vi=[]), "no studies"),
+        (dict(yi=["a", "b"], vi=[0.1, 0.1]), "must be numeric"),
+        (dict(yi=[0.1, np.inf], vi=[0.1, 0.1]), "infinite"),
+    ],
+)
+def test_bad_input_raises_clear_error(kwargs, message):
+    with pytest.raises((ValueError, TypeError), match=message.replace("(", r"\(")):
+        me.pool(**kwargs)
+
+
+def test_pool_many_padding_must_match():
+    with pytest.raises(ValueError, match="NaN in different places"):
+        me.pool_many([[0.1, np.nan]], [[0.1, 0.1]])
+    with pytest.raises(ValueError, match="no studies"):
+        me.pool_many([[np.nan, np.nan]], [[np.nan, np.nan]])
+
+
+def test_bimodal_reml_likelihood_finds_the_global_maximum():
+    """Synthetic data (a random draw from benchmarks/bench_pool_many.py, row 1495 of seed 2026) whose REML
+    likelihood has a local maximum at tau^2 = 0 (the score is negative there) and the global one near 0.196.
+    Fisher scoring started at zero, and a coarse likelihood grid, both stop at the local maximum."""
+    yi = [-0.048267, 1.536343, -0.697126, -0.149146, -0.288443, -0.866066, -0.257497, 1.486625, -0.819892,
+          -0.136817]
+    vi = [0.152924, 0.280608, 0.174337, 0.19729, 0.127729, 0.453503, 0.015497, 0.479016, 0.244037, 0.011709]
+    r = me.pool(yi, vi, method="REML")
+    batch = _engine.Batch.from_arrays(np.array([yi]), np.array([vi]))
+    assert _engine.score(batch, np.zeros(1), "REML")[0] < 0  # tau^2 = 0 is a local maximum
+    assert r.tau2 == pytest.approx(0.19625, abs=1e-4)
+    assert r.loglik > _engine.loglik(batch, np.zeros(1), "REML")[0] + 0.02
