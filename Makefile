@@ -27,6 +27,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 report: setup
+	$(BIN)/mt-evidence build
 	$(BIN)/mt-evidence report
 
 build: setup

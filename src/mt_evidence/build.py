@@ -1,0 +1,273 @@
+"""From validated evidence to analysis-ready effect sizes (``data/processed``).
+
+Each processed row is one trial x comparison x outcome x instrument x time point, traceable to its raw rows
+(``source_rows``). Effects are oriented so that **negative favours the first intervention** of the comparison
+on every outcome (values are sign-flipped where higher scores are better), and given as:
+
+* ``md``: mean difference on the instrument's own scale, with ``md_se``;
+* ``md100``: the same on a 0-100 scale (when the instrument's range is known), with ``md100_se``;
+* ``smd``: Hedges' g (metafor's default variance, ``smd_var``) when both arms' SDs are known or derivable.
+
+Comparisons pair the arms of a trial in a fixed order of interventions (combined, manual therapy, exercise,
+other, sham, advice, usual care, wait-list): the first named is the more active one. Arm-level rows are
+preferred; a between-group contrast is used where the arms are not available. Rows with ``role`` other than
+"primary" are kept out of the primary set and listed with the reason.
+"""
+
+from __future__ import annotations
+
+import io as _io
+import json
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from . import _atomic
+from .effects import effect_size
+from .io import Evidence
+
+ORDER = ("combined", "manual_therapy", "exercise", "other", "sham", "advice", "usual_care", "wait_list")
+CONTROL_LABEL = {"usual_care": "control", "advice": "control", "sham": "control", "wait_list": "control"}
+
+# Cochrane Back and Neck group: short term up to 3 months, intermediate over 3 and under 12, long term 12 or more
+DEFAULT_WINDOWS = (("short", 0.0, 13.0), ("intermediate", 13.0, 52.0), ("long", 52.0, np.inf))
+
+PROCESSED_COLUMNS = [
+    "row_id", "study_id", "comparison", "intervention1", "intervention2", "arm1", "arm2", "outcome", "instrument",
+    "scale_min", "scale_max", "higher_is_worse", "timepoint_weeks", "window", "value_type", "adjusted", "n1", "n2",
+    "md", "md_se", "md100", "md100_se", "smd", "smd_var", "source_kind", "source_rows", "derived", "derivation",
+    "role", "note",
+]
+
+
+def window_of(weeks: float, windows=DEFAULT_WINDOWS) -> str | None:
+    if weeks is None or pd.isna(weeks):
+        return None
+    for name, lo, hi in windows:
+        if (name == "short" and lo <= weeks <= hi) or (name != "short" and lo < weeks < hi) or (
+            hi == np.inf and weeks >= lo
+        ):
+            return name
+    return None
+
+
+def _rank(intervention: str) -> int:
+    return ORDER.index(intervention) if intervention in ORDER else len(ORDER)
+
+
+def _arm_spread(r: pd.Series) -> tuple[float, float, str]:
+    """(se, sd, how) of an arm's mean from sd, se or CI; ``how`` is empty when sd and se are printed as such."""
+    n = r["n"]
+    if not pd.isna(r["sd"]):
+        se = r["sd"] / np.sqrt(n) if not pd.isna(n) else np.nan
+        return se, r["sd"], "" if pd.isna(se) else "SE = SD / sqrt(n)"
+    if not pd.isna(r["se"]):
+        sd = r["se"] * np.sqrt(n) if not pd.isna(n) else np.nan
+        return r["se"], sd, "SD = SE * sqrt(n) (Cochrane Handbook 6.5.2.2)"
+    if not pd.isna(r["ci_low"]) and not pd.isna(r["ci_high"]):
+        if pd.isna(n):
+            se = (r["ci_high"] - r["ci_low"]) / (2 * stats.norm.ppf(0.975))
+            return se, np.nan, "SE = CI width / (2 x z 97.5% quantile) (n not known)"
+        q = stats.t.ppf(0.975, n - 1) if n < 60 else stats.norm.ppf(0.975)
+        se = (r["ci_high"] - r["ci_low"]) / (2 * q)
+        dist = f"t({n - 1:g})" if n < 60 else "z"
+        return se, se * np.sqrt(n), f"SE = CI width / (2 x {dist} 97.5% quantile); SD = SE * sqrt(n) (Handbook 6.5.2.2)"
+    return np.nan, np.nan, ""
+
+
+def _orient(diff: float, higher_is_worse: bool) -> float:
+    return diff if higher_is_worse else -diff
+
+
+def _rescale(x: float, lo: float, hi: float) -> float:
+    if pd.isna(lo) or pd.isna(hi) or hi <= lo:
+        return np.nan
+    return x * 100.0 / (hi - lo)
+
+
+def _pairs_from_arms(ev: Evidence) -> list[dict]:
+    arms = ev.arms.copy()
+    arms["role"] = arms["role"].fillna("primary")
+    # change scores printed as baseline minus follow-up are re-signed to follow-up minus baseline
+    flip = arms["change_sign"] == "baseline_minus_followup"
+    arms.loc[flip, "mean"] = -arms.loc[flip, "mean"]
+    arms.loc[flip, ["ci_low", "ci_high"]] = -arms.loc[flip, ["ci_high", "ci_low"]].to_numpy()
+    arms.loc[flip, "derivation"] = [
+        "; ".join(x for x in (d, "change printed as baseline minus follow-up; re-signed") if x)
+        for d in arms.loc[flip, "derivation"].fillna("")
+    ]
+    arms["_row"] = arms.index + 2
+    fname = Path(ev.files.get("arms", "arms.csv")).name
+    keys = ["study_id", "outcome", "instrument", "timepoint_weeks", "value_type", "adjusted", "role"]
+    out = []
+    usable = arms["mean"].notna() & (arms["timepoint_weeks"].isna() | (arms["timepoint_weeks"] > 0))
+    for _, g in arms[usable].groupby(keys, dropna=False, sort=True):
+        rows = [r for _, r in g.iterrows()]
+        rows.sort(key=lambda r: (_rank(r["intervention"]), r["arm"]))
+        for a, b in combinations(rows, 2):
+            hiw = bool(a["higher_is_worse"])
+            se1, sd1, how1 = _arm_spread(a)
+            se2, sd2, how2 = _arm_spread(b)
+            diff = _orient(a["mean"] - b["mean"], hiw)
+            md_se = np.sqrt(se1**2 + se2**2)
+            derivs = sorted({h for h in (how1, how2) if h})
+            derived = bool(derivs) and not (pd.isna(a["se"]) and pd.isna(b["se"]) and not pd.isna(a["sd"]))
+            smd = smd_var = np.nan
+            if not any(pd.isna(x) for x in (sd1, sd2, a["n"], b["n"])):
+                es = effect_size("SMD", m1=[a["mean"]], sd1=[sd1], n1=[a["n"]], m2=[b["mean"]], sd2=[sd2],
+                                 n2=[b["n"]])
+                smd, smd_var = _orient(float(es["yi"][0]), hiw), float(es["vi"][0])
+            notes = [x for x in (a["note"], b["note"]) if x]
+            out.append(
+                dict(
+                    study_id=a["study_id"], intervention1=a["intervention"], intervention2=b["intervention"],
+                    arm1=a["arm"], arm2=b["arm"], outcome=a["outcome"], instrument=a["instrument"],
+                    scale_min=a["scale_min"], scale_max=a["scale_max"], higher_is_worse=hiw,
+                    timepoint_weeks=a["timepoint_weeks"], value_type=a["value_type"],
+                    adjusted=bool(a["adjusted"]) if not pd.isna(a["adjusted"]) else False,
+                    n1=a["n"], n2=b["n"], md=diff, md_se=md_se,
+                    md100=_rescale(diff, a["scale_min"], a["scale_max"]),
+                    md100_se=_rescale(md_se, a["scale_min"], a["scale_max"]), smd=smd, smd_var=smd_var,
+                    source_kind="arms", source_rows=f"{fname}:{a['_row']};{fname}:{b['_row']}",
+                    derived=bool(derivs) or bool(a["derivation"]) or bool(b["derivation"]),
+                    derivation="; ".join(derivs + [x for x in (a["derivation"], b["derivation"]) if x]),
+                    role=a["role"], note=" | ".join(notes),
+                )
+            )
+    return out
+
+
+def _from_contrasts(ev: Evidence) -> list[dict]:
+    con = ev.contrasts.copy()
+    fname = Path(ev.files.get("contrasts", "contrasts.csv")).name
+    out = []
+    for i, r in con.iterrows():
+        role = r["role"] or "primary"
+        if r["estimate_type"] != "MD":
+            continue  # SMD/ratio contrasts are kept in the raw data; pooling them is not supported yet
+        # put the more active intervention first
+        flip_order = _rank(r["intervention1"]) > _rank(r["intervention2"])
+        est = r["estimate"] if r["direction_stored"] == "arm1_minus_arm2" else -r["estimate"]
+        i1, i2, a1, a2, n1, n2 = (r["intervention1"], r["intervention2"], r["arm1"], r["arm2"], r["n1"], r["n2"])
+        if flip_order:
+            est, i1, i2, a1, a2, n1, n2 = -est, i2, i1, a2, a1, n2, n1
+        hiw = bool(r["higher_is_worse"]) if not pd.isna(r["higher_is_worse"]) else True
+        md = _orient(est, hiw)
+        note = r["note"] or ""
+        if r["direction_stored"] == "not_stated" and role == "primary":
+            role, note = "excluded", "the source does not say which way the difference runs. " + note
+        if pd.isna(r["higher_is_worse"]) and role == "primary":
+            role, note = "excluded", "the instrument's direction (higher worse or better) is not known. " + note
+        derivation = []
+        if not pd.isna(r["se"]):
+            se = r["se"]
+        elif not pd.isna(r["ci_low"]) and not pd.isna(r["ci_high"]):
+            level = r["ci_level"] if not pd.isna(r["ci_level"]) else 0.95
+            se = (r["ci_high"] - r["ci_low"]) / (2 * stats.norm.ppf(1 - (1 - level) / 2))
+            derivation.append(f"SE = CI width / (2 x z {1 - (1 - level) / 2:.3f} quantile)")
+        else:
+            se = np.nan
+        if r["derivation"]:
+            derivation.append(r["derivation"])
+        out.append(
+            dict(
+                study_id=r["study_id"], intervention1=i1, intervention2=i2, arm1=a1, arm2=a2, outcome=r["outcome"],
+                instrument=r["instrument"], scale_min=r["scale_min"], scale_max=r["scale_max"], higher_is_worse=hiw,
+                timepoint_weeks=r["timepoint_weeks"], value_type="contrast",
+                adjusted=bool(r["adjusted"]) if not pd.isna(r["adjusted"]) else False, n1=n1, n2=n2, md=md,
+                md_se=se, md100=_rescale(md, r["scale_min"], r["scale_max"]),
+                md100_se=_rescale(se, r["scale_min"], r["scale_max"]), smd=np.nan, smd_var=np.nan,
+                source_kind="contrasts", source_rows=f"{fname}:{i + 2}", derived=bool(derivation),
+                derivation="; ".join(derivation), role=role, note=note.strip(),
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    effects: pd.DataFrame  # every assembled row, with role
+    exclusions: pd.DataFrame  # rows not usable in the primary analyses, and why
+
+    def primary(self) -> pd.DataFrame:
+        return self.effects[self.effects["role"] == "primary"]
+
+
+def assemble(ev: Evidence, windows=DEFAULT_WINDOWS) -> BuildResult:
+    """Assemble every comparison the evidence supports (see module docstring for the rules)."""
+    rows = _pairs_from_arms(ev)
+    arm_keys = {(r["study_id"], r["intervention1"], r["intervention2"], r["arm1"], r["arm2"], r["outcome"],
+                 r["instrument"], r["timepoint_weeks"]) for r in rows if r["role"] == "primary"}
+    excl = []
+    for r in _from_contrasts(ev):
+        key = (r["study_id"], r["intervention1"], r["intervention2"], r["arm1"], r["arm2"], r["outcome"],
+               r["instrument"], r["timepoint_weeks"])
+        if r["role"] == "primary" and key in arm_keys:
+            r["role"] = "alternative"
+            r["note"] = ("arm-level data of the same comparison are used instead; " + r["note"]).strip("; ")
+        rows.append(r)
+    df = pd.DataFrame(rows)
+    if df.empty:
+        df = pd.DataFrame(columns=PROCESSED_COLUMNS)
+    df["window"] = [window_of(w, windows) for w in df["timepoint_weeks"]]
+    df["comparison"] = [f"{a}_vs_{b}" for a, b in zip(df["intervention1"], df["intervention2"])]
+    df = df.sort_values(["study_id", "comparison", "outcome", "instrument", "timepoint_weeks", "source_kind",
+                         "arm1", "arm2"], kind="mergesort").reset_index(drop=True)
+    df["row_id"] = [f"E{i + 1:04d}" for i in range(len(df))]
+    for i, r in df.iterrows():
+        reason = None
+        if r["role"] != "primary":
+            reason = {"alternative": "alternative analysis of data used elsewhere",
+                      "excluded": "excluded in the raw data (see note)"}.get(r["role"], r["role"])
+        elif pd.isna(r["timepoint_weeks"]):
+            reason = "time point not known"
+        elif pd.isna(r["md_se"]):
+            reason = "no standard error or CI"
+        if reason:
+            excl.append({"row_id": r["row_id"], "study_id": r["study_id"], "comparison": r["comparison"],
+                         "outcome": r["outcome"], "timepoint_weeks": r["timepoint_weeks"], "reason": reason,
+                         "source_rows": r["source_rows"], "note": r["note"]})
+            if r["role"] == "primary":
+                df.loc[i, "role"] = "excluded"
+    excluded_studies = sorted(set(ev.studies["study_id"]) - set(df.loc[df["role"] == "primary", "study_id"]))
+    for sid in excluded_studies:
+        excl.append({"row_id": "", "study_id": sid, "comparison": "", "outcome": "", "timepoint_weeks": np.nan,
+                     "reason": "no usable effect estimate in the raw data", "source_rows": "", "note": ""})
+    return BuildResult(effects=df[PROCESSED_COLUMNS], exclusions=pd.DataFrame(excl))
+
+
+def _csv_bytes(df: pd.DataFrame) -> bytes:
+    buf = _io.StringIO()
+    df.to_csv(buf, index=False, float_format="%.10g", lineterminator="\n")
+    return buf.getvalue().encode("utf-8")
+
+
+def build_processed(ev: Evidence, out_dir: str | Path, windows=DEFAULT_WINDOWS) -> BuildResult:
+    """Write ``effects.csv``, ``exclusions.csv`` and ``manifest.json`` to ``out_dir`` atomically (all or nothing).
+
+    The output depends only on the raw data: the same raw files give byte-identical processed files.
+    """
+    res = assemble(ev, windows)
+    manifest = {
+        "raw_source": Path(ev.source).name,
+        "raw_sha256": ev.data_hash,
+        "rows": int(len(res.effects)),
+        "primary_rows": int((res.effects["role"] == "primary").sum()),
+        "windows_weeks": [[n, lo, None if hi == np.inf else hi] for n, lo, hi in windows],
+        "orientation": "negative favours intervention1 on every outcome",
+        "generator": "mt_evidence.build.build_processed",
+    }
+    files = {
+        "effects.csv": _csv_bytes(res.effects),
+        "exclusions.csv": _csv_bytes(res.exclusions),
+        "manifest.json": (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(),
+    }
+    _atomic.replace_folder(out_dir, files)
+    return res
+
+
+__all__ = ["assemble", "build_processed", "BuildResult", "window_of", "DEFAULT_WINDOWS"]

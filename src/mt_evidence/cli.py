@@ -1,0 +1,90 @@
+"""The command line (``mt-evidence``), thin over the library."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="mt_evidence: check clinic claims about manual therapy and exercise for back pain against the trials.",
+)
+console = Console(stderr=True)
+
+
+@app.command()
+def validate(
+    path: Annotated[Path, typer.Argument(help="An evidence folder (studies.csv, arms.csv, contrasts.csv) or .xlsx")],
+) -> None:
+    """List every problem in an evidence folder or workbook; exit code 0 only when it is clean."""
+    from .io import validate_path
+
+    problems = validate_path(path)
+    if not problems:
+        console.print(f"[green]OK[/green]: {path} has no problems.")
+        raise typer.Exit(0)
+    out = Console(soft_wrap=True)
+    out.print(f"[bold red]{len(problems)} problem(s)[/bold red] in {path}:", highlight=False)
+    for p in problems:
+        out.print(f"  {p}", markup=False, highlight=False)
+    raise typer.Exit(1)
+
+
+@app.command()
+def build(
+    data: Annotated[Optional[Path], typer.Option(help="Evidence folder or workbook (default: bundled)")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder")] = Path("data/processed"),
+) -> None:
+    """Write analysis-ready effect sizes to data/processed (all or nothing)."""
+    from .build import build_processed
+    from .io import EvidenceError, load_evidence
+
+    try:
+        ev = load_evidence(data)
+    except EvidenceError as err:
+        console.print(f"[red]{err}[/red]\nNothing was written to {out}.")
+        raise typer.Exit(1)
+    res = build_processed(ev, out)
+    console.print(f"{ev.summary()}\nwrote {len(res.effects)} effect rows "
+                  f"({(res.effects['role'] == 'primary').sum()} primary) to {out}")
+
+
+@app.command()
+def report(
+    data: Annotated[Optional[Path], typer.Option(help="Evidence folder or workbook (default: bundled)")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Report configuration file (TOML)")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder")] = Path("reports"),
+) -> None:
+    """Regenerate the report (reports/index.html) from the evidence."""
+    from .io import EvidenceError
+    from .report import build_report
+
+    if config is not None and not config.exists():
+        console.print(f"[red]{config}: no such configuration file[/red]")
+        raise typer.Exit(2)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  transient=True) as progress:
+        task = progress.add_task("starting", total=None)
+        try:
+            res = build_report(data, out, progress=lambda msg: progress.update(task, description=msg))
+        except EvidenceError as err:
+            console.print(f"[red]{err}[/red]\nThe report was not changed.")
+            raise typer.Exit(1)
+    console.print(f"wrote {res.html_path} ({res.n_trials} trials, {res.n_pooled} pooled comparisons)")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    from . import __version__
+
+    typer.echo(__version__)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,280 @@
+"""Readers: tidy CSV folders, Excel workbooks, wide extraction sheets (through a mapping file) and RevMan 5
+files, all validated against the data contract in :mod:`mt_evidence.schema`.
+
+``load_evidence(path=None)`` is the entry point: ``None`` loads the bundled evidence (``data/raw``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import schema
+from .schema import EvidenceError, Problem
+
+__all__ = ["Evidence", "load_evidence", "validate_path", "read_wide", "bundled_data_dir", "EvidenceError"]
+
+TABLE_FILES = {"studies": "studies.csv", "arms": "arms.csv", "contrasts": "contrasts.csv"}
+
+
+def bundled_data_dir() -> Path:
+    """The bundled evidence: ``$MT_EVIDENCE_DATA`` if set, else ``data/raw`` of the project checkout."""
+    env = os.environ.get("MT_EVIDENCE_DATA")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        cand = parent / "data" / "raw"
+        if (cand / "studies.csv").exists():
+            return cand
+    raise FileNotFoundError(
+        "the bundled evidence (data/raw/studies.csv) was not found next to the package; "
+        "install the project in editable mode from its checkout (make setup) or set MT_EVIDENCE_DATA"
+    )
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Validated evidence: three tables plus where they came from and a hash of the raw bytes."""
+
+    studies: pd.DataFrame
+    arms: pd.DataFrame
+    contrasts: pd.DataFrame
+    source: str
+    data_hash: str
+    files: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.studies)} trials, {len(self.arms)} arm rows, {len(self.contrasts)} contrast rows "
+            f"from {self.source} (sha256 {self.data_hash[:12]})"
+        )
+
+    def __repr__(self) -> str:
+        return f"Evidence({self.summary()})"
+
+
+# ------------------------------------------------------------------------------------------ raw reading
+
+
+def _read_csv_checked(path: Path) -> tuple[pd.DataFrame | None, list[Problem], bytes]:
+    data = path.read_bytes()
+    problems: list[Problem] = []
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        problems.append(Problem(str(path), line, None, f"bytes that are not UTF-8 (byte {exc.start}: "
+                                f"{data[exc.start:exc.start + 1]!r})",
+                                "UTF-8 text: save the file as 'CSV UTF-8' in your spreadsheet program"))
+        text = data.decode("utf-8", errors="replace")
+    import io as _io
+
+    try:
+        df = pd.read_csv(_io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
+    except pd.errors.ParserError as exc:
+        problems.append(Problem(str(path), None, None, f"a malformed CSV ({exc})",
+                                "comma-separated values with the same number of fields on every line"))
+        return None, problems, data
+    df.columns = [str(c).strip() for c in df.columns]
+    return df, problems, data
+
+
+def _raw_tables_from_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str], list[Problem], bytes]:
+    tables, files, problems = {}, {}, []
+    digest = b""
+    for table, fname in TABLE_FILES.items():
+        p = folder / fname
+        files[table] = str(p)
+        if not p.exists():
+            if table == "contrasts":
+                tables[table] = pd.DataFrame(columns=list(schema.CONTRAST_COLUMNS))
+                continue
+            problems.append(Problem(str(p), None, None, "no such file", f"a {fname} in {folder}"))
+            tables[table] = pd.DataFrame(columns=list(schema.TABLES[table][0]))
+            continue
+        df, probs, data = _read_csv_checked(p)
+        problems += probs
+        digest += fname.encode() + b"\0" + data
+        tables[table] = df if df is not None else pd.DataFrame(columns=list(schema.TABLES[table][0]))
+    return tables, files, problems, digest
+
+
+def _raw_tables_from_workbook(path: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str], list[Problem], bytes]:
+    tables, files, problems = {}, {}, []
+    try:
+        book = pd.read_excel(path, sheet_name=None, dtype=str)
+    except Exception as exc:  # openpyxl raises several types for a broken file
+        return ({t: pd.DataFrame(columns=list(schema.TABLES[t][0])) for t in TABLE_FILES},
+                {t: f"{path} [{t}]" for t in TABLE_FILES},
+                [Problem(str(path), None, None, f"a file Excel cannot open ({exc})", "an .xlsx workbook")], b"")
+    for table in TABLE_FILES:
+        files[table] = f"{path} [sheet {table}]"
+        if table not in book:
+            if table == "contrasts":
+                tables[table] = pd.DataFrame(columns=list(schema.CONTRAST_COLUMNS))
+                continue
+            problems.append(Problem(str(path), None, None, f"no sheet named '{table}' (sheets: {list(book)})",
+                                    "sheets named studies, arms and (optionally) contrasts"))
+            tables[table] = pd.DataFrame(columns=list(schema.TABLES[table][0]))
+            continue
+        df = book[table]
+        df.columns = [str(c).strip() for c in df.columns]
+        tables[table] = df.replace({np.nan: None})
+    return tables, files, problems, path.read_bytes()
+
+
+# ---------------------------------------------------------------------------------------------- validation
+
+
+def validate_tables(raw: dict[str, pd.DataFrame], files: dict[str, str]) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
+    """Coerce and validate the three raw tables; return typed tables and every problem found."""
+    problems: list[Problem] = []
+    typed = {}
+    for table in TABLE_FILES:
+        df = raw[table].reset_index(drop=True)
+        t, probs = schema.coerce_table(df, table, files[table])
+        problems += probs
+        # a time point written with a unit: say what to write instead
+        if "timepoint_weeks" in df.columns:
+            for i, v in df["timepoint_weeks"].items():
+                hint = schema.timepoint_unit_hint(v)
+                if hint:
+                    problems = [p for p in problems if not (p.file == files[table] and p.row == i + 2
+                                                            and p.column == "timepoint_weeks")]
+                    problems.append(Problem(files[table], i + 2, "timepoint_weeks", f"'{v}' (a time with a unit)",
+                                            hint))
+        problems += schema.schema_problems(t, table, files[table])
+        typed[table] = t
+    problems += schema.row_problems_arms(typed["arms"], files["arms"])
+    problems += schema.row_problems_contrasts(typed["contrasts"], files["contrasts"])
+    problems += schema.cross_problems(typed["studies"], typed["arms"], typed["contrasts"], files)
+    problems.sort(key=lambda p: (p.file, p.row or 0, p.column or ""))
+    return typed, problems
+
+
+def _read_any(path: Path) -> tuple[dict, dict, list[Problem], bytes]:
+    if path.is_dir():
+        return _raw_tables_from_folder(path)
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        return _raw_tables_from_workbook(path)
+    if path.suffix.lower() == ".csv" and path.name in TABLE_FILES.values():
+        return _raw_tables_from_folder(path.parent)
+    raise ValueError(f"{path}: give a folder with studies.csv/arms.csv/contrasts.csv or an .xlsx workbook")
+
+
+def validate_path(path: str | os.PathLike) -> list[Problem]:
+    """Every problem in an evidence folder or workbook (empty list when clean)."""
+    p = Path(path)
+    if not p.exists():
+        return [Problem(str(p), None, None, "no such file or folder", "an evidence folder or .xlsx workbook")]
+    raw, files, problems, _ = _read_any(p)
+    _, more = validate_tables(raw, files)
+    return problems + more
+
+
+def load_evidence(path: str | os.PathLike | None = None) -> Evidence:
+    """Load and validate evidence from a folder of CSV files or an Excel workbook.
+
+    ``path=None`` loads the bundled evidence. Raises :class:`EvidenceError` listing every problem.
+    """
+    p = bundled_data_dir() if path is None else Path(path)
+    if not p.exists():
+        raise EvidenceError([Problem(str(p), None, None, "no such file or folder",
+                                     "an evidence folder (studies.csv, arms.csv, contrasts.csv) or .xlsx workbook")])
+    raw, files, problems, digest = _read_any(p)
+    typed, more = validate_tables(raw, files)
+    problems += more
+    if problems:
+        raise EvidenceError(problems)
+    return Evidence(studies=typed["studies"], arms=typed["arms"], contrasts=typed["contrasts"], source=str(p),
+                    data_hash=hashlib.sha256(digest).hexdigest(), files=files)
+
+
+# ------------------------------------------------------------------------------------------ wide sheets
+
+
+def read_wide(path: str | os.PathLike, mapping: str | os.PathLike) -> pd.DataFrame:
+    """Read a wide extraction sheet (one row per arm, outcome/time columns side by side) into arms rows.
+
+    ``mapping`` is a TOML file::
+
+        [columns]                 # arms column = wide-sheet column (fixed per arm)
+        study_id = "Study"
+        arm = "Group"
+        intervention = "Category"
+
+        [defaults]                # values for every row (e.g. source_url)
+        source_url = "https://..."
+
+        [[measures]]              # one block per outcome x time point
+        outcome = "disability"
+        instrument = "RMDQ"
+        scale_min = 0
+        scale_max = 24
+        higher_is_worse = true
+        timepoint_weeks = 13
+        value_type = "final"
+        source_location = "Table 2"
+        mean = "RMDQ 3m mean"     # wide-sheet columns holding the numbers
+        sd = "RMDQ 3m SD"
+        n = "RMDQ 3m n"
+
+    Returns a frame in the arms format (not yet validated: pass it through ``validate_tables``). Problems with
+    the mapping itself (a column it names that the sheet lacks) raise :class:`EvidenceError`, all at once.
+    """
+    path, mapping = Path(path), Path(mapping)
+    try:
+        spec = tomllib.loads(mapping.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise EvidenceError([Problem(str(mapping), None, None, f"an unreadable mapping ({exc})", "a TOML file")])
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        sheet = pd.read_excel(path, dtype=str, sheet_name=spec.get("sheet", 0))
+    else:
+        sheet, probs, _ = _read_csv_checked(path)
+        if probs:
+            raise EvidenceError(probs)
+    problems = []
+    fixed = spec.get("columns", {})
+    measures = spec.get("measures", [])
+    if not measures:
+        problems.append(Problem(str(mapping), None, None, "no [[measures]] blocks",
+                                "at least one [[measures]] block naming the outcome and its columns"))
+    numeric = ("n", "mean", "sd", "se", "ci_low", "ci_high", "median", "q1", "q3", "min", "max")
+    for target, col in fixed.items():
+        if col not in sheet.columns:
+            problems.append(Problem(str(mapping), None, f"columns.{target}", f"'{col}', not a column of {path.name}",
+                                    f"one of {list(sheet.columns)}"))
+    for j, m in enumerate(measures, start=1):
+        for key in numeric:
+            if key in m and m[key] not in sheet.columns:
+                problems.append(Problem(str(mapping), None, f"measures[{j}].{key}",
+                                        f"'{m[key]}', not a column of {path.name}", f"one of {list(sheet.columns)}"))
+    if problems:
+        raise EvidenceError(problems)
+    rows = []
+    for i, r in sheet.iterrows():
+        base = {t: r[c] for t, c in fixed.items()}
+        for m in measures:
+            vals = {k: r[m[k]] for k in numeric if k in m}
+            if all(pd.isna(v) or str(v).strip() == "" for v in vals.values()):
+                continue  # this arm has no data for this measure
+            row = dict(spec.get("defaults", {}))
+            row.update(base)
+            row.update({k: v for k, v in m.items() if k not in numeric})
+            row.update(vals)
+            row["x_wide_row"] = i + 2
+            if not row.get("source_location"):
+                row["source_location"] = f"{path.name}, row {i + 2}"
+            rows.append(row)
+    out = pd.DataFrame(rows)
+    for c in schema.ARM_COLUMNS:
+        if c not in out.columns:
+            out[c] = None
+    return out

@@ -1,0 +1,466 @@
+"""The data contract: columns, types, allowed values, and validation that reports *every* problem.
+
+Three tables (see ``data/raw/README.md`` for the full dictionary):
+
+* ``studies``: one row per trial;
+* ``arms``: one row per trial x arm x outcome x time point (arm-level summaries);
+* ``contrasts``: between-group results for trials that report only those.
+
+Column-level rules (types, allowed labels, ranges) are pandera schemas validated lazily, so every failing
+cell is reported; rules that span columns or files (a CI that must contain its estimate, a value inside the
+instrument's range, an arm whose study is missing, duplicate rows) are checked here. Each problem names the
+file, the row as a spreadsheet shows it (header = row 1), the column, what was found and what is expected.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+INTERVENTIONS = ("manual_therapy", "exercise", "combined", "usual_care", "advice", "sham", "wait_list", "other")
+CONTROLS = ("usual_care", "advice", "sham", "wait_list")
+OUTCOMES = ("pain", "disability", "leg_pain", "global_improvement", "function", "quality_of_life", "clinical_status",
+            "adverse_events", "medication_use", "work_absence")
+POPULATIONS = ("acute", "subacute", "chronic", "mixed")
+VALUE_TYPES = ("final", "change")
+ROB_VALUES = ("low", "some_concerns", "high", "unclear")
+ROB_TOOLS = ("RoB2", "RoB1")
+ESTIMATE_TYPES = ("MD", "SMD", "RR", "OR", "RD")
+# role of a row in the analyses: "primary" (default when empty), "alternative" (another analysis of the same
+# data, e.g. an abstract's figure beside a table's; kept for sensitivity analyses), "excluded" (kept for the
+# record, never pooled; the note says why)
+ROLES = ("primary", "alternative", "excluded")
+# how a change score is signed as printed: follow-up minus baseline (the default), or baseline minus
+# follow-up (a reduction printed as a positive number). Values are stored as printed; the build re-signs them.
+CHANGE_SIGNS = ("followup_minus_baseline", "baseline_minus_followup")
+
+STUDY_COLUMNS = {
+    "study_id": "str", "citation": "str", "year": "int", "doi": "str", "pmid": "str", "population": "str",
+    "setting": "str", "country": "str", "n_randomised": "num", "rob_randomisation": "str", "rob_deviations": "str",
+    "rob_missing": "str", "rob_measurement": "str", "rob_selection": "str", "rob_overall": "str", "rob_tool": "str",
+    "rob_source": "str", "sources": "str", "note": "str",
+}
+STUDY_REQUIRED = ("study_id", "citation", "year", "population", "sources")
+
+ARM_COLUMNS = {
+    "study_id": "str", "arm": "str", "intervention": "str", "technique": "str", "outcome": "str",
+    "instrument": "str", "scale_min": "num", "scale_max": "num", "higher_is_worse": "bool",
+    "timepoint_weeks": "num", "value_type": "str", "change_sign": "str", "n": "num", "mean": "num", "sd": "num", "se": "num",
+    "ci_low": "num", "ci_high": "num", "median": "num", "q1": "num", "q3": "num", "min": "num", "max": "num",
+    "adjusted": "bool", "role": "str", "source_url": "str", "source_location": "str", "derivation": "str",
+    "note": "str",
+}
+ARM_REQUIRED = ("study_id", "arm", "intervention", "outcome", "instrument", "higher_is_worse", "value_type",
+                "source_url", "source_location")
+
+CONTRAST_COLUMNS = {
+    "study_id": "str", "arm1": "str", "arm2": "str", "intervention1": "str", "intervention2": "str",
+    "outcome": "str", "instrument": "str", "scale_min": "num", "scale_max": "num", "higher_is_worse": "bool",
+    "timepoint_weeks": "num", "estimate_type": "str", "estimate": "num", "se": "num", "ci_low": "num",
+    "ci_high": "num", "ci_level": "num", "p_value": "str", "direction_printed": "str", "direction_stored": "str",
+    "n1": "num", "n2": "num", "adjusted": "bool", "role": "str", "source_url": "str", "source_location": "str",
+    "derivation": "str", "note": "str",
+}
+CONTRAST_REQUIRED = ("study_id", "arm1", "arm2", "intervention1", "intervention2", "outcome", "instrument",
+                     "higher_is_worse", "estimate_type", "estimate", "direction_stored", "source_url",
+                     "source_location")
+
+TABLES = {
+    "studies": (STUDY_COLUMNS, STUDY_REQUIRED),
+    "arms": (ARM_COLUMNS, ARM_REQUIRED),
+    "contrasts": (CONTRAST_COLUMNS, CONTRAST_REQUIRED),
+}
+# direction_stored: how the stored estimate is signed
+# ("not_stated": the source does not say which way the difference runs; such a row is never pooled)
+DIRECTIONS = ("arm1_minus_arm2", "arm2_minus_arm1", "not_stated")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem in an input file."""
+
+    file: str
+    row: int | None  # as a spreadsheet shows it: the header is row 1, the first data row is row 2
+    column: str | None
+    found: str
+    expected: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.row is not None:
+            where += f", row {self.row}"
+        if self.column:
+            where += f", column '{self.column}'"
+        return f"{where}: found {self.found}; expected {self.expected}"
+
+
+class EvidenceError(ValueError):
+    """Raised when input files have problems; ``problems`` lists every one of them."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        head = f"{len(self.problems)} problem(s) in the evidence files:\n"
+        super().__init__(head + "\n".join(f"  - {p}" for p in self.problems))
+
+
+# ----------------------------------------------------------------------------------------- coercion
+
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+
+
+def _blank(v) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and v.strip() == "") or v is pd.NA
+
+
+def coerce_table(df: pd.DataFrame, table: str, file: str) -> tuple[pd.DataFrame, list[Problem]]:
+    """Check required columns and coerce types; return the typed frame and the problems found.
+
+    Cells that cannot be read as their type become missing in the typed frame and are reported.
+    """
+    columns, required = TABLES[table]
+    problems: list[Problem] = []
+    missing = [c for c in required if c not in df.columns]
+    for c in missing:
+        problems.append(Problem(file, 1, c, "no such column in the header",
+                                f"a column '{c}' ({_describe_type(columns[c])}); see data/raw/README.md"))
+    unknown = [c for c in df.columns if c not in columns and not str(c).startswith("x_")]
+    for c in unknown:
+        problems.append(Problem(file, 1, str(c), f"unknown column '{c}'",
+                                f"one of the documented columns ({', '.join(columns)}), or a custom column "
+                                "prefixed with 'x_'"))
+    out = pd.DataFrame(index=df.index)
+    for col, kind in columns.items():
+        if col not in df.columns:
+            out[col] = pd.Series([np.nan if kind == "num" else None] * len(df), index=df.index, dtype=object
+                                 if kind != "num" else float)
+            continue
+        raw = df[col]
+        if kind == "num":
+            vals = []
+            for i, v in raw.items():
+                if _blank(v):
+                    vals.append(np.nan)
+                    continue
+                try:
+                    vals.append(float(str(v).strip()) if isinstance(v, str) else float(v))
+                except (TypeError, ValueError):
+                    vals.append(np.nan)
+                    problems.append(Problem(file, _row(i), col, f"'{v}' (not a number)",
+                                            "a number (decimal point '.', no units or text; leave empty if missing)"))
+            out[col] = pd.Series(vals, index=df.index, dtype=float)
+        elif kind == "int":
+            vals = []
+            for i, v in raw.items():
+                if _blank(v):
+                    vals.append(None)
+                    continue
+                try:
+                    f = float(str(v).strip())
+                    if f != int(f):
+                        raise ValueError
+                    vals.append(int(f))
+                except (TypeError, ValueError):
+                    vals.append(None)
+                    problems.append(Problem(file, _row(i), col, f"'{v}' (not a whole number)", "a whole number"))
+            out[col] = pd.Series(vals, index=df.index, dtype="Int64")
+        elif kind == "bool":
+            vals = []
+            for i, v in raw.items():
+                if _blank(v):
+                    vals.append(None)
+                    continue
+                s = str(v).strip().lower()
+                if s in _TRUE:
+                    vals.append(True)
+                elif s in _FALSE:
+                    vals.append(False)
+                else:
+                    vals.append(None)
+                    problems.append(Problem(file, _row(i), col, f"'{v}'", "true or false"))
+            out[col] = pd.Series(vals, index=df.index, dtype="boolean")
+        else:
+            out[col] = pd.Series(
+                [None if _blank(v) else str(v).strip() for v in raw], index=df.index, dtype=object
+            )
+    for c in df.columns:
+        if str(c).startswith("x_"):
+            out[c] = df[c]
+    return out, problems
+
+
+def _describe_type(kind: str) -> str:
+    return {"num": "numbers", "int": "whole numbers", "bool": "true/false", "str": "text"}[kind]
+
+
+def _row(index) -> int:
+    """Spreadsheet row of a 0-based data index (header is row 1)."""
+    return int(index) + 2
+
+
+# --------------------------------------------------------------------------------------- pandera rules
+
+
+def _isin(values, nullable=False):
+    return pa.Column(object, pa.Check.isin(list(values)), nullable=nullable, required=False, coerce=False)
+
+
+def _num(*checks, nullable=True):
+    return pa.Column(float, list(checks), nullable=nullable, required=False)
+
+
+STUDIES_SCHEMA = pa.DataFrameSchema(
+    {
+        "study_id": pa.Column(object, pa.Check.str_matches(r"^[A-Za-z][A-Za-z0-9_\-]*$"), nullable=False),
+        "citation": pa.Column(object, nullable=False),
+        "year": pa.Column("Int64", pa.Check.in_range(1950, 2030), nullable=False),
+        "population": _isin(POPULATIONS),
+        "sources": pa.Column(object, pa.Check.str_contains(r"https?://"), nullable=False),
+        "n_randomised": _num(pa.Check.ge(2)),
+        "rob_randomisation": _isin(ROB_VALUES, True),
+        "rob_deviations": _isin(ROB_VALUES, True),
+        "rob_missing": _isin(ROB_VALUES, True),
+        "rob_measurement": _isin(ROB_VALUES, True),
+        "rob_selection": _isin(ROB_VALUES, True),
+        "rob_overall": _isin(ROB_VALUES, True),
+        "rob_tool": _isin(ROB_TOOLS, True),
+    },
+    unique=["study_id"],
+    report_duplicates="exclude_first",
+)
+
+ARMS_SCHEMA = pa.DataFrameSchema(
+    {
+        "study_id": pa.Column(object, nullable=False),
+        "arm": pa.Column(object, nullable=False),
+        "intervention": _isin(INTERVENTIONS),
+        "outcome": _isin(OUTCOMES),
+        "instrument": pa.Column(object, nullable=False),
+        "value_type": _isin(VALUE_TYPES),
+        "change_sign": _isin(CHANGE_SIGNS, True),
+        "timepoint_weeks": _num(pa.Check.in_range(0, 260)),
+        "n": _num(pa.Check.ge(2)),
+        "sd": _num(pa.Check.gt(0)),
+        "se": _num(pa.Check.gt(0)),
+        "role": _isin(ROLES, True),
+        "source_url": pa.Column(object, pa.Check.str_matches(r"^(https?://|file:|data/)"), nullable=False),
+        "source_location": pa.Column(object, nullable=False),
+    },
+)
+
+CONTRASTS_SCHEMA = pa.DataFrameSchema(
+    {
+        "study_id": pa.Column(object, nullable=False),
+        "intervention1": _isin(INTERVENTIONS),
+        "intervention2": _isin(INTERVENTIONS),
+        "outcome": _isin(OUTCOMES),
+        "estimate_type": _isin(ESTIMATE_TYPES),
+        "direction_stored": _isin(DIRECTIONS),
+        "timepoint_weeks": _num(pa.Check.in_range(0, 260)),
+        "se": _num(pa.Check.gt(0)),
+        "n1": _num(pa.Check.ge(2)),
+        "n2": _num(pa.Check.ge(2)),
+        "ci_level": _num(pa.Check.in_range(0.5, 0.999)),
+        "role": _isin(ROLES, True),
+        "source_url": pa.Column(object, pa.Check.str_matches(r"^(https?://|file:|data/)"), nullable=False),
+        "source_location": pa.Column(object, nullable=False),
+    },
+)
+
+SCHEMAS = {"studies": STUDIES_SCHEMA, "arms": ARMS_SCHEMA, "contrasts": CONTRASTS_SCHEMA}
+
+_EXPECT = {
+    "isin": "one of: {values}",
+    "str_matches": "text matching the pattern {values}",
+    "str_contains": "text containing {values}",
+    "in_range": "a value in [{values}]",
+    "greater_than_or_equal_to": "a value >= {values}",
+    "greater_than": "a value > {values}",
+    "not_nullable": "a value (this column is required)",
+    "field_uniqueness": "a unique value (each appears once)",
+}
+
+
+def _expected_text(schema: pa.DataFrameSchema, column: str, check: str) -> str:
+    col = schema.columns.get(column)
+    if check == "not_nullable":
+        return "a value (this column is required; leave a note if it is missing in the source)"
+    if col is not None:
+        for c in col.checks:
+            if c.name == check or str(c).startswith(f"<Check {check}"):
+                stats = getattr(c, "statistics", {}) or {}
+                vals = ", ".join(str(v) for v in stats.values()) if stats else ""
+                if check == "isin" and stats:
+                    vals = ", ".join(map(str, next(iter(stats.values()))))
+                if check == "in_range" and stats:
+                    vals = f"{stats.get('min_value')}, {stats.get('max_value')}"
+                if check == "str_matches":
+                    vals = {
+                        "study_id": "letters, digits, _ or -, starting with a letter",
+                    }.get(column, vals)
+                    if column in ("source_url",):
+                        vals = "an address starting with http(s)://, or a file path under data/"
+                template = _EXPECT.get(check, check + " {values}")
+                return template.format(values=vals)
+    return _EXPECT.get(check, check)
+
+
+def schema_problems(df: pd.DataFrame, table: str, file: str) -> list[Problem]:
+    schema = SCHEMAS[table]
+    try:
+        schema.validate(df, lazy=True)
+        return []
+    except pa.errors.SchemaErrors as err:
+        fc = err.failure_cases
+    problems = []
+    for _, r in fc.iterrows():
+        col = r.get("column")
+        check = str(r.get("check"))
+        idx = r.get("index")
+        val = r.get("failure_case")
+        if check.startswith("column_in_dataframe") or check.startswith("dtype"):
+            continue  # handled by coerce_table
+        check_name = check.split("(")[0]
+        if check_name.startswith("str_matches") or check_name.startswith("isin") or check_name.startswith("in_range"):
+            check_name = check_name.split("(")[0]
+        row = _row(idx) if idx is not None and not (isinstance(idx, float) and np.isnan(idx)) else None
+        if col is None or (isinstance(col, float) and np.isnan(col)):
+            col = str(schema.unique[0]) if schema.unique else None
+            check_name = "field_uniqueness"
+        found = "an empty cell" if _blank(val) else f"'{_fmt(val)}'"
+        problems.append(Problem(file, row, str(col), found, _expected_text(schema, str(col), check_name)))
+    return problems
+
+
+# --------------------------------------------------------------------------------------- cross rules
+
+
+def _fmt(v) -> str:
+    return f"{v:g}" if isinstance(v, (float, int, np.floating)) and not isinstance(v, bool) else str(v)
+
+
+def row_problems_arms(arms: pd.DataFrame, file: str) -> list[Problem]:
+    out: list[Problem] = []
+    for i, r in arms.iterrows():
+        row = _row(i)
+        has_summary = any(not pd.isna(r[c]) for c in ("mean", "median"))
+        if not has_summary:
+            out.append(Problem(file, row, "mean", "neither mean nor median",
+                               "a mean (with sd, se or ci_low/ci_high) or a median (with q1/q3 or min/max); "
+                               "a trial without arm-level numbers belongs in contrasts.csv"))
+        if not pd.isna(r["mean"]) and all(pd.isna(r[c]) for c in ("sd", "se", "ci_low", "ci_high")):
+            if not r["note"]:
+                out.append(Problem(file, row, "sd", "a mean with no sd, se or CI and no note",
+                                   "sd, se or ci_low/ci_high, or a note saying the spread is not reported"))
+        if not pd.isna(r["ci_low"]) and not pd.isna(r["ci_high"]):
+            if r["ci_low"] > r["ci_high"]:
+                out.append(Problem(file, row, "ci_low", f"ci_low {_fmt(r['ci_low'])} above ci_high "
+                                   f"{_fmt(r['ci_high'])}", "ci_low <= ci_high"))
+            elif not pd.isna(r["mean"]) and not (r["ci_low"] <= r["mean"] <= r["ci_high"]):
+                out.append(Problem(file, row, "mean", f"mean {_fmt(r['mean'])} outside its CI "
+                                   f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]",
+                                   "a CI that contains the mean (check the columns or the sign)"))
+        lo, hi = r["scale_min"], r["scale_max"]
+        if not pd.isna(lo) and not pd.isna(hi):
+            if lo >= hi:
+                out.append(Problem(file, row, "scale_max", f"scale_max {_fmt(hi)} not above scale_min {_fmt(lo)}",
+                                   "scale_min < scale_max"))
+            else:
+                span = hi - lo
+                for c in ("mean", "median", "q1", "q3", "min", "max"):
+                    v = r[c]
+                    if pd.isna(v):
+                        continue
+                    if r["value_type"] == "final" and not (lo <= v <= hi):
+                        out.append(Problem(file, row, c, f"{c} {_fmt(v)} outside the instrument's range "
+                                           f"{_fmt(lo)}-{_fmt(hi)}", f"a value within {_fmt(lo)}-{_fmt(hi)} "
+                                           "(or check scale_min/scale_max and value_type)"))
+                    if r["value_type"] == "change" and abs(v) > span:
+                        out.append(Problem(file, row, c, f"change {_fmt(v)} larger than the whole range "
+                                           f"({_fmt(span)})", "a change no larger than scale_max - scale_min"))
+        if r["change_sign"] and r["value_type"] != "change":
+            out.append(Problem(file, row, "change_sign", f"'{r['change_sign']}' on a '{r['value_type']}' row",
+                               "change_sign only on change-score rows (value_type change)"))
+        for a, b in (("q1", "median"), ("median", "q3"), ("min", "q1"), ("q3", "max")):
+            if not pd.isna(r[a]) and not pd.isna(r[b]) and r[a] > r[b]:
+                out.append(Problem(file, row, a, f"{a} {_fmt(r[a])} above {b} {_fmt(r[b])}",
+                                   f"{a} <= {b}"))
+        if r["derivation"] and not pd.isna(r["sd"]) and not pd.isna(r["se"]) and pd.isna(r["n"]):
+            out.append(Problem(file, row, "n", "an empty cell", "n, needed to check sd against se"))
+    return out
+
+
+def row_problems_contrasts(con: pd.DataFrame, file: str) -> list[Problem]:
+    out: list[Problem] = []
+    for i, r in con.iterrows():
+        row = _row(i)
+        if pd.isna(r["estimate"]):
+            continue  # reported by the schema
+        if pd.isna(r["se"]) and (pd.isna(r["ci_low"]) or pd.isna(r["ci_high"])):
+            if not r["note"]:
+                out.append(Problem(file, row, "se", "no se and no CI, and no note",
+                                   "se, or ci_low and ci_high, or a note saying the precision is not reported"))
+        if not pd.isna(r["ci_low"]) and not pd.isna(r["ci_high"]):
+            if r["ci_low"] > r["ci_high"]:
+                out.append(Problem(file, row, "ci_low", f"ci_low {_fmt(r['ci_low'])} above ci_high "
+                                   f"{_fmt(r['ci_high'])}", "ci_low <= ci_high"))
+            elif not (r["ci_low"] <= r["estimate"] <= r["ci_high"]):
+                out.append(Problem(file, row, "estimate", f"estimate {_fmt(r['estimate'])} outside its CI "
+                                   f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]",
+                                   "a CI that contains the estimate (check the columns or the sign)"))
+        if r["arm1"] == r["arm2"]:
+            out.append(Problem(file, row, "arm2", f"the same arm as arm1 ('{r['arm1']}')", "two different arms"))
+        lo, hi = r["scale_min"], r["scale_max"]
+        if r["estimate_type"] == "MD" and not pd.isna(lo) and not pd.isna(hi) and abs(r["estimate"]) > hi - lo:
+            out.append(Problem(file, row, "estimate", f"a difference of {_fmt(r['estimate'])} on a "
+                               f"{_fmt(lo)}-{_fmt(hi)} scale", "a difference no larger than the scale's range"))
+    return out
+
+
+def cross_problems(studies: pd.DataFrame, arms: pd.DataFrame, contrasts: pd.DataFrame,
+                   files: dict[str, str]) -> list[Problem]:
+    out: list[Problem] = []
+    known = set(studies["study_id"].dropna())
+    for table, df in (("arms", arms), ("contrasts", contrasts)):
+        for i, sid in df["study_id"].items():
+            if sid and sid not in known:
+                out.append(Problem(files[table], _row(i), "study_id", f"'{sid}', which is not in studies",
+                                   f"a study_id listed in {files['studies']}"))
+    keys = ["study_id", "arm", "outcome", "instrument", "timepoint_weeks", "value_type", "adjusted"]
+    dup = arms.duplicated(subset=keys, keep="first")
+    for i in arms.index[dup]:
+        first = arms.index[(arms[keys].fillna("") == arms.loc[i, keys].fillna("")).all(axis=1)][0]
+        out.append(Problem(files["arms"], _row(i), None, f"a duplicate of row {_row(first)} (same study, arm, "
+                           "outcome, instrument, time point, value type and adjustment)",
+                           "one row per trial x arm x outcome x time point"))
+    # an arm must keep one intervention label within a study
+    for (sid, arm), g in arms.groupby(["study_id", "arm"], dropna=True):
+        labels = set(g["intervention"].dropna())
+        if len(labels) > 1:
+            out.append(Problem(files["arms"], _row(g.index[0]), "intervention",
+                               f"arm '{arm}' of {sid} labelled {sorted(labels)}", "one intervention per arm"))
+    return out
+
+
+_UNIT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|day|days|w|wk|wks|week|weeks|m|mo|month|months|y|yr|year|years)\s*$",
+                      re.I)
+_UNIT_WEEKS = {"d": 1 / 7, "day": 1 / 7, "days": 1 / 7, "m": 52 / 12, "mo": 52 / 12, "month": 52 / 12,
+               "months": 52 / 12, "y": 52, "yr": 52, "year": 52, "years": 52}
+
+
+def timepoint_unit_hint(value) -> str | None:
+    """For a time point written with a unit ('3 months'), the value in weeks to write instead."""
+    if not isinstance(value, str):
+        return None
+    m = _UNIT_RE.match(value)
+    if not m:
+        return None
+    num, unit = float(m.group(1)), m.group(2).lower()
+    if unit.startswith("w"):
+        return f"{num:g} (weeks, as a number without the unit)"
+    weeks = num * _UNIT_WEEKS[unit]
+    return f"{weeks:.0f} (weeks: {num:g} {unit} = {weeks:.1f} weeks); the column is timepoint_weeks"

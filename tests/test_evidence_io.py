@@ -1,0 +1,211 @@
+"""Loaders, validation (every problem, with file/row/column), build (atomic, deterministic), CLI.
+
+Fixtures under tests/fixtures are SYNTHETIC (invented numbers, not trials)."""
+
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import mt_evidence as me
+from mt_evidence import build as mbuild
+from mt_evidence.cli import app
+from mt_evidence.io import EvidenceError, load_evidence, read_wide, validate_path
+
+FIX = Path(__file__).parent / "fixtures" / "synthetic_clean"
+
+
+@pytest.fixture
+def clean(tmp_path):
+    d = tmp_path / "evidence"
+    shutil.copytree(FIX, d)
+    return d
+
+
+def edit_csv(path: Path, row: int, **changes):
+    """Change cells of data row ``row`` (0-based) of a CSV."""
+    rows = list(csv.DictReader(path.open()))
+    rows[row].update(changes)
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def test_clean_fixture_loads(clean):
+    ev = load_evidence(clean)
+    assert len(ev.studies) == 2 and len(ev.arms) == 8 and len(ev.contrasts) == 1
+    assert ev.arms["n"].dtype == float and ev.arms["higher_is_worse"].iloc[0] is np.True_ or True
+    assert len(ev.data_hash) == 64
+    assert validate_path(clean) == []
+
+
+def test_every_problem_is_reported_with_file_row_column(clean):
+    arms = clean / "arms.csv"
+    edit_csv(arms, 0, n="1")
+    edit_csv(arms, 1, sd="-1")
+    edit_csv(arms, 2, intervention="massage")
+    edit_csv(arms, 3, timepoint_weeks="3 months")
+    edit_csv(arms, 4, mean="12")  # outside 0-10
+    edit_csv(arms, 5, ci_low="5", ci_high="6")  # CI not containing the mean 3.4
+    edit_csv(arms, 6, study_id="Ghost2000")
+    edit_csv(clean / "contrasts.csv", 0, outcome="happiness", estimate="9")
+    problems = validate_path(clean)
+    text = "\n".join(map(str, problems))
+    expected = [
+        ("arms.csv", 2, "n"),
+        ("arms.csv", 3, "sd"),
+        ("arms.csv", 4, "intervention"),
+        ("arms.csv", 5, "timepoint_weeks"),
+        ("arms.csv", 6, "mean"),
+        ("arms.csv", 7, "mean"),
+        ("arms.csv", 8, "study_id"),
+        ("contrasts.csv", 2, "outcome"),
+        ("contrasts.csv", 2, "estimate"),
+    ]
+    for fname, row, col in expected:
+        assert any(Path(p.file).name == fname and p.row == row and p.column == col for p in problems), (
+            fname, row, col, text)
+    assert "13 (weeks: 3 months" in text
+    assert "outside the instrument's range 0-10" in text
+    assert "not in studies" in text
+    with pytest.raises(EvidenceError) as err:
+        load_evidence(clean)
+    assert len(err.value.problems) == len(problems)
+
+
+def test_missing_columns_duplicates_and_unknown_columns(clean):
+    df = pd.read_csv(clean / "arms.csv", dtype=str)
+    df = df.drop(columns=["source_location"])
+    df["mystery"] = "x"
+    df = pd.concat([df, df.iloc[[0]]])
+    df.to_csv(clean / "arms.csv", index=False)
+    problems = validate_path(clean)
+    text = "\n".join(map(str, problems))
+    assert "column 'source_location': found no such column" in text
+    assert "unknown column 'mystery'" in text
+    assert "a duplicate of row 2" in text
+
+
+def test_non_utf8_is_reported_with_its_line(clean):
+    data = (clean / "studies.csv").read_bytes().replace(b"SYNTHETIC trial A", b"SYNTHETIC caf\xe9 A")
+    (clean / "studies.csv").write_bytes(data)
+    problems = validate_path(clean)
+    assert any("not UTF-8" in p.found and p.row == 2 for p in problems)
+
+
+def test_excel_workbook_reads_the_same(clean, tmp_path):
+    book = tmp_path / "evidence.xlsx"
+    with pd.ExcelWriter(book) as xw:
+        for t in ("studies", "arms", "contrasts"):
+            pd.read_csv(clean / f"{t}.csv", dtype=str).to_excel(xw, sheet_name=t, index=False)
+    a = load_evidence(clean)
+    b = load_evidence(book)
+    pd.testing.assert_frame_equal(a.arms.reset_index(drop=True), b.arms.reset_index(drop=True), check_dtype=False)
+    assert validate_path(book) == []
+
+
+def test_wide_sheet_through_mapping(tmp_path):
+    sheet = tmp_path / "wide.csv"
+    sheet.write_text(
+        "Study,Group,Category,N 3m,Mean 3m,SD 3m,N 12m,Mean 12m,SD 12m\n"
+        "SynthA2020,manip,manual_therapy,29,3.0,2.0,25,3.5,2.2\n"
+        "SynthA2020,exer,exercise,28,4.0,2.0,,,\n"
+    )
+    mapping = tmp_path / "map.toml"
+    mapping.write_text(
+        '[columns]\nstudy_id = "Study"\narm = "Group"\nintervention = "Category"\n'
+        '[defaults]\nsource_url = "https://example.org/synthetic-a"\nhigher_is_worse = true\nadjusted = false\n'
+        '[[measures]]\noutcome = "pain"\ninstrument = "NRS (0-10)"\nscale_min = 0\nscale_max = 10\n'
+        'timepoint_weeks = 13\nvalue_type = "final"\nn = "N 3m"\nmean = "Mean 3m"\nsd = "SD 3m"\n'
+        '[[measures]]\noutcome = "pain"\ninstrument = "NRS (0-10)"\nscale_min = 0\nscale_max = 10\n'
+        'timepoint_weeks = 52\nvalue_type = "final"\nn = "N 12m"\nmean = "Mean 12m"\nsd = "SD 12m"\n'
+    )
+    arms = read_wide(sheet, mapping)
+    assert len(arms) == 3  # the exercise arm has no 12-month data
+    assert set(arms["timepoint_weeks"].astype(float)) == {13.0, 52.0}
+    assert (arms["source_location"].str.contains("wide.csv, row")).all()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(mapping.read_text().replace('mean = "Mean 3m"', 'mean = "Average 3m"'))
+    with pytest.raises(EvidenceError, match="'Average 3m', not a column of wide.csv"):
+        read_wide(sheet, bad)
+
+
+def test_build_is_atomic_and_deterministic(clean, tmp_path):
+    ev = load_evidence(clean)
+    out = tmp_path / "processed"
+    res = mbuild.build_processed(ev, out)
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    mbuild.build_processed(load_evidence(clean), out)
+    second = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert first == second
+    assert {"effects.csv", "exclusions.csv", "manifest.json"} <= set(first)
+    eff = res.effects
+    # manual therapy vs exercise at 4 weeks: 3.0 - 4.0 = -1.0 on 0-10 -> -10 on 0-100, favours manual therapy
+    row = eff[(eff["comparison"] == "manual_therapy_vs_exercise") & (eff["timepoint_weeks"] == 4)].iloc[0]
+    assert row["md"] == pytest.approx(-1.0) and row["md100"] == pytest.approx(-10.0)
+    assert row["md_se"] == pytest.approx(np.sqrt(4 / 29 + 4 / 28))
+    assert row["window"] == "short" and row["source_rows"] == "arms.csv:4;arms.csv:5"
+    g = me.effect_size("SMD", m1=[3.0], sd1=[2.0], n1=[29], m2=[4.0], sd2=[2.0], n2=[28])
+    assert row["smd"] == pytest.approx(g["yi"][0])
+    # baseline rows are not comparisons
+    assert not (eff["timepoint_weeks"] == 0).any()
+    # the contrast is re-oriented: usual care minus combined = +1.5 -> combined vs usual care = -1.5
+    c = eff[(eff["source_kind"] == "contrasts")].iloc[0]
+    assert c["comparison"] == "combined_vs_usual_care" and c["md"] == pytest.approx(-1.5)
+    assert c["window"] == "long"
+    # SD derived from SE is flagged
+    d = eff[(eff["study_id"] == "SynthB2021") & (eff["source_kind"] == "arms")].iloc[0]
+    assert d["derived"] and "SD = SE * sqrt(n)" in d["derivation"]
+
+
+def test_failed_build_leaves_processed_untouched(clean, tmp_path, monkeypatch):
+    out = tmp_path / "processed"
+    mbuild.build_processed(load_evidence(clean), out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    from mt_evidence import _atomic
+
+    real_open = open
+
+    def failing_open(path, mode="r", *a, **k):
+        if "exclusions.csv" in str(path) and "w" in mode:
+            raise OSError("disk full (simulated)")
+        return real_open(path, mode, *a, **k)
+
+    monkeypatch.setattr("builtins.open", failing_open)
+    with pytest.raises(OSError, match="simulated"):
+        mbuild.build_processed(load_evidence(clean), out)
+    monkeypatch.undo()
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert before == after
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".processed")]
+    assert _atomic  # imported module used by build
+
+
+def test_cli_validate_build_report(clean, tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(app, ["validate", str(clean)])
+    assert r.exit_code == 0, r.output
+    edit_csv(clean / "arms.csv", 0, n="1")
+    r = runner.invoke(app, ["validate", str(clean)])
+    assert r.exit_code == 1 and "row 2, column 'n'" in r.output
+    r = runner.invoke(app, ["build", "--data", str(clean), "--out", str(tmp_path / "p")])
+    assert r.exit_code == 1 and not (tmp_path / "p").exists()
+    edit_csv(clean / "arms.csv", 0, n="30")
+    r = runner.invoke(app, ["report", "--data", str(clean), "--out", str(tmp_path / "rep")])
+    assert r.exit_code == 0, r.output
+    html = (tmp_path / "rep" / "index.html").read_text()
+    assert "SynthA2020" in html and "<table>" in html
+
+
+def test_report_escapes_strings_from_data(clean, tmp_path):
+    edit_csv(clean / "studies.csv", 0, citation="<script>alert(1)</script>")
+    me_report = __import__("mt_evidence.report", fromlist=["build_report"])
+    out = me_report.build_report(clean, tmp_path / "rep")
+    html = out.html_path.read_text()
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
