@@ -44,3 +44,24 @@ __all__ = [
     "subgroup",
 ]
 __version__ = "0.1.0"
+
+# Readers are loaded on first use (they import pandera), so `import mt_evidence` stays light.
+_LAZY = {
+    "load_evidence": ("io", "load_evidence"),
+    "validate_path": ("io", "validate_path"),
+    "read_wide": ("io", "read_wide"),
+    "read_revman": ("io_revman", "read_revman"),
+    "Evidence": ("io", "Evidence"),
+    "EvidenceError": ("schema", "EvidenceError"),
+    "build_processed": ("build", "build_processed"),
+}
+__all__ += list(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

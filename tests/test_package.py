@@ -1,0 +1,28 @@
+"""Package-level guarantees: no import-time side effects, the public API, the console script."""
+
+import subprocess
+import sys
+
+
+def test_import_is_light_and_has_no_side_effects(tmp_path):
+    code = (
+        "import sys, os; import mt_evidence as me; "
+        "assert 'matplotlib' not in sys.modules, 'matplotlib imported'; "
+        "assert 'pandera' not in sys.modules, 'pandera imported at import time'; "
+        "assert os.listdir('.') == [], 'files written'; "
+        "print(len(me.__all__))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) >= 20
+
+
+def test_lazy_readers_resolve():
+    import mt_evidence as me
+
+    assert callable(me.load_evidence) and callable(me.read_revman) and callable(me.read_wide)
+
+
+def test_console_script_runs():
+    out = subprocess.run([sys.executable, "-m", "mt_evidence.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "validate" in out.stdout and "report" in out.stdout
