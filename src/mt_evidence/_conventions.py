@@ -91,7 +91,9 @@ class Conventions:
 # Presets reproduce other tools' defaults in one word.
 # RevMan (2024-2025 random-effects methods): REML, Q-profile CI for tau^2, HKSJ CI for the mean, I^2 from tau^2
 # and a t-based prediction interval (Cochrane Methods, "Random-effects meta-analysis methods for Intervention
-# Reviews", methods.cochrane.org). RevMan 5: DerSimonian-Laird, Wald z, I^2 from Q.
+# Reviews", methods.cochrane.org, read 2026-11-23). That page does not state the t distribution's degrees of
+# freedom; the preset uses k - 1 (metafor's pi.type = "t"); pi_type="riley" gives k - 2. RevMan 5:
+# DerSimonian-Laird, Wald z, I^2 from Q.
 PRESETS: dict[str, dict] = {
     "metafor": dict(method="REML", test="z", adhoc=False, pi_type="default", i2_type="tau2"),
     "revman": dict(method="REML", test="hksj", adhoc=False, pi_type="t", i2_type="tau2"),
