@@ -1,0 +1,443 @@
+"""Comparisons by follow-up window, and whether effects fade or grow from short to long term.
+
+The flow: :func:`comparison_frame` assembles one effect per trial x comparison x outcome x window (a tidy
+frame a test can check) -> :func:`pool_windows` pools each comparison x outcome x window ->
+:func:`short_vs_long` estimates the change from short to long term within trials.
+
+Rules (all stated, all configurable in ``data/analysis.toml``):
+
+* **Comparisons.** manual therapy vs exercise; combined vs exercise (what manual therapy adds to exercise);
+  combined vs manual therapy (what exercise adds); manual therapy, exercise and combined each vs control, where
+  control is usual care, advice, sham or wait-list (kept as ``control_type`` for subgroups).
+* **Multi-arm trials.** Arms of the same category on one side (two manual-therapy arms against one control)
+  are combined into one group with the Cochrane Handbook formula (Table 6.5.a) when their SDs are known, so
+  the shared arm is never counted twice; when they cannot be combined, or when only between-group contrasts are
+  printed, the comparison with the largest first group is kept and the others are listed as not used.
+* **One time point per trial per window:** the one closest to the window's target (ties: the later one).
+* **One instrument per trial per outcome:** the first in the configured preference list.
+* **Arm-level data first**; a printed between-group contrast is used when the arms are not available.
+* **Effect scale:** ``md100`` (mean difference on 0-100, clinicians read points) or ``smd`` (Hedges' g).
+  Negative favours the first-named care.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .build import _arm_spread, _orient, _rank, _rescale
+from .effects import combine_arms, effect_size
+from .io import Evidence
+from .pooling import PoolResult, pool
+
+CONTROLS = ("usual_care", "advice", "sham", "wait_list")
+COMPARISONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "manual_therapy_vs_exercise": ("manual_therapy", ("exercise",)),
+    "combined_vs_exercise": ("combined", ("exercise",)),
+    "combined_vs_manual_therapy": ("combined", ("manual_therapy",)),
+    "manual_therapy_vs_control": ("manual_therapy", CONTROLS),
+    "exercise_vs_control": ("exercise", CONTROLS),
+    "combined_vs_control": ("combined", CONTROLS),
+}
+COMPARISON_LABELS = {
+    "manual_therapy_vs_exercise": ("manual therapy", "exercise"),
+    "combined_vs_exercise": ("manual therapy + exercise", "exercise"),
+    "combined_vs_manual_therapy": ("manual therapy + exercise", "manual therapy"),
+    "manual_therapy_vs_control": ("manual therapy", "control"),
+    "exercise_vs_control": ("exercise", "control"),
+    "combined_vs_control": ("manual therapy + exercise", "control"),
+}
+
+
+@dataclass(frozen=True)
+class Window:
+    name: str
+    label: str
+    lower: float
+    upper: float
+    include_lower: bool
+    include_upper: bool
+    target: float
+
+    def contains(self, weeks: float) -> bool:
+        if weeks is None or pd.isna(weeks):
+            return False
+        lo_ok = weeks >= self.lower if self.include_lower else weeks > self.lower
+        hi_ok = weeks <= self.upper if self.include_upper else weeks < self.upper
+        return bool(lo_ok and hi_ok)
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    windows: tuple[Window, ...]
+    instruments: dict[str, list[str]]
+    thresholds: dict[str, float]
+    threshold_source: str
+    correlation: float
+    sensitivity: tuple[float, ...]
+    method: str = "REML"
+    test: str = "hksj"
+    pi_type: str = "t"
+    source: str = "default"
+
+    def window(self, name: str) -> Window:
+        for w in self.windows:
+            if w.name == name:
+                return w
+        raise KeyError(f"no window named {name!r}; windows are {[w.name for w in self.windows]}")
+
+    def describe(self) -> str:
+        ws = "; ".join(f"{w.name}: {w.label} (target {w.target:g} weeks)" for w in self.windows)
+        return (f"windows: {ws}. Pooling: {self.method}, {self.test}. Minimal important change (0-100): "
+                + ", ".join(f"{k} {v:g}" for k, v in self.thresholds.items()) + f" ({self.threshold_source}).")
+
+
+def load_config(path: str | Path | None = None) -> AnalysisConfig:
+    """Read an analysis configuration (TOML); ``None`` gives the default shipped with the package."""
+    if path is None:
+        text = resources.files("mt_evidence").joinpath("data/analysis.toml").read_text(encoding="utf-8")
+        source = "default"
+    else:
+        text = Path(path).read_text(encoding="utf-8")
+        source = str(path)
+    try:
+        spec = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{source}: not valid TOML ({exc})") from None
+    try:
+        windows = tuple(Window(**w) for w in spec["windows"])
+        thr = dict(spec["thresholds"])
+        src = str(thr.pop("source", ""))
+        pooling = spec.get("pooling", {})
+        svl = spec.get("short_vs_long", {})
+        return AnalysisConfig(
+            windows=windows,
+            instruments={k: list(v) for k, v in spec.get("instruments", {}).items()},
+            thresholds={k: float(v) for k, v in thr.items()},
+            threshold_source=src,
+            correlation=float(svl.get("correlation", 0.5)),
+            sensitivity=tuple(float(x) for x in svl.get("sensitivity", (0.0, 0.5, 0.9))),
+            method=pooling.get("method", "REML"),
+            test=pooling.get("test", "hksj"),
+            pi_type=pooling.get("pi_type", "t"),
+            source=source,
+        )
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{source}: missing or malformed setting ({exc}); see the default analysis.toml") from None
+
+
+# ------------------------------------------------------------------------------------------ assembling
+
+
+def _instrument_rank(outcome: str, instrument: str, config: AnalysisConfig) -> int:
+    prefs = config.instruments.get(outcome, [])
+    for i, p in enumerate(prefs):
+        if str(instrument).lower().startswith(p.lower()):
+            return i
+    return len(prefs)
+
+
+def _side_summary(rows: list[pd.Series]) -> tuple[dict | None, str]:
+    """One group from one or more arms of a side: (summary, note)."""
+    if len(rows) == 1:
+        r = rows[0]
+        se, sd, how = _arm_spread(r)
+        return {"n": r["n"], "mean": r["mean"], "sd": sd, "se": se, "how": how, "arms": [r["arm"]],
+                "rows": [int(r.name) + 2]}, ""
+    spreads = [_arm_spread(r) for r in rows]
+    if all(not pd.isna(sd) and not pd.isna(r["n"]) for r, (_, sd, _) in zip(rows, spreads)):
+        n, m, sd = rows[0]["n"], rows[0]["mean"], spreads[0][1]
+        for r, (_, sdi, _) in zip(rows[1:], spreads[1:]):
+            n, m, sd = combine_arms(n, m, sd, r["n"], r["mean"], sdi)
+        n, m, sd = float(n), float(m), float(sd)
+        hows = sorted({h for _, _, h in spreads if h})
+        return ({"n": n, "mean": m, "sd": sd, "se": sd / np.sqrt(n),
+                 "how": "; ".join(hows + ["arms combined (Cochrane Handbook Table 6.5.a)"]),
+                 "arms": [r["arm"] for r in rows], "rows": [int(r.name) + 2 for r in rows]},
+                f"arms {', '.join(r['arm'] for r in rows)} combined")
+    best = max(rows, key=lambda r: (-1 if pd.isna(r["n"]) else r["n"]))
+    se, sd, how = _arm_spread(best)
+    return ({"n": best["n"], "mean": best["mean"], "sd": sd, "se": se, "how": how, "arms": [best["arm"]],
+             "rows": [int(best.name) + 2]},
+            f"arms {', '.join(r['arm'] for r in rows)} could not be combined (SD or n missing); arm {best['arm']} kept")
+
+
+def _arm_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
+    arms = ev.arms.copy()
+    arms = arms[(arms["role"].fillna("primary") == "primary") & arms["mean"].notna()]
+    arms = arms[arms["timepoint_weeks"].notna() & (arms["timepoint_weeks"] > 0)]
+    flip = arms["change_sign"] == "baseline_minus_followup"
+    arms.loc[flip, "mean"] = -arms.loc[flip, "mean"]
+    arms.loc[flip, ["ci_low", "ci_high"]] = -arms.loc[flip, ["ci_high", "ci_low"]].to_numpy()
+    fname = Path(ev.files.get("arms", "arms.csv")).name
+    out = []
+    keys = ["study_id", "outcome", "instrument", "timepoint_weeks", "value_type", "adjusted"]
+    for key, g in arms.groupby(keys, dropna=False, sort=True):
+        for comp, (first, seconds) in COMPARISONS.items():
+            a_rows = [r for _, r in g.iterrows() if r["intervention"] == first]
+            b_rows = [r for _, r in g.iterrows() if r["intervention"] in seconds]
+            if not a_rows or not b_rows:
+                continue
+            a, note_a = _side_summary(a_rows)
+            b, note_b = _side_summary(b_rows)
+            hiw = bool(a_rows[0]["higher_is_worse"])
+            md = _orient(a["mean"] - b["mean"], hiw)
+            md_se = float(np.sqrt(a["se"] ** 2 + b["se"] ** 2))
+            smd = smd_var = np.nan
+            if not any(pd.isna(x) for x in (a["sd"], b["sd"], a["n"], b["n"])):
+                es = effect_size("SMD", m1=[a["mean"]], sd1=[a["sd"]], n1=[a["n"]], m2=[b["mean"]], sd2=[b["sd"]],
+                                 n2=[b["n"]])
+                smd, smd_var = _orient(float(es["yi"][0]), hiw), float(es["vi"][0])
+            r0 = a_rows[0]
+            controls = sorted({r["intervention"] for r in b_rows}) if seconds == CONTROLS else []
+            hows = [h for h in (a["how"], b["how"]) if h]
+            out.append(dict(
+                study_id=key[0], comparison=comp, outcome=key[1], instrument=key[2], timepoint_weeks=key[3],
+                value_type=key[4], adjusted=bool(key[5]) if not pd.isna(key[5]) else False,
+                control_type="+".join(controls) if controls else "",
+                arm1="+".join(a["arms"]), arm2="+".join(b["arms"]), n1=a["n"], n2=b["n"],
+                md=md, md_se=md_se, md100=_rescale(md, r0["scale_min"], r0["scale_max"]),
+                md100_se=_rescale(md_se, r0["scale_min"], r0["scale_max"]), smd=smd, smd_var=smd_var,
+                source_kind="arms",
+                source_rows=";".join(f"{fname}:{x}" for x in a["rows"] + b["rows"]),
+                derived=bool(hows) or any(bool(r["derivation"]) for r in a_rows + b_rows),
+                derivation="; ".join(sorted(set(hows))), multiarm_note="; ".join(x for x in (note_a, note_b) if x),
+            ))
+    return out
+
+
+def _contrast_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
+    con = ev.contrasts
+    con = con[(con["role"].fillna("primary") == "primary") & (con["estimate_type"] == "MD")
+              & (con["direction_stored"] != "not_stated") & con["higher_is_worse"].notna()
+              & con["timepoint_weeks"].notna()]
+    fname = Path(ev.files.get("contrasts", "contrasts.csv")).name
+    out = []
+    for i, r in con.iterrows():
+        est = r["estimate"] if r["direction_stored"] == "arm1_minus_arm2" else -r["estimate"]
+        i1, i2, a1, a2, n1, n2 = r["intervention1"], r["intervention2"], r["arm1"], r["arm2"], r["n1"], r["n2"]
+        if _rank(i1) > _rank(i2):
+            est, i1, i2, a1, a2, n1, n2 = -est, i2, i1, a2, a1, n2, n1
+        for comp, (first, seconds) in COMPARISONS.items():
+            if i1 != first or i2 not in seconds:
+                continue
+            hiw = bool(r["higher_is_worse"])
+            md = _orient(est, hiw)
+            derivation = ""
+            if not pd.isna(r["se"]):
+                se = r["se"]
+            elif not pd.isna(r["ci_low"]) and not pd.isna(r["ci_high"]):
+                level = r["ci_level"] if not pd.isna(r["ci_level"]) else 0.95
+                from scipy import stats
+
+                se = (r["ci_high"] - r["ci_low"]) / (2 * stats.norm.ppf(1 - (1 - level) / 2))
+                derivation = "SE = CI width / (2 x z quantile)"
+            else:
+                continue
+            out.append(dict(
+                study_id=r["study_id"], comparison=comp, outcome=r["outcome"], instrument=r["instrument"],
+                timepoint_weeks=r["timepoint_weeks"], value_type="contrast",
+                adjusted=bool(r["adjusted"]) if not pd.isna(r["adjusted"]) else False,
+                control_type=i2 if seconds == CONTROLS else "", arm1=a1, arm2=a2, n1=n1, n2=n2,
+                md=md, md_se=se, md100=_rescale(md, r["scale_min"], r["scale_max"]),
+                md100_se=_rescale(se, r["scale_min"], r["scale_max"]), smd=np.nan, smd_var=np.nan,
+                source_kind="contrasts", source_rows=f"{fname}:{i + 2}", derived=bool(derivation or r["derivation"]),
+                derivation=derivation, multiarm_note="",
+            ))
+    return out
+
+
+def comparison_frame(ev: Evidence, config: AnalysisConfig | None = None, *, measure: str = "md100") -> pd.DataFrame:
+    """One effect per trial x comparison x outcome x window, with every rule applied (see module docstring).
+
+    Columns: study_id, comparison, outcome, window, timepoint_weeks, instrument, yi, vi (on ``measure``),
+    md, md_se, md100, md100_se, smd, smd_var, n1, n2, arm1, arm2, control_type, source_kind, source_rows,
+    derived, adjusted, population, rob_overall, used (bool) and why_not (reason when not used).
+    """
+    config = config or load_config()
+    if measure not in ("md100", "smd"):
+        raise ValueError(f"measure must be 'md100' or 'smd'; got {measure!r}")
+    rows = _arm_effects(ev, config)
+    arm_keys = {(r["study_id"], r["comparison"], r["outcome"], r["timepoint_weeks"]) for r in rows}
+    for r in _contrast_effects(ev, config):
+        if (r["study_id"], r["comparison"], r["outcome"], r["timepoint_weeks"]) not in arm_keys:
+            rows.append(r)
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    df["window"] = [next((w.name for w in config.windows if w.contains(t)), None) for t in df["timepoint_weeks"]]
+    if measure == "md100":
+        df["yi"], df["vi"] = df["md100"], df["md100_se"] ** 2
+    else:
+        df["yi"], df["vi"] = df["smd"], df["smd_var"]
+    df["used"] = True
+    df["why_not"] = ""
+    missing = df["yi"].isna() | df["vi"].isna() | ~(df["vi"] > 0)
+    df.loc[missing, "used"] = False
+    df.loc[missing, "why_not"] = ("not on a 0-100 scale (instrument range unknown) or no SE" if measure == "md100"
+                                  else "SMD needs both arms' SD and n")
+    df.loc[df["window"].isna() & df["used"], ["used", "why_not"]] = [False, "time point outside every window"]
+    # one instrument per trial x comparison x outcome x window
+    df["_irank"] = [_instrument_rank(o, i, config) for o, i in zip(df["outcome"], df["instrument"])]
+    targets = {w.name: w.target for w in config.windows}
+    df["_dist"] = [abs(t - targets.get(w, t)) if w else np.inf for t, w in zip(df["timepoint_weeks"], df["window"])]
+    df = df.sort_values(["study_id", "comparison", "outcome", "window", "_irank", "_dist", "timepoint_weeks"],
+                        ascending=[True, True, True, True, True, True, False], kind="mergesort")
+    key = ["study_id", "comparison", "outcome", "window"]
+    first = ~df[df["used"]].duplicated(key, keep="first")
+    dup_idx = first[~first].index
+    df.loc[dup_idx, "used"] = False
+    df.loc[dup_idx, "why_not"] = "another time point or instrument of this trial is used in this window"
+    # contrast-only multi-arm trials: several contrasts of one trial in one analysis share an arm. Keep the one
+    # with the largest first group (arm-level multi-arm trials were combined above and never reach this).
+    df["_n1"] = df["n1"].fillna(-1)
+    df = df.sort_values(key + ["_n1"], ascending=[True] * len(key) + [False], kind="mergesort")
+    shared = df["used"] & df[df["used"]].duplicated(key, keep="first").reindex(df.index, fill_value=False)
+    df.loc[shared, "used"] = False
+    df.loc[shared, "why_not"] = "multi-arm trial: another comparison sharing this trial's arm is used (no double counting)"
+    df = df.drop(columns=["_irank", "_dist", "_n1"])
+    st = ev.studies.set_index("study_id")
+    df["population"] = [st["population"].get(s) for s in df["study_id"]]
+    df["rob_overall"] = [st["rob_overall"].get(s) if st["rob_overall"].get(s) else "not assessed"
+                         for s in df["study_id"]]
+    return df.sort_values(["comparison", "outcome", "window", "study_id"], kind="mergesort").reset_index(drop=True)
+
+
+# -------------------------------------------------------------------------------------------- pooling
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    comparison: str
+    outcome: str
+    window: str
+    result: PoolResult | None
+    studies: pd.DataFrame = field(repr=False)
+
+    @property
+    def k(self) -> int:
+        return 0 if self.result is None else self.result.k
+
+
+def pool_windows(frame: pd.DataFrame, config: AnalysisConfig | None = None, **pool_kw) -> list[WindowResult]:
+    """Pool every comparison x outcome x window of a :func:`comparison_frame` (used rows only)."""
+    config = config or load_config()
+    kw = dict(method=config.method, test=config.test, pi_type=config.pi_type)
+    kw.update(pool_kw)
+    out = []
+    used = frame[frame["used"]]
+    order = {w.name: i for i, w in enumerate(config.windows)}
+    for (comp, outcome, window), g in sorted(used.groupby(["comparison", "outcome", "window"]),
+                                             key=lambda t: (list(COMPARISONS).index(t[0][0]), t[0][1],
+                                                            order.get(t[0][2], 9))):
+        g = g.sort_values("study_id")
+        r = pool(g["yi"].to_numpy(float), g["vi"].to_numpy(float), labels=list(g["study_id"]), **kw)
+        out.append(WindowResult(comp, outcome, window, r, g))
+    return out
+
+
+def results_table(results: list[WindowResult], config: AnalysisConfig | None = None) -> pd.DataFrame:
+    """One row per comparison x outcome x window with the pooled numbers (full precision)."""
+    config = config or load_config()
+    rows = []
+    for w in results:
+        r = w.result
+        mid = config.thresholds.get(w.outcome)
+        rows.append({
+            "comparison": w.comparison, "outcome": w.outcome, "window": w.window, "k": r.k,
+            "participants": float(np.nansum(w.studies["n1"].to_numpy(float)) + np.nansum(w.studies["n2"].to_numpy(float))),
+            "estimate": r.estimate, "ci_low": r.ci_low, "ci_high": r.ci_high, "pi_low": r.pi_low,
+            "pi_high": r.pi_high, "tau2": r.tau2, "i2": r.i2, "q": r.q, "q_p": r.q_p, "p": r.p,
+            "mid": mid, "studies": ", ".join(w.studies["study_id"]),
+        })
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------- short vs long
+
+
+@dataclass(frozen=True)
+class ShortLongResult:
+    """Change of the effect from short to long term, estimated within trials that report both windows."""
+
+    comparison: str
+    outcome: str
+    correlation: float
+    within: PoolResult | None  # pooled (long - short) within trials, at the assumed correlation
+    sensitivity: pd.DataFrame  # one row per assumed correlation
+    trials: pd.DataFrame  # per-trial short, long, difference
+    naive_q: float  # the ordinary test for subgroup differences (NOT valid here: same trials in both)
+    naive_p: float
+    short: PoolResult | None
+    long: PoolResult | None
+
+    def summary(self) -> str:
+        if self.within is None:
+            return (f"{self.comparison}, {self.outcome}: no trial reports both short and long term; the change "
+                    "over time cannot be estimated within trials")
+        w = self.within
+        return (f"{self.comparison}, {self.outcome}: effect changes by {w.estimate:.1f} "
+                f"(95% CI {w.ci_low:.1f} to {w.ci_high:.1f}) from short to long term within {w.k} trial(s) "
+                f"(correlation assumed {self.correlation:g}); naive subgroup test (ignores that the same trials "
+                f"are in both windows): Q = {self.naive_q:.2f}, p = {self.naive_p:.3f}")
+
+
+def short_vs_long(frame: pd.DataFrame, comparison: str, outcome: str, config: AnalysisConfig | None = None,
+                  *, short: str = "short", long: str = "long", **pool_kw) -> ShortLongResult:
+    """Does the effect fade or grow? Within-trial change (long minus short), pooled across trials.
+
+    For trials reporting both windows, d_i = y_long - y_short with variance v_s + v_l - 2 r sqrt(v_s v_l),
+    r the assumed correlation between a trial's two estimates (same patients: not independent); pooled with
+    the configured random-effects model, for the assumed r and for each r of the sensitivity range. The naive
+    test for subgroup differences between the two windows is given too, labelled as such: it treats the
+    windows as independent groups of trials, which they are not (Cochrane Handbook 10.11.3.1).
+    Negative change = the difference between the cares grows in favour of the first-named care over time
+    (for ``md100`` and ``smd`` effects, where negative favours the first-named care).
+    """
+    config = config or load_config()
+    kw = dict(method=config.method, test=config.test, pi_type=config.pi_type)
+    kw.update(pool_kw)
+    f = frame[frame["used"] & (frame["comparison"] == comparison) & (frame["outcome"] == outcome)]
+    s = f[f["window"] == short].set_index("study_id")
+    lo = f[f["window"] == long].set_index("study_id")
+    both = sorted(set(s.index) & set(lo.index))
+    pooled_s = pool(s["yi"].to_numpy(float), s["vi"].to_numpy(float), labels=list(s.index), **kw) if len(s) else None
+    pooled_l = pool(lo["yi"].to_numpy(float), lo["vi"].to_numpy(float), labels=list(lo.index), **kw) if len(lo) else None
+    if pooled_s is not None and pooled_l is not None:
+        w = 1 / np.array([pooled_s.se**2, pooled_l.se**2])
+        est = np.array([pooled_s.estimate, pooled_l.estimate])
+        mu = np.sum(w * est) / np.sum(w)
+        q = float(np.sum(w * (est - mu) ** 2))
+        from scipy import stats
+
+        p = float(stats.chi2.sf(q, 1))
+    else:
+        q, p = float("nan"), float("nan")
+    trials = pd.DataFrame({
+        "study_id": both,
+        "short": [s.loc[t, "yi"] for t in both], "short_var": [s.loc[t, "vi"] for t in both],
+        "long": [lo.loc[t, "yi"] for t in both], "long_var": [lo.loc[t, "vi"] for t in both],
+    })
+    if not both:
+        return ShortLongResult(comparison, outcome, config.correlation, None, pd.DataFrame(), trials, q, p,
+                               pooled_s, pooled_l)
+    d = trials["long"] - trials["short"]
+    trials["change"] = d
+
+    def fit(r: float) -> PoolResult:
+        v = trials["short_var"] + trials["long_var"] - 2 * r * np.sqrt(trials["short_var"] * trials["long_var"])
+        return pool(d.to_numpy(float), v.to_numpy(float), labels=both, **kw)
+
+    main = fit(config.correlation)
+    sens = []
+    for r in config.sensitivity:
+        res = fit(r)
+        sens.append({"correlation": r, "estimate": res.estimate, "ci_low": res.ci_low, "ci_high": res.ci_high,
+                     "p": res.p, "k": res.k})
+    return ShortLongResult(comparison, outcome, config.correlation, main, pd.DataFrame(sens), trials, q, p,
+                           pooled_s, pooled_l)

@@ -1,0 +1,419 @@
+"""Figures: forest plots (single and short-vs-long side by side), contour-enhanced funnel plots, and the
+risk-of-bias traffic light. matplotlib is imported here only, when a plot is drawn.
+
+Every plot is drawn from a tidy frame built by a pure function (``forest_frame``, ``short_long_frame``,
+``funnel_frame``, ``rob_frame``) that tests can check; plot functions take ``ax=None`` (or ``fig``) and
+return what they drew on.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from . import _atomic
+from .pooling import PoolResult
+
+ROB_COLOURS = {"low": "#2ca02c", "some_concerns": "#ffbf00", "unclear": "#ffbf00", "high": "#d62728",
+               "not assessed": "#c7c7c7"}
+ROB_SYMBOLS = {"low": "+", "some_concerns": "?", "unclear": "?", "high": "-", "not assessed": ""}
+
+
+def _fmt_ci(est: float, lo: float, hi: float, digits: int = 1) -> str:
+    return f"{est:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+# ------------------------------------------------------------------------------------------ tidy frames
+
+
+def forest_frame(result: PoolResult, *, info: pd.DataFrame | None = None, level: float | None = None,
+                 digits: int = 1) -> pd.DataFrame:
+    """Rows of a forest plot: one per study (in the result's order), then the pooled row and the prediction
+    interval row. ``info`` (indexed by study label) may add columns ``n1``, ``n2``, ``rob_overall``.
+    Duplicate labels are kept (each study is its own row).
+    """
+    level = level or result.level
+    z = stats.norm.ppf(1 - (1 - level) / 2)
+    st = result.study_frame()
+    rows = []
+    for i, r in st.iterrows():
+        lo, hi = r["yi"] - z * r["se"], r["yi"] + z * r["se"]
+        extra = {}
+        if info is not None and r["study"] in info.index:
+            rec = info.loc[r["study"]]
+            if isinstance(rec, pd.DataFrame):
+                rec = rec.iloc[min(i, len(rec) - 1)]
+            extra = {k: rec.get(k) for k in ("n1", "n2", "rob_overall") if k in rec}
+        rows.append({"row_type": "study", "label": r["study"], "estimate": r["yi"], "ci_low": lo, "ci_high": hi,
+                     "weight": r["weight"], "text": _fmt_ci(r["yi"], lo, hi, digits), **extra})
+    model = "Common-effect" if result.method == "FE" else "Random-effects"
+    rows.append({"row_type": "pooled", "label": f"{model} model ({result.method}, {result.test_used})",
+                 "estimate": result.estimate, "ci_low": result.ci_low, "ci_high": result.ci_high, "weight": 100.0,
+                 "text": _fmt_ci(result.estimate, result.ci_low, result.ci_high, digits)})
+    if result.method != "FE" and result.k >= 3:
+        rows.append({"row_type": "prediction", "label": "Prediction interval", "estimate": result.estimate,
+                     "ci_low": result.pi_low, "ci_high": result.pi_high, "weight": np.nan,
+                     "text": f"[{result.pi_low:.{digits}f}, {result.pi_high:.{digits}f}]"})
+    df = pd.DataFrame(rows)
+    for c in ("n1", "n2", "rob_overall"):
+        if c not in df:
+            df[c] = np.nan if c != "rob_overall" else None
+    return df
+
+
+def heterogeneity_text(result: PoolResult) -> str:
+    if result.k < 2:
+        return "Heterogeneity: not applicable (one trial)"
+    return (f"Heterogeneity: tau² = {result.tau2:.2f}; I² = {result.i2:.0f}%; "
+            f"Q = {result.q:.2f}, df = {result.q_df:g}, p = {_p(result.q_p)}")
+
+
+def _p(p: float) -> str:
+    if not np.isfinite(p):
+        return "NA"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+# ----------------------------------------------------------------------------------------------- drawing
+
+
+def _plt():
+    import matplotlib
+
+    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "module://matplotlib_inline.backend_inline"):
+        try:
+            matplotlib.use("Agg", force=False)
+        except Exception:  # pragma: no cover
+            pass
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _draw_rows(ax, frame: pd.DataFrame, ypos: np.ndarray, *, colour: str = "black", max_marker: float = 14.0):
+    from matplotlib.patches import Polygon
+
+    w = frame["weight"].to_numpy(float)
+    wmax = np.nanmax(w[frame["row_type"].to_numpy() == "study"]) if (frame["row_type"] == "study").any() else 1.0
+    for (_, r), y in zip(frame.iterrows(), ypos):
+        if r["row_type"] == "study":
+            ax.plot([r["ci_low"], r["ci_high"]], [y, y], color=colour, lw=1.0, solid_capstyle="butt")
+            size = 4 + (max_marker - 4) * np.sqrt(max(r["weight"], 0) / wmax) if wmax > 0 else 6
+            ax.plot([r["estimate"]], [y], marker="s", ms=size, color=colour, mec=colour, ls="none")
+        elif r["row_type"] == "pooled":
+            h = 0.32
+            diamond = Polygon([[r["ci_low"], y], [r["estimate"], y + h], [r["ci_high"], y], [r["estimate"], y - h]],
+                              closed=True, facecolor=colour, edgecolor=colour)
+            ax.add_patch(diamond)
+        elif r["row_type"] == "prediction":
+            ax.plot([r["ci_low"], r["ci_high"]], [y, y], color=colour, lw=1.2, ls=(0, (2, 2)))
+            ax.plot([r["ci_low"], r["ci_low"]], [y - 0.15, y + 0.15], color=colour, lw=1.2)
+            ax.plot([r["ci_high"], r["ci_high"]], [y - 0.15, y + 0.15], color=colour, lw=1.2)
+
+
+def _wrap(label: str, width: int = 34) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(str(label), width)) or str(label)
+
+
+def plot_forest(result: PoolResult, ax=None, *, info: pd.DataFrame | None = None, xlabel: str = "Mean difference",
+                favours: tuple[str, str] = ("first", "second"), mid: float | None = None, title: str | None = None,
+                subgroup_text: str | None = None, digits: int = 1):
+    """A forest plot of one pooled result, with columns: trial, n per arm, estimate [CI], weight, risk of bias.
+
+    ``favours`` names the care favoured left and right of zero; ``mid`` draws the minimal important
+    difference at +/- mid. Returns the Axes holding the plot.
+    """
+    plt = _plt()
+    frame = forest_frame(result, info=info, digits=digits)
+    n = len(frame)
+    if ax is None:
+        fig = plt.figure(figsize=(11, 1.2 + 0.42 * (n + 3)))
+        ax = fig.add_axes([0.42, 0.16, 0.30, 0.72])
+    fig = ax.figure
+    ypos = np.arange(n, 0, -1, dtype=float)
+    _draw_rows(ax, frame, ypos)
+    _decorate(ax, frame, ypos, xlabel=xlabel, favours=favours, mid=mid)
+    trans = ax.get_yaxis_transform()  # x in axes coordinates, y in data
+    has_n = frame["n1"].notna().any()
+    has_rob = frame["rob_overall"].notna().any()
+    cols = [(-1.35, "Trial", "left")]
+    if has_n:
+        cols += [(-0.28, "n (1)", "right"), (-0.08, "n (2)", "right")]
+    cols += [(1.04, "Estimate [95% CI]", "left"), (1.62, "Weight", "right")]
+    if has_rob:
+        cols += [(1.80, "RoB", "center")]
+    top = n + 0.9
+    for x, head, ha in cols:
+        ax.text(x, top, head, transform=trans, ha=ha, va="bottom", fontsize=9, fontweight="bold", clip_on=False)
+    for (_, r), y in zip(frame.iterrows(), ypos):
+        bold = "bold" if r["row_type"] == "pooled" else "normal"
+        ax.text(-1.35, y, _wrap(r["label"], 40), transform=trans, ha="left", va="center", fontsize=8.5,
+                fontweight=bold, clip_on=False)
+        if has_n and r["row_type"] == "study":
+            for x, key in ((-0.28, "n1"), (-0.08, "n2")):
+                v = r[key]
+                ax.text(x, y, "" if pd.isna(v) else f"{v:.0f}", transform=trans, ha="right", va="center",
+                        fontsize=8.5, clip_on=False)
+        ax.text(1.04, y, r["text"], transform=trans, ha="left", va="center", fontsize=8.5, fontweight=bold,
+                clip_on=False)
+        if r["row_type"] in ("study", "pooled") and np.isfinite(r["weight"]):
+            ax.text(1.62, y, f"{r['weight']:.1f}%", transform=trans, ha="right", va="center", fontsize=8.5,
+                    clip_on=False)
+        if has_rob and r["row_type"] == "study":
+            j = r["rob_overall"] if isinstance(r["rob_overall"], str) else "not assessed"
+            ax.scatter([1.80], [y], s=90, color=ROB_COLOURS.get(j, "#c7c7c7"), transform=trans, clip_on=False,
+                       zorder=3, edgecolor="black", linewidth=0.4)
+            ax.text(1.80, y, ROB_SYMBOLS.get(j, ""), transform=trans, ha="center", va="center", fontsize=8,
+                    clip_on=False, zorder=4)
+    lines = [heterogeneity_text(result)]
+    lines.append(f"Test for overall effect: {'t' if result.test_used in ('t', 'hksj') else 'z'} = "
+                 f"{result.stat:.2f}, p = {_p(result.p)}")
+    if subgroup_text:
+        lines.append(subgroup_text)
+    if has_rob:
+        lines.append("RoB: risk of bias (overall) as judged by a published source; grey = not assessed")
+    ax.text(-1.35, -0.9, "\n".join(lines), transform=trans, ha="left", va="top", fontsize=8, clip_on=False)
+    if title:
+        ax.set_title(title, loc="left", x=-1.35, fontsize=11, fontweight="bold", pad=22)
+    ax.set_ylim(-0.2, n + 0.8)
+    return ax
+
+
+def _decorate(ax, frame: pd.DataFrame, ypos: np.ndarray, *, xlabel: str, favours: tuple[str, str],
+              mid: float | None, xlim: tuple[float, float] | None = None):
+    lo = np.nanmin(frame["ci_low"].to_numpy(float))
+    hi = np.nanmax(frame["ci_high"].to_numpy(float))
+    span = max(abs(lo), abs(hi), (mid or 0) * 1.2, 1e-9)
+    if xlim is None:
+        xlim = (-span * 1.1, span * 1.1)
+    ax.set_xlim(*xlim)
+    ax.axvline(0, color="black", lw=0.8)
+    if mid:
+        for m in (-mid, mid):
+            ax.axvline(m, color="#7f7f7f", lw=0.8, ls=(0, (4, 3)))
+        ax.text(-mid, ypos.max() + 0.55, f"MID {mid:g}", ha="center", va="bottom", fontsize=7, color="#555555")
+    ax.set_yticks([])
+    for side in ("left", "right", "top"):
+        ax.spines[side].set_visible(False)
+    ax.set_xlabel(xlabel, fontsize=9)
+    ax.tick_params(axis="x", labelsize=8)
+    xt = ax.get_xaxis_transform()  # x in data, y in axes coordinates
+    ax.annotate(f"\u2190 Favours {favours[0]}", xy=(0, 0), xycoords=xt, xytext=(-4, -34),
+                textcoords="offset points", ha="right", va="top", fontsize=8)
+    ax.annotate(f"Favours {favours[1]} \u2192", xy=(0, 0), xycoords=xt, xytext=(4, -34),
+                textcoords="offset points", ha="left", va="top", fontsize=8)
+
+
+def short_long_frame(short: PoolResult | None, long: PoolResult | None, digits: int = 1) -> pd.DataFrame:
+    """Rows for the side-by-side figure: the union of trials, in order, with each window's estimate and CI."""
+    frames = {}
+    for name, res in (("short", short), ("long", long)):
+        if res is not None:
+            frames[name] = forest_frame(res, digits=digits)
+    trials: list[str] = []
+    for f in frames.values():
+        for lab in f.loc[f["row_type"] == "study", "label"]:
+            if lab not in trials:
+                trials.append(lab)
+    rows = []
+    for lab in trials:
+        row = {"row_type": "study", "label": lab}
+        for name, f in frames.items():
+            m = f[(f["row_type"] == "study") & (f["label"] == lab)]
+            for c in ("estimate", "ci_low", "ci_high", "weight", "text"):
+                row[f"{name}_{c}"] = m[c].iloc[0] if len(m) else np.nan
+        rows.append(row)
+    for rt in ("pooled", "prediction"):
+        row = {"row_type": rt, "label": "Pooled (random effects)" if rt == "pooled" else "Prediction interval"}
+        for name, f in frames.items():
+            m = f[f["row_type"] == rt]
+            for c in ("estimate", "ci_low", "ci_high", "weight", "text"):
+                row[f"{name}_{c}"] = m[c].iloc[0] if len(m) else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_short_long(short: PoolResult | None, long: PoolResult | None, *, fig=None, xlabel: str = "Mean difference",
+                    favours: tuple[str, str] = ("first", "second"), mid: float | None = None,
+                    title: str | None = None, change_text: str | None = None,
+                    labels: tuple[str, str] = ("Short term (up to 3 months)", "Long term (12 months or more)")):
+    """The signature figure: short and long term side by side on a shared axis, one row per trial.
+
+    Returns the Figure. ``change_text`` (e.g. the within-trial change from :func:`analysis.short_vs_long`)
+    is printed under the panels.
+    """
+    plt = _plt()
+    frame = short_long_frame(short, long)
+    n = len(frame)
+    if fig is None:
+        fig = plt.figure(figsize=(14, 2.4 + 0.42 * (n + 3)))
+    h_in = fig.get_size_inches()[1]
+    bottom = min(0.45, 1.5 / h_in)  # room for the axis, the favours labels and the change text
+    top = 1 - min(0.3, 0.9 / h_in)
+    axes = [fig.add_axes([0.22, bottom, 0.25, top - bottom]), fig.add_axes([0.61, bottom, 0.25, top - bottom])]
+    ypos = np.arange(n, 0, -1, dtype=float)
+    allx = np.concatenate([frame[[c for c in frame.columns if c.endswith(("_ci_low", "_ci_high"))]].to_numpy(float).ravel()])
+    span = max(np.nanmax(np.abs(allx)) if np.isfinite(allx).any() else 1.0, (mid or 0) * 1.2)
+    xlim = (-span * 1.1, span * 1.1)
+    for ax, name, head, res in zip(axes, ("short", "long"), labels, (short, long)):
+        sub = pd.DataFrame({
+            "row_type": frame["row_type"], "label": frame["label"], "estimate": frame.get(f"{name}_estimate"),
+            "ci_low": frame.get(f"{name}_ci_low"), "ci_high": frame.get(f"{name}_ci_high"),
+            "weight": frame.get(f"{name}_weight"),
+        }) if f"{name}_estimate" in frame else None
+        if sub is not None:
+            keep = sub["estimate"].notna().to_numpy()
+            _draw_rows(ax, sub[keep], ypos[keep], colour="#1f4e79" if name == "short" else "#7b2d26")
+            for (_, r), y in zip(frame.iterrows(), ypos):
+                t = r.get(f"{name}_text")
+                if isinstance(t, str):
+                    ax.text(1.03, y, t, transform=ax.get_yaxis_transform(), ha="left", va="center", fontsize=8,
+                            fontweight="bold" if r["row_type"] == "pooled" else "normal", clip_on=False)
+        else:
+            ax.text(0.5, 0.5, "no trials", transform=ax.transAxes, ha="center")
+        _decorate(ax, pd.DataFrame({"ci_low": [xlim[0]], "ci_high": [xlim[1]]}), ypos, xlabel=xlabel,
+                  favours=favours, mid=mid, xlim=xlim)
+        k = 0 if res is None else res.k
+        ax.set_title(f"{head}\n{k} trial(s)" + ("" if res is None or k < 2 else f", I² = {res.i2:.0f}%"),
+                     fontsize=9.5)
+        ax.set_ylim(-0.2, n + 0.8)
+    trans = axes[0].get_yaxis_transform()
+    for (_, r), y in zip(frame.iterrows(), ypos):
+        bold = "bold" if r["row_type"] == "pooled" else "normal"
+        axes[0].text(-0.78, y, _wrap(r["label"], 28), transform=trans, ha="left", va="center", fontsize=8.5,
+                     fontweight=bold, clip_on=False)
+    if title:
+        fig.suptitle(title, x=0.02, ha="left", fontsize=12, fontweight="bold")
+    if change_text:
+        fig.text(0.02, 0.015, _wrap(change_text, 170), ha="left", va="bottom", fontsize=8.5)
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------ funnel
+
+
+def funnel_frame(result: PoolResult, levels: Sequence[float] = (0.90, 0.95, 0.99)) -> pd.DataFrame:
+    """Points of a contour-enhanced funnel plot (study yi against se) and the contour half-widths."""
+    st = result.study_frame()
+    return st[["study", "yi", "se"]].assign(
+        **{f"z{int(lv * 100)}": stats.norm.ppf(1 - (1 - lv) / 2) for lv in levels}
+    )
+
+
+def plot_funnel(result: PoolResult, ax=None, *, levels: Sequence[float] = (0.90, 0.95, 0.99),
+                xlabel: str = "Effect", centre: float = 0.0):
+    """Contour-enhanced funnel plot (contours of significance around ``centre``, as metafor's
+    ``funnel(refline=0, level=c(90, 95, 99), shade=...)``) with the pooled estimate line."""
+    plt = _plt()
+    fr = funnel_frame(result, levels)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 5))
+    se_max = max(fr["se"].max() * 1.15, 1e-9)
+    se_grid = np.linspace(0, se_max, 100)
+    shades = ["#ffffff", "#dcdcdc", "#a9a9a9", "#7f7f7f"]
+    lv = sorted(levels)
+    zs = [stats.norm.ppf(1 - (1 - v) / 2) for v in lv]
+    xmax = max(np.abs(fr["yi"] - centre).max(), zs[-1] * se_max) * 1.1
+    ax.fill_between([centre - xmax, centre + xmax], 0, se_max, color=shades[-1], lw=0)
+    for z, colour in zip(reversed(zs), shades[-2::-1]):
+        ax.fill_betweenx(se_grid, centre - z * se_grid, centre + z * se_grid, color=colour, lw=0)
+    ax.scatter(fr["yi"], fr["se"], color="black", zorder=3, s=22)
+    ax.axvline(result.estimate, color="black", lw=0.8, ls="--")
+    ax.set_ylim(se_max, 0)
+    ax.set_xlim(centre - xmax, centre + xmax)
+    ax.set_ylabel("Standard error")
+    ax.set_xlabel(xlabel)
+    from matplotlib.patches import Patch
+
+    handles = [Patch(facecolor=shades[0], edgecolor="grey", label=f"p > {1 - lv[0]:.2f}")]
+    bounds = [1 - v for v in lv]
+    for i in range(len(lv) - 1):
+        handles.append(Patch(facecolor=shades[i + 1], label=f"{bounds[i + 1]:.2f} < p < {bounds[i]:.2f}"))
+    handles.append(Patch(facecolor=shades[-1], label=f"p < {bounds[-1]:.2f}"))
+    ax.legend(handles=handles, loc="lower right", fontsize=7, frameon=True)
+    if result.k < 10:
+        ax.set_title(f"{result.k} trials: too few to judge small-study effects (10 or more advised)", fontsize=8)
+    return ax
+
+
+# ------------------------------------------------------------------------------------------ risk of bias
+
+ROB_DOMAINS = {
+    "rob_randomisation": "Randomisation",
+    "rob_deviations": "Deviations",
+    "rob_missing": "Missing data",
+    "rob_measurement": "Measurement",
+    "rob_selection": "Selection of result",
+    "rob_overall": "Overall",
+}
+
+
+def rob_frame(studies: pd.DataFrame) -> pd.DataFrame:
+    """Long table: study x domain x judgement ("not assessed" where no published judgement was read)."""
+    rows = []
+    for s in studies.sort_values("study_id").itertuples():
+        for col, name in ROB_DOMAINS.items():
+            v = getattr(s, col, None)
+            rows.append({"study_id": s.study_id, "domain": name,
+                         "judgement": v if isinstance(v, str) and v else "not assessed",
+                         "source": getattr(s, "rob_source", None) or ""})
+    return pd.DataFrame(rows)
+
+
+def plot_rob(studies: pd.DataFrame, ax=None):
+    """Traffic-light plot of risk of bias by domain; grey where no published judgement exists."""
+    plt = _plt()
+    fr = rob_frame(studies)
+    trials = list(dict.fromkeys(fr["study_id"]))
+    domains = list(ROB_DOMAINS.values())
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(1.6 + 1.0 * len(domains), 0.8 + 0.38 * len(trials)))
+    for i, t in enumerate(trials):
+        for j, d in enumerate(domains):
+            jd = fr[(fr["study_id"] == t) & (fr["domain"] == d)]["judgement"].iloc[0]
+            ax.scatter([j], [len(trials) - 1 - i], s=220, color=ROB_COLOURS.get(jd, "#c7c7c7"),
+                       edgecolor="black", linewidth=0.5)
+            ax.text(j, len(trials) - 1 - i, ROB_SYMBOLS.get(jd, ""), ha="center", va="center", fontsize=9)
+    ax.set_yticks(range(len(trials)))
+    ax.set_yticklabels(list(reversed(trials)), fontsize=8)
+    ax.set_xticks(range(len(domains)))
+    ax.set_xticklabels(domains, rotation=30, ha="right", fontsize=8)
+    ax.set_xlim(-0.6, len(domains) - 0.4)
+    ax.set_ylim(-0.6, len(trials) - 0.4)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    n_assessed = int((fr["domain"].eq("Overall") & fr["judgement"].ne("not assessed")).sum())
+    ax.set_title(f"Risk of bias (published judgements): {n_assessed} of {len(trials)} trials assessed; "
+                 "grey = not assessed", fontsize=9, loc="left")
+    return ax
+
+
+# ------------------------------------------------------------------------------------------------ export
+
+
+def save_figure(fig, stem: str | Path, formats: Sequence[str] = ("png", "svg", "pdf"), dpi: int = 300,
+                alt: str | None = None) -> list[Path]:
+    """Write ``stem.png`` (300 dpi), ``stem.svg`` and ``stem.pdf`` atomically; returns the paths.
+
+    PNG and PDF metadata carry no creation date, so the same figure gives the same bytes.
+    """
+    stem = Path(stem)
+    out = []
+    for fmt in formats:
+        buf = io.BytesIO()
+        meta = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Producer": None},
+                "svg": {"Date": None}}.get(fmt, {})
+        if alt and fmt == "png":
+            meta = {**meta, "Description": alt}
+        fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight", metadata=meta)
+        path = stem.with_suffix(f".{fmt}")
+        _atomic.write_bytes(path, buf.getvalue())
+        out.append(path)
+    return out
