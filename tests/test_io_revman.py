@@ -430,8 +430,8 @@ def test_outcome_map_fills_the_contract_and_validates(plain_file: Path, tmp_path
     studies["population"] = "chronic"
     studies["sources"] = "https://example.org/synthetic"
     raw = {"studies": studies, "arms": arms.drop(columns=["comparison", "group_label"]),
-           "contrasts": pd.DataFrame(columns=["study_id"])}
-    _, problems = validate_tables(raw, {"studies": "s", "arms": "a", "contrasts": "c"})
+           "contrasts": pd.DataFrame(columns=["study_id"]), "rob": pd.DataFrame(columns=["study_id"])}
+    _, problems = validate_tables(raw, {"studies": "s", "arms": "a", "contrasts": "c", "rob": "r"})
     assert [p for p in problems if p.file == "a"] == []
     with pytest.raises(ValueError, match="unknown"):
         read_revman(plain_file, outcome_map={names[0]: {"colour": "red"}})

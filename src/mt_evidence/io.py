@@ -20,7 +20,7 @@ from .schema import EvidenceError, Problem
 
 __all__ = ["Evidence", "load_evidence", "validate_path", "read_wide", "bundled_data_dir", "EvidenceError"]
 
-TABLE_FILES = {"studies": "studies.csv", "arms": "arms.csv", "contrasts": "contrasts.csv"}
+TABLE_FILES = {"studies": "studies.csv", "arms": "arms.csv", "contrasts": "contrasts.csv", "rob": "rob.csv"}
 
 
 def bundled_data_dir() -> Path:
@@ -49,6 +49,7 @@ class Evidence:
     source: str
     data_hash: str
     files: dict[str, str] = field(default_factory=dict)
+    rob: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(schema.ROB_COLUMNS)))
 
     def summary(self) -> str:
         return (
@@ -93,8 +94,8 @@ def _raw_tables_from_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], dict
         p = folder / fname
         files[table] = str(p)
         if not p.exists():
-            if table == "contrasts":
-                tables[table] = pd.DataFrame(columns=list(schema.CONTRAST_COLUMNS))
+            if table in schema.OPTIONAL_TABLES:
+                tables[table] = pd.DataFrame(columns=list(schema.TABLES[table][0]))
                 continue
             problems.append(Problem(str(p), None, None, "no such file", f"a {fname} in {folder}"))
             tables[table] = pd.DataFrame(columns=list(schema.TABLES[table][0]))
@@ -117,11 +118,11 @@ def _raw_tables_from_workbook(path: Path) -> tuple[dict[str, pd.DataFrame], dict
     for table in TABLE_FILES:
         files[table] = f"{path} [sheet {table}]"
         if table not in book:
-            if table == "contrasts":
-                tables[table] = pd.DataFrame(columns=list(schema.CONTRAST_COLUMNS))
+            if table in schema.OPTIONAL_TABLES:
+                tables[table] = pd.DataFrame(columns=list(schema.TABLES[table][0]))
                 continue
             problems.append(Problem(str(path), None, None, f"no sheet named '{table}' (sheets: {list(book)})",
-                                    "sheets named studies, arms and (optionally) contrasts"))
+                                    "sheets named studies, arms and (optionally) contrasts and rob"))
             tables[table] = pd.DataFrame(columns=list(schema.TABLES[table][0]))
             continue
         df = book[table]
@@ -154,7 +155,7 @@ def validate_tables(raw: dict[str, pd.DataFrame], files: dict[str, str]) -> tupl
         typed[table] = t
     problems += schema.row_problems_arms(typed["arms"], files["arms"])
     problems += schema.row_problems_contrasts(typed["contrasts"], files["contrasts"])
-    problems += schema.cross_problems(typed["studies"], typed["arms"], typed["contrasts"], files)
+    problems += schema.cross_problems(typed["studies"], typed["arms"], typed["contrasts"], files, typed["rob"])
     problems.sort(key=lambda p: (p.file, p.row or 0, p.column or ""))
     return typed, problems
 
@@ -194,7 +195,7 @@ def load_evidence(path: str | os.PathLike | None = None) -> Evidence:
     if problems:
         raise EvidenceError(problems)
     return Evidence(studies=typed["studies"], arms=typed["arms"], contrasts=typed["contrasts"], source=str(p),
-                    data_hash=hashlib.sha256(digest).hexdigest(), files=files)
+                    data_hash=hashlib.sha256(digest).hexdigest(), files=files, rob=typed["rob"])
 
 
 # ------------------------------------------------------------------------------------------ wide sheets

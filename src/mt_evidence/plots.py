@@ -355,43 +355,73 @@ ROB_DOMAINS = {
 }
 
 
-def rob_frame(studies: pd.DataFrame) -> pd.DataFrame:
-    """Long table: study x domain x judgement ("not assessed" where no published judgement was read)."""
+def _short_domain(domain: str) -> str:
+    d = str(domain)
+    for cut in (" (", " All outcomes"):
+        d = d.split(cut)[0]
+    return d
+
+
+def rob_frame(studies: pd.DataFrame, rob: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Long table: trial x domain x judgement, from published judgements only.
+
+    Domains come from ``rob`` (one row per trial x tool x domain, as printed by the review that judged the
+    trial) and from the RoB 2 columns of ``studies``; every trial gets an "Overall" column. Where no published
+    judgement was read, the judgement is "not assessed".
+    """
     rows = []
-    for s in studies.sort_values("study_id").itertuples():
-        for col, name in ROB_DOMAINS.items():
-            v = getattr(s, col, None)
-            rows.append({"study_id": s.study_id, "domain": name,
-                         "judgement": v if isinstance(v, str) and v else "not assessed",
-                         "source": getattr(s, "rob_source", None) or ""})
+    domains: list[str] = []
+    have = {}
+    if rob is not None and len(rob):
+        for r in rob.itertuples():
+            d = _short_domain(r.domain)
+            if d not in domains:
+                domains.append(d)
+            have[(r.study_id, d)] = (r.judgement, r.source_url, r.tool)
+    for col, name in ROB_DOMAINS.items():
+        if col in studies and studies[col].notna().any():
+            if name not in domains:
+                domains.append(name)
+            for s in studies.itertuples():
+                v = getattr(s, col, None)
+                if isinstance(v, str) and v:
+                    have[(s.study_id, name)] = (v, getattr(s, "rob_source", "") or "", getattr(s, "rob_tool", "") or "")
+    if "Overall" not in domains:
+        domains.append("Overall")
+    for sid in sorted(studies["study_id"]):
+        for d in domains:
+            j, src, tool = have.get((sid, d), ("not assessed", "", ""))
+            rows.append({"study_id": sid, "domain": d, "judgement": j, "source": src, "tool": tool})
     return pd.DataFrame(rows)
 
 
-def plot_rob(studies: pd.DataFrame, ax=None):
-    """Traffic-light plot of risk of bias by domain; grey where no published judgement exists."""
+def plot_rob(studies: pd.DataFrame, rob: pd.DataFrame | None = None, ax=None):
+    """Traffic-light plot of published risk-of-bias judgements by domain; grey where none was published."""
     plt = _plt()
-    fr = rob_frame(studies)
+    fr = rob_frame(studies, rob)
     trials = list(dict.fromkeys(fr["study_id"]))
-    domains = list(ROB_DOMAINS.values())
+    domains = list(dict.fromkeys(fr["domain"]))
     if ax is None:
-        fig, ax = plt.subplots(figsize=(1.6 + 1.0 * len(domains), 0.8 + 0.38 * len(trials)))
+        fig, ax = plt.subplots(figsize=(2.2 + 0.9 * len(domains), 1.6 + 0.36 * len(trials)))
     for i, t in enumerate(trials):
         for j, d in enumerate(domains):
             jd = fr[(fr["study_id"] == t) & (fr["domain"] == d)]["judgement"].iloc[0]
-            ax.scatter([j], [len(trials) - 1 - i], s=220, color=ROB_COLOURS.get(jd, "#c7c7c7"),
+            ax.scatter([j], [len(trials) - 1 - i], s=200, color=ROB_COLOURS.get(jd, "#c7c7c7"),
                        edgecolor="black", linewidth=0.5)
             ax.text(j, len(trials) - 1 - i, ROB_SYMBOLS.get(jd, ""), ha="center", va="center", fontsize=9)
     ax.set_yticks(range(len(trials)))
     ax.set_yticklabels(list(reversed(trials)), fontsize=8)
     ax.set_xticks(range(len(domains)))
-    ax.set_xticklabels(domains, rotation=30, ha="right", fontsize=8)
+    ax.set_xticklabels([_wrap(d, 18) for d in domains], rotation=35, ha="right", fontsize=7.5)
     ax.set_xlim(-0.6, len(domains) - 0.4)
     ax.set_ylim(-0.6, len(trials) - 0.4)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    n_assessed = int((fr["domain"].eq("Overall") & fr["judgement"].ne("not assessed")).sum())
-    ax.set_title(f"Risk of bias (published judgements): {n_assessed} of {len(trials)} trials assessed; "
-                 "grey = not assessed", fontsize=9, loc="left")
+    judged = fr[fr["judgement"] != "not assessed"]["study_id"].nunique()
+    n_overall = int((fr["domain"].eq("Overall") & fr["judgement"].ne("not assessed")).sum())
+    ax.set_title(f"Risk of bias as published: {judged} of {len(trials)} trials with any judgement, {n_overall} "
+                 "with an overall one.\nGreen low, amber unclear or some concerns, red high, grey not assessed.",
+                 fontsize=8.5, loc="left")
     return ax
 
 

@@ -69,11 +69,21 @@ CONTRAST_REQUIRED = ("study_id", "arm1", "arm2", "intervention1", "intervention2
                      "higher_is_worse", "estimate_type", "estimate", "direction_stored", "source_url",
                      "source_location")
 
+# risk of bias as published by a review or guideline, one row per trial x tool x domain (optional table)
+ROB_COLUMNS = {
+    "study_id": "str", "tool": "str", "domain": "str", "judgement": "str", "judgement_printed": "str",
+    "source_url": "str", "source_location": "str", "review_citation": "str", "note": "str",
+}
+ROB_REQUIRED = ("study_id", "tool", "domain", "judgement", "source_url", "source_location", "review_citation")
+ROB_JUDGEMENTS = ("low", "unclear", "some_concerns", "high")
+
 TABLES = {
     "studies": (STUDY_COLUMNS, STUDY_REQUIRED),
     "arms": (ARM_COLUMNS, ARM_REQUIRED),
     "contrasts": (CONTRAST_COLUMNS, CONTRAST_REQUIRED),
+    "rob": (ROB_COLUMNS, ROB_REQUIRED),
 }
+OPTIONAL_TABLES = ("contrasts", "rob")
 # direction_stored: how the stored estimate is signed
 # ("not_stated": the source does not say which way the difference runs; such a row is never pooled)
 DIRECTIONS = ("arm1_minus_arm2", "arm2_minus_arm1", "not_stated")
@@ -271,7 +281,19 @@ CONTRASTS_SCHEMA = pa.DataFrameSchema(
     },
 )
 
-SCHEMAS = {"studies": STUDIES_SCHEMA, "arms": ARMS_SCHEMA, "contrasts": CONTRASTS_SCHEMA}
+ROB_SCHEMA = pa.DataFrameSchema(
+    {
+        "study_id": pa.Column(object, nullable=False),
+        "tool": pa.Column(object, nullable=False),
+        "domain": pa.Column(object, nullable=False),
+        "judgement": _isin(ROB_JUDGEMENTS),
+        "source_url": pa.Column(object, pa.Check.str_matches(r"^(https?://|file:|data/)"), nullable=False),
+        "source_location": pa.Column(object, nullable=False),
+        "review_citation": pa.Column(object, nullable=False),
+    },
+)
+
+SCHEMAS = {"studies": STUDIES_SCHEMA, "arms": ARMS_SCHEMA, "contrasts": CONTRASTS_SCHEMA, "rob": ROB_SCHEMA}
 
 _EXPECT = {
     "isin": "one of: {values}",
@@ -422,10 +444,17 @@ def row_problems_contrasts(con: pd.DataFrame, file: str) -> list[Problem]:
 
 
 def cross_problems(studies: pd.DataFrame, arms: pd.DataFrame, contrasts: pd.DataFrame,
-                   files: dict[str, str]) -> list[Problem]:
+                   files: dict[str, str], rob: pd.DataFrame | None = None) -> list[Problem]:
     out: list[Problem] = []
     known = set(studies["study_id"].dropna())
-    for table, df in (("arms", arms), ("contrasts", contrasts)):
+    tables = [("arms", arms), ("contrasts", contrasts)]
+    if rob is not None:
+        tables.append(("rob", rob))
+        dup = rob.duplicated(subset=["study_id", "tool", "domain"], keep="first")
+        for i in rob.index[dup]:
+            out.append(Problem(files["rob"], _row(i), "domain", f"a second judgement of '{rob.loc[i, 'domain']}' "
+                               f"for {rob.loc[i, 'study_id']} ({rob.loc[i, 'tool']})", "one row per trial x tool x domain"))
+    for table, df in tables:
         for i, sid in df["study_id"].items():
             if sid and sid not in known:
                 out.append(Problem(files[table], _row(i), "study_id", f"'{sid}', which is not in studies",

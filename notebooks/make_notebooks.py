@@ -1,0 +1,76 @@
+"""Writes the project's notebooks (thin: parameters, then calls into mt_evidence). Run after editing:
+    .venv/bin/python notebooks/make_notebooks.py
+Notebooks are committed without outputs; the test suite executes them."""
+
+from pathlib import Path
+
+import nbformat as nbf
+
+HERE = Path(__file__).parent
+
+
+def notebook(title: str, intro: str, params: str, cells: list[tuple[str, str]]) -> nbf.NotebookNode:
+    nb = nbf.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells.append(nbf.v4.new_markdown_cell(f"# {title}\n\n{intro}"))
+    p = nbf.v4.new_code_cell(params)
+    p.metadata["tags"] = ["parameters"]
+    nb.cells.append(p)
+    for kind, src in cells:
+        nb.cells.append(nbf.v4.new_markdown_cell(src) if kind == "md" else nbf.v4.new_code_cell(src))
+    return nb
+
+
+NOTEBOOKS = {
+    "01_evidence.ipynb": notebook(
+        "1. The evidence: loading and validating",
+        "Loads the bundled trials (or your own extraction folder or workbook), lists every validation problem, "
+        "and shows what each trial contributes and where each number was read.",
+        "# parameters: an evidence folder or .xlsx workbook; None = the bundled trials\ndata_path = None",
+        [
+            ("code", "import mt_evidence as me\nfrom mt_evidence import plots\n\nproblems = me.validate_path(data_path or me.io.bundled_data_dir())\nprint(f'{len(problems)} problem(s)')\nfor p in problems:\n    print(p)"),
+            ("code", "ev = me.load_evidence(data_path)\nev"),
+            ("md", "## Trials"),
+            ("code", "ev.studies[['study_id', 'citation', 'population', 'n_randomised', 'country']]"),
+            ("md", "## Arm-level rows and where they were read"),
+            ("code", "ev.arms[['study_id', 'arm', 'intervention', 'outcome', 'instrument', 'timepoint_weeks', 'n', 'mean', 'sd', 'se', 'source_location']]"),
+            ("md", "## Between-group contrasts"),
+            ("code", "ev.contrasts[['study_id', 'arm1', 'arm2', 'outcome', 'timepoint_weeks', 'estimate', 'ci_low', 'ci_high', 'direction_stored', 'role']]"),
+            ("md", "## Risk of bias (published judgements only)"),
+            ("code", "plots.plot_rob(ev.studies, ev.rob);"),
+        ],
+    ),
+    "02_short_vs_long.ipynb": notebook(
+        "2. Short term against long term, for every comparison",
+        "Pools each comparison (manual therapy, exercise, combined care, control) per follow-up window, then "
+        "shows short and long term side by side and estimates the change within trials.",
+        "# parameters\ndata_path = None      # evidence folder or workbook; None = bundled\nconfig_path = None    # analysis TOML; None = the package default (Cochrane windows, Ostelo 2008 thresholds)\nmeasure = 'md100'     # 'md100' (points on 0-100) or 'smd'",
+        [
+            ("code", "import mt_evidence as me\nfrom mt_evidence import analysis, plots\n\ncfg = analysis.load_config(config_path)\nprint(cfg.describe())\nev = me.load_evidence(data_path)\nframe = analysis.comparison_frame(ev, cfg, measure=measure)"),
+            ("md", "## Every effect, with the rule that kept or dropped it"),
+            ("code", "frame[['study_id', 'comparison', 'outcome', 'window', 'timepoint_weeks', 'instrument', 'yi', 'used', 'why_not']]"),
+            ("md", "## Pooled per window"),
+            ("code", "results = analysis.pool_windows(frame, cfg)\nanalysis.results_table(results, cfg)"),
+            ("md", "## Short and long term side by side"),
+            ("code", "for comp in analysis.COMPARISONS:\n    for outcome in ('pain', 'disability'):\n        sl = analysis.short_vs_long(frame, comp, outcome, cfg)\n        if sl.short is None and sl.long is None:\n            continue\n        first, second = analysis.COMPARISON_LABELS[comp]\n        plots.plot_short_long(sl.short, sl.long, xlabel='Mean difference (0-100)' if measure == 'md100' else 'SMD',\n                              favours=(first, second), mid=cfg.thresholds.get(outcome) if measure == 'md100' else None,\n                              title=f'{first} vs {second}: {outcome}', change_text=sl.summary())"),
+        ],
+    ),
+    "03_sensitivity.ipynb": notebook(
+        "3. Sensitivity analyses",
+        "For each comparison, outcome and window: common vs random effects, the Wald z interval, low risk of "
+        "bias only (published judgements; trials not assessed are left out), no derived values, unadjusted "
+        "values only; and funnel plots where there are trials to plot.",
+        "# parameters\ndata_path = None\nconfig_path = None",
+        [
+            ("code", "import pandas as pd\nimport mt_evidence as me\nfrom mt_evidence import analysis, plots\n\ncfg = analysis.load_config(config_path)\nev = me.load_evidence(data_path)\nframe = analysis.comparison_frame(ev, cfg)\nresults = analysis.pool_windows(frame, cfg)"),
+            ("code", "tables = []\nfor w in results:\n    s = analysis.sensitivity(frame, w.comparison, w.outcome, w.window, cfg)\n    s.insert(0, 'window', w.window)\n    s.insert(0, 'outcome', w.outcome)\n    s.insert(0, 'comparison', w.comparison)\n    tables.append(s)\npd.concat(tables, ignore_index=True) if tables else 'no analyses'"),
+            ("md", "## Funnel plots (contour-enhanced)"),
+            ("code", "for w in results:\n    if w.k >= 3:\n        ax = plots.plot_funnel(w.result, xlabel='Mean difference (0-100)')\n        ax.figure.suptitle(f'{w.comparison}, {w.outcome}, {w.window}')"),
+        ],
+    ),
+}
+
+if __name__ == "__main__":
+    for name, nb in NOTEBOOKS.items():
+        nbf.write(nb, HERE / name)
+        print("wrote", HERE / name)

@@ -1,0 +1,204 @@
+"""Analyses by window, multi-arm handling, short vs long, sensitivity, and the figures' tidy frames.
+
+Fixtures are SYNTHETIC (invented numbers) unless they load the bundled data."""
+
+import shutil
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mt_evidence as me
+from mt_evidence import analysis as A
+from mt_evidence import plots as P
+
+FIX = Path(__file__).parent / "fixtures" / "synthetic_clean"
+
+
+@pytest.fixture
+def synth(tmp_path):
+    d = tmp_path / "ev"
+    shutil.copytree(FIX, d)
+    return d
+
+
+def add_arm(path: Path, **row):
+    df = pd.read_csv(path / "arms.csv", dtype=str)
+    df = pd.concat([df, pd.DataFrame([row])], ignore_index=True)
+    df.to_csv(path / "arms.csv", index=False)
+
+
+def test_default_config_has_cochrane_windows():
+    cfg = A.load_config()
+    assert [w.name for w in cfg.windows] == ["short", "intermediate", "long"]
+    short, inter, long = cfg.windows
+    assert short.contains(13) and not short.contains(0) and not short.contains(14)
+    assert inter.contains(26) and not inter.contains(52) and not inter.contains(13)
+    assert long.contains(52) and long.contains(104)
+    assert cfg.thresholds["pain"] == 15 and "Ostelo" in cfg.threshold_source
+
+
+def test_bad_config_is_a_clear_error(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text("[[windows]]\nname = 'short'\n")
+    with pytest.raises(ValueError, match="missing or malformed setting"):
+        A.load_config(p)
+
+
+def test_comparison_frame_rules_on_synthetic_data(synth):
+    ev = me.load_evidence(synth)
+    f = A.comparison_frame(ev)
+    mt_ex = f[f["comparison"] == "manual_therapy_vs_exercise"]
+    assert set(mt_ex["window"]) == {"short", "long"}
+    short = mt_ex[mt_ex["window"] == "short"].iloc[0]
+    assert short["yi"] == pytest.approx(-10.0)  # (3.0 - 4.0) on 0-10 -> -10 on 0-100
+    assert short["vi"] == pytest.approx((np.sqrt(4 / 29 + 4 / 28) * 10) ** 2)
+    comb = f[(f["comparison"] == "combined_vs_control") & (f["window"] == "short")].iloc[0]
+    assert comb["control_type"] == "usual_care" and comb["derived"]
+    # the contrast at 52 weeks arrives oriented: combined vs usual care, negative favours combined
+    long = f[(f["comparison"] == "combined_vs_control") & (f["window"] == "long")].iloc[0]
+    assert long["md"] == pytest.approx(-1.5) and long["source_kind"] == "contrasts"
+    assert set(f["rob_overall"]) <= {"low", "not assessed"}
+
+
+def test_one_time_point_per_trial_per_window_closest_to_target(synth):
+    base = dict(study_id="SynthA2020", technique="", outcome="pain", instrument="NRS (0-10)", scale_min="0",
+                scale_max="10", higher_is_worse="true", value_type="final", sd="2.0", adjusted="false",
+                source_url="https://example.org/synthetic-a", source_location="Table 9")
+    add_arm(synth, arm="manip", intervention="manual_therapy", timepoint_weeks="12", n="29", mean="2.0", **base)
+    add_arm(synth, arm="exer", intervention="exercise", timepoint_weeks="12", n="28", mean="4.0", **base)
+    f = A.comparison_frame(me.load_evidence(synth))
+    rows = f[(f["comparison"] == "manual_therapy_vs_exercise") & (f["window"] == "short")]
+    assert len(rows) == 2 and rows["used"].sum() == 1
+    used = rows[rows["used"]].iloc[0]
+    assert used["timepoint_weeks"] == 12  # closer to the 13-week target than week 4
+    assert "another time point" in rows[~rows["used"]].iloc[0]["why_not"]
+
+
+def test_multi_arm_trial_combines_arms_instead_of_double_counting(synth):
+    base = dict(study_id="SynthA2020", technique="", outcome="pain", instrument="NRS (0-10)", scale_min="0",
+                scale_max="10", higher_is_worse="true", value_type="final", adjusted="false",
+                source_url="https://example.org/synthetic-a", source_location="Table 9")
+    add_arm(synth, arm="mobil", intervention="manual_therapy", timepoint_weeks="4", n="30", mean="3.5", sd="2.0",
+            **base)
+    f = A.comparison_frame(me.load_evidence(synth))
+    row = f[(f["comparison"] == "manual_therapy_vs_exercise") & (f["window"] == "short")].iloc[0]
+    n, m, sd = me.combine_arms(29, 3.0, 2.0, 30, 3.5, 2.0)
+    assert row["n1"] == pytest.approx(float(n)) and row["arm1"] == "manip+mobil"
+    assert row["md"] == pytest.approx(float(m) - 4.0)
+    assert (f[(f["comparison"] == "manual_therapy_vs_exercise") & f["used"]]
+            .groupby(["study_id", "window"]).size().max()) == 1
+
+
+def test_short_vs_long_within_trials(synth):
+    ev = me.load_evidence(synth)
+    f = A.comparison_frame(ev)
+    cfg = A.load_config()
+    sl = A.short_vs_long(f, "manual_therapy_vs_exercise", "pain", cfg)
+    t = sl.trials.iloc[0]
+    assert t["study_id"] == "SynthA2020"
+    v = t["short_var"] + t["long_var"] - 2 * 0.5 * np.sqrt(t["short_var"] * t["long_var"])
+    assert sl.within.estimate == pytest.approx(t["long"] - t["short"])
+    assert sl.within.se == pytest.approx(np.sqrt(v))
+    assert list(sl.sensitivity["correlation"]) == list(cfg.sensitivity)
+    # higher assumed correlation -> narrower interval for the within-trial change
+    widths = (sl.sensitivity["ci_high"] - sl.sensitivity["ci_low"]).to_numpy()
+    assert np.all(np.diff(widths) < 0)
+    assert "naive subgroup test" in sl.summary()
+    none = A.short_vs_long(f, "combined_vs_control", "pain", cfg)
+    assert none.within is None and "cannot be estimated" in none.summary()
+
+
+def test_sensitivity_rows(synth):
+    ev = me.load_evidence(synth)
+    f = A.comparison_frame(ev)
+    s = A.sensitivity(f, "combined_vs_control", "disability", "short")
+    assert list(s["analysis"]) == ["primary", "common_effect", "random_z", "low_risk_of_bias",
+                                   "no_derived_values", "unadjusted_only"]
+    assert s.set_index("analysis").loc["low_risk_of_bias", "k"] == 1  # SynthB2021 is judged low (synthetic)
+    assert s.set_index("analysis").loc["no_derived_values", "k"] == 0  # its SD came from the SE
+
+
+def test_bundled_analyses_run():
+    ev = me.load_evidence()
+    f = A.comparison_frame(ev)
+    res = A.pool_windows(f)
+    table = A.results_table(res)
+    assert {"manual_therapy_vs_control", "combined_vs_control"} <= set(table["comparison"])
+    assert (table["k"] >= 1).all()
+    assert f["used"].any() and (f.loc[~f["used"], "why_not"] != "").all()
+
+
+# ------------------------------------------------------------------------------------------- figures
+
+
+def test_forest_frame_and_plot():
+    r = me.pool([-2.0, -1.0, 0.5, -3.0], [1.0, 0.5, 2.0, 1.5], labels=["A", "B", "A", "C"])
+    fr = P.forest_frame(r)
+    assert list(fr["row_type"]) == ["study"] * 4 + ["pooled", "prediction"]
+    assert list(fr.loc[fr["row_type"] == "study", "label"]) == ["A", "B", "A", "C"]  # duplicates kept
+    np.testing.assert_allclose(fr.loc[fr["row_type"] == "study", "weight"].sum(), 100)
+    assert fr.iloc[4]["estimate"] == r.estimate and fr.iloc[5]["ci_low"] == r.pi_low
+    info = pd.DataFrame({"n1": [10, 20, 30], "n2": [11, 21, 31], "rob_overall": ["low", None, "high"]},
+                        index=["A", "B", "C"])
+    ax = P.plot_forest(r, info=info, mid=1.0, favours=("MT", "exercise"), title="synthetic")
+    texts = [t.get_text() for t in ax.texts]
+    assert "Estimate [95% CI]" in texts and any(t.startswith("Heterogeneity") for t in texts)
+    assert any("Favours MT" in t.get_text() for t in ax.texts)
+    labels = [t for t in texts if t in ("A", "B", "C")]
+    assert labels.count("A") == 2
+
+
+def test_long_labels_do_not_overlap(tmp_path):
+    labels = [f"A very long trial name number {i} with extra words to wrap" for i in range(12)]
+    r = me.pool(np.linspace(-2, 2, 12), np.full(12, 0.5), labels=labels)
+    ax = P.plot_forest(r)
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.texts if t.get_text().startswith("A very long")]
+    for b1, b2 in zip(boxes, boxes[1:]):
+        assert b1.y0 >= b2.y1 - 1 or b2.y0 >= b1.y1 - 1  # no vertical overlap between consecutive rows
+
+
+def test_short_long_frame_and_export(tmp_path):
+    s = me.pool([-5.0, -3.0, -4.0], [2.0, 1.0, 3.0], labels=["A", "B", "C"])
+    lg = me.pool([-1.0, 0.5], [2.0, 1.0], labels=["B", "D"])
+    fr = P.short_long_frame(s, lg)
+    assert list(fr.loc[fr["row_type"] == "study", "label"]) == ["A", "B", "C", "D"]
+    assert np.isnan(fr.set_index("label").loc["A", "long_estimate"])
+    assert fr.set_index("label").loc["B", "long_estimate"] == -1.0
+    fig = P.plot_short_long(s, lg, mid=2, change_text="synthetic")
+    paths = P.save_figure(fig, tmp_path / "fig")
+    assert [p.suffix for p in paths] == [".png", ".svg", ".pdf"]
+    assert all(p.stat().st_size > 1000 for p in paths)
+    from PIL import Image
+
+    with Image.open(paths[0]) as im:
+        assert im.info.get("dpi", (300, 300))[0] == pytest.approx(300, abs=1)
+    again = P.save_figure(fig, tmp_path / "fig2")
+    assert again[0].read_bytes() == paths[0].read_bytes()  # deterministic PNG
+
+
+def test_funnel_and_rob():
+    r = me.pool([-2.0, -1.0, 0.5, -3.0], [1.0, 0.5, 2.0, 1.5])
+    fr = P.funnel_frame(r)
+    assert {"z90", "z95", "z99"} <= set(fr.columns)
+    ax = P.plot_funnel(r)
+    assert ax.get_ylim()[0] > ax.get_ylim()[1]  # SE axis inverted, as metafor
+    st = pd.DataFrame({"study_id": ["X", "Y"], "rob_overall": ["low", None], "rob_source": ["https://x", None]})
+    rf = P.rob_frame(st)
+    assert set(rf.loc[rf["study_id"] == "Y", "judgement"]) == {"not assessed"}
+    ax = P.plot_rob(st)
+    assert "1 of 2 trials with any judgement, 1 with an overall one" in ax.get_title(loc="left")
+    rob = pd.DataFrame({"study_id": ["Y"], "tool": ["RoB1"], "domain": ["Allocation concealment (selection bias)"],
+                        "judgement": ["high"], "source_url": ["https://y"]})
+    rf = P.rob_frame(st, rob)
+    assert rf.set_index(["study_id", "domain"]).loc[("Y", "Allocation concealment"), "judgement"] == "high"
+    assert rf.set_index(["study_id", "domain"]).loc[("Y", "Overall"), "judgement"] == "not assessed"
+    assert rf.set_index(["study_id", "domain"]).loc[("X", "Allocation concealment"), "judgement"] == "not assessed"
