@@ -79,6 +79,28 @@ def report(
 
 
 @app.command()
+def figures(
+    data: Annotated[Optional[Path], typer.Option(help="Evidence folder or workbook (default: bundled)")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Analysis configuration (TOML)")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder")] = Path("reports/figures"),
+    measure: Annotated[str, typer.Option(help="md100 (points on 0-100) or smd")] = "md100",
+) -> None:
+    """Write every forest plot (short and long term side by side, and per window) and the risk-of-bias figure
+    as PNG (300 dpi), SVG and PDF."""
+    from .analysis import load_config
+    from .figures import write_figures
+    from .io import EvidenceError, load_evidence
+
+    try:
+        ev = load_evidence(data)
+    except EvidenceError as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(1)
+    table = write_figures(ev, out, load_config(config), measure=measure)
+    console.print(f"wrote {len(table)} figures (PNG, SVG, PDF) to {out}")
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     from . import __version__

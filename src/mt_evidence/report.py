@@ -88,6 +88,31 @@ def _reference_info() -> tuple[str, int]:
         return "3.8", 0
 
 
+def embedded_figures(ev: Evidence, kinds=("short_vs_long", "rob"), dpi: int = 110) -> list[dict]:
+    """The report's figures as base64 PNG data URIs with their titles and alt texts (no network requests)."""
+    import base64
+    import io as _io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .figures import figure_specs
+
+    out = []
+    for name, kind, title, alt, draw in figure_specs(ev):
+        if kind not in kinds:
+            continue
+        fig = draw()
+        buf = _io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+        plt.close(fig)
+        out.append({"name": name, "kind": kind, "title": title, "alt": alt,
+                    "src": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")})
+    return out
+
+
 def render_html(ev: Evidence, *, generated: str | None = None) -> str:
     env = Environment(loader=PackageLoader("mt_evidence", "templates"), autoescape=select_autoescape(["html", "j2"]))
     tpl = env.get_template("report.html.j2")
@@ -122,6 +147,7 @@ def render_html(ev: Evidence, *, generated: str | None = None) -> str:
             "in later versions."
         ),
         pooled=pooled,
+        figures=embedded_figures(ev),
         conventions=conventions,
         studies=studies,
         exclusions=excl,
@@ -137,7 +163,7 @@ def build_report(data: str | Path | None = None, out: str | Path = "reports",
     say = progress or (lambda _msg: None)
     say("loading and validating the evidence")
     ev = load_evidence(data)
-    say("pooling")
+    say("pooling and drawing the figures")
     html = render_html(ev)
     say("writing the report")
     out = Path(out)

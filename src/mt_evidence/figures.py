@@ -1,0 +1,84 @@
+"""All figures of an analysis, written to a folder (PNG 300 dpi, SVG, PDF), with their alt texts.
+
+``write_figures`` draws, for every comparison x outcome with data, the short-vs-long figure and one forest
+plot per window, plus the risk-of-bias figure; it returns a table of what it wrote (used by the report).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from . import analysis as A
+from . import plots as P
+from .io import Evidence
+
+
+def _slug(*parts: str) -> str:
+    return "_".join(str(p).replace(" ", "-") for p in parts)
+
+
+def figure_specs(ev: Evidence, config: A.AnalysisConfig | None = None, measure: str = "md100"):
+    """Yield (name, kind, title, alt, draw) for every figure, in report order (draw() returns a Figure)."""
+    config = config or A.load_config()
+    frame = A.comparison_frame(ev, config, measure=measure)
+    xlabel = "Mean difference (points on 0-100)" if measure == "md100" else "Standardised mean difference"
+    results = A.pool_windows(frame, config)
+    for comp in A.COMPARISONS:
+        first, second = A.COMPARISON_LABELS[comp]
+        for outcome in ("pain", "disability"):
+            sl = A.short_vs_long(frame, comp, outcome, config)
+            if sl.short is None and sl.long is None:
+                continue
+            mid = config.thresholds.get(outcome) if measure == "md100" else None
+            title = f"{first.capitalize()} vs {second}: {outcome}"
+            ks = f"short term {0 if sl.short is None else sl.short.k} trial(s), long term " \
+                 f"{0 if sl.long is None else sl.long.k} trial(s)"
+
+            def draw(sl=sl, first=first, second=second, mid=mid, title=title):
+                return P.plot_short_long(sl.short, sl.long, xlabel=xlabel, favours=(first, second), mid=mid,
+                                         title=title, change_text=sl.summary())
+
+            alt = (f"Forest plots side by side for {first} versus {second}, {outcome}: {ks}. "
+                   + sl.summary())
+            yield _slug(comp, outcome, "short_vs_long"), "short_vs_long", title, alt, draw
+        for w in results:
+            if w.comparison != comp:
+                continue
+            mid = config.thresholds.get(w.outcome) if measure == "md100" else None
+            info = w.studies.set_index("study_id")[["n1", "n2", "rob_overall"]]
+            title = f"{first.capitalize()} vs {second}: {w.outcome}, {config.window(w.window).label}"
+
+            def draw_forest(w=w, info=info, mid=mid, title=title, first=first, second=second):
+                ax = P.plot_forest(w.result, info=info, xlabel=xlabel, favours=(first, second), mid=mid,
+                                   title=title)
+                return ax.figure
+
+            r = w.result
+            alt = (f"Forest plot, {first} versus {second}, {w.outcome}, {w.window}: {r.k} trial(s), pooled "
+                   f"{r.estimate:.1f} (95% CI {r.ci_low:.1f} to {r.ci_high:.1f}); negative favours {first}.")
+            yield _slug(comp, w.outcome, w.window), "forest", title, alt, draw_forest
+
+    def draw_rob():
+        return P.plot_rob(ev.studies, ev.rob).figure
+
+    yield "risk_of_bias", "rob", "Risk of bias (published judgements)", (
+        "Traffic-light chart of the risk-of-bias judgements published for each trial; grey where none was "
+        "published."), draw_rob
+
+
+def write_figures(ev: Evidence, out_dir: str | Path, config: A.AnalysisConfig | None = None,
+                  formats=("png", "svg", "pdf"), dpi: int = 300, measure: str = "md100") -> pd.DataFrame:
+    """Write every figure in ``formats`` to ``out_dir``; return name, kind, title, alt and paths."""
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    rows = []
+    for name, kind, title, alt, draw in figure_specs(ev, config, measure):
+        fig = draw()
+        paths = P.save_figure(fig, out_dir / name, formats=formats, dpi=dpi, alt=alt)
+        plt.close(fig)
+        rows.append({"name": name, "kind": kind, "title": title, "alt": alt,
+                     **{fmt: str(p) for fmt, p in zip(formats, paths)}})
+    return pd.DataFrame(rows)
