@@ -202,3 +202,23 @@ def test_funnel_and_rob():
     assert rf.set_index(["study_id", "domain"]).loc[("Y", "Allocation concealment"), "judgement"] == "high"
     assert rf.set_index(["study_id", "domain"]).loc[("Y", "Overall"), "judgement"] == "not assessed"
     assert rf.set_index(["study_id", "domain"]).loc[("X", "Allocation concealment"), "judgement"] == "not assessed"
+
+
+def test_subgroup_forest_frame_and_plot():
+    sub = me.subgroup([-5, -3, -8, -1, -2, -6], [4, 3, 5, 2, 3, 6],
+                      ["usual_care", "usual_care", "sham", "sham", "wait_list", "wait_list"], labels=list("ABCDEF"))
+    fr = P.forest_frame_subgroups(sub)
+    assert list(fr["row_type"]) == (["header", "study", "study", "subgroup"] * 3 + ["pooled", "prediction"])
+    sg = fr[fr["row_type"] == "subgroup"]
+    np.testing.assert_allclose(sg["estimate"], [r.estimate for r in sub.groups.values()])
+    ax = P.plot_forest_subgroups(sub, favours=("MT", "control"))
+    texts = " ".join(t.get_text() for t in ax.texts)
+    assert "Test for subgroup differences: separate tau²" in texts and "common tau²" in texts
+
+
+def test_control_type_subgroups_on_bundled_data():
+    ev = me.load_evidence()
+    f = A.comparison_frame(ev)
+    sub = A.control_subgroups(f, "combined_vs_control", "disability", "short")
+    assert sub is not None and set(sub.groups) <= {"usual_care", "advice", "sham", "wait_list"}
+    assert A.control_subgroups(f, "manual_therapy_vs_exercise", "disability", "short") is None

@@ -480,3 +480,21 @@ def sensitivity(frame: pd.DataFrame, comparison: str, outcome: str, window: str,
         rows.append({"analysis": name, "k": r.k, "estimate": r.estimate, "ci_low": r.ci_low, "ci_high": r.ci_high,
                      "i2": r.i2, "studies": ", ".join(sub["study_id"]), "note": r.conventions.describe()})
     return pd.DataFrame(rows)
+
+
+def control_subgroups(frame: pd.DataFrame, comparison: str, outcome: str, window: str,
+                      config: AnalysisConfig | None = None):
+    """Subgroup analysis by control type (usual care, advice, sham, wait-list) for a "... vs control" comparison.
+
+    Returns a :class:`~mt_evidence.subgroups.SubgroupResult` (test for subgroup differences with separate and
+    with common tau^2), or None when the comparison has no control or fewer than two trials.
+    """
+    from .subgroups import subgroup
+
+    config = config or load_config()
+    f = frame[frame["used"] & (frame["comparison"] == comparison) & (frame["outcome"] == outcome)
+              & (frame["window"] == window)]
+    if not comparison.endswith("_vs_control") or len(f) < 2:
+        return None
+    return subgroup(f["yi"].to_numpy(float), f["vi"].to_numpy(float), list(f["control_type"]),
+                    labels=list(f["study_id"]), method=config.method, test=config.test, pi_type=config.pi_type)

@@ -59,6 +59,15 @@ def figure_specs(ev: Evidence, config: A.AnalysisConfig | None = None, measure: 
             alt = (f"Forest plot, {first} versus {second}, {w.outcome}, {w.window}: {r.k} trial(s), pooled "
                    f"{r.estimate:.1f} (95% CI {r.ci_low:.1f} to {r.ci_high:.1f}); negative favours {first}.")
             yield _slug(comp, w.outcome, w.window), "forest", title, alt, draw_forest
+            sub = A.control_subgroups(frame, comp, w.outcome, w.window, config)
+            if sub is not None and len(sub.groups) >= 2:
+                def draw_sub(sub=sub, info=info, mid=mid, title=title, first=first, second=second):
+                    return P.plot_forest_subgroups(sub, info=info, xlabel=xlabel, favours=(first, second), mid=mid,
+                                                   title=title + ", by control type").figure
+
+                alt = (f"Forest plot by control type, {first} versus {second}, {w.outcome}, {w.window}: "
+                       + P.subgroup_test_text(sub))
+                yield _slug(comp, w.outcome, w.window, "by_control"), "forest_subgroups", title, alt, draw_sub
 
     def draw_rob():
         return P.plot_rob(ev.studies, ev.rob).figure

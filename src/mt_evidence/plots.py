@@ -66,17 +66,49 @@ def forest_frame(result: PoolResult, *, info: pd.DataFrame | None = None, level:
     return df
 
 
+def forest_frame_subgroups(sub, *, info: pd.DataFrame | None = None, digits: int = 1) -> pd.DataFrame:
+    """Rows of a subgrouped forest plot: for each subgroup a header, its studies and its pooled row; then the
+    overall pooled row and prediction interval. ``sub`` is a :class:`~mt_evidence.subgroups.SubgroupResult`."""
+    parts = []
+    for name, res in sub.groups.items():
+        parts.append(pd.DataFrame([{"row_type": "header", "label": str(name).replace("_", " "), "estimate": np.nan,
+                                    "ci_low": np.nan, "ci_high": np.nan, "weight": np.nan, "text": ""}]))
+        fr = forest_frame(res, info=info, digits=digits)
+        fr = fr[fr["row_type"] != "prediction"].copy()
+        fr.loc[fr["row_type"] == "pooled", "label"] = (
+            f"Subgroup ({res.k} trial{'s' if res.k != 1 else ''}" + (f", I² = {res.i2:.0f}%)" if res.k > 1 else ")"))
+        fr.loc[fr["row_type"] == "pooled", "row_type"] = "subgroup"
+        parts.append(fr)
+    overall = forest_frame(sub.overall, info=info, digits=digits)
+    overall = overall[overall["row_type"] != "study"]
+    parts.append(overall)
+    out = pd.concat(parts, ignore_index=True)
+    for c in ("n1", "n2", "rob_overall"):
+        if c not in out:
+            out[c] = np.nan
+    return out
+
+
+def subgroup_test_text(sub) -> str:
+    tc = sub.test_common
+    stat = "F" if sub.conventions.test in ("t", "hksj") else "QM"
+    return (f"Test for subgroup differences: separate tau², Q = {sub.q_between:.2f}, df = {sub.q_between_df:g}, "
+            f"{_p(sub.q_between_p)}; common tau², {stat} = {tc['stat']:.2f}, {_p(tc['p'])}. "
+            "Weights are within each subgroup.")
+
+
 def heterogeneity_text(result: PoolResult) -> str:
     if result.k < 2:
         return "Heterogeneity: not applicable (one trial)"
     return (f"Heterogeneity: tau² = {result.tau2:.2f}; I² = {result.i2:.0f}%; "
-            f"Q = {result.q:.2f}, df = {result.q_df:g}, p = {_p(result.q_p)}")
+            f"Q = {result.q:.2f}, df = {result.q_df:g}, {_p(result.q_p)}")
 
 
 def _p(p: float) -> str:
+    """'p = 0.123' or 'p < 0.001'."""
     if not np.isfinite(p):
-        return "NA"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+        return "p = NA"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 # ----------------------------------------------------------------------------------------------- drawing
@@ -105,10 +137,11 @@ def _draw_rows(ax, frame: pd.DataFrame, ypos: np.ndarray, *, colour: str = "blac
             ax.plot([r["ci_low"], r["ci_high"]], [y, y], color=colour, lw=1.0, solid_capstyle="butt")
             size = 4 + (max_marker - 4) * np.sqrt(max(r["weight"], 0) / wmax) if wmax > 0 else 6
             ax.plot([r["estimate"]], [y], marker="s", ms=size, color=colour, mec=colour, ls="none")
-        elif r["row_type"] == "pooled":
-            h = 0.32
+        elif r["row_type"] in ("pooled", "subgroup"):
+            h = 0.32 if r["row_type"] == "pooled" else 0.24
+            face = colour if r["row_type"] == "pooled" else "white"
             diamond = Polygon([[r["ci_low"], y], [r["estimate"], y + h], [r["ci_high"], y], [r["estimate"], y - h]],
-                              closed=True, facecolor=colour, edgecolor=colour)
+                              closed=True, facecolor=face, edgecolor=colour)
             ax.add_patch(diamond)
         elif r["row_type"] == "prediction":
             ax.plot([r["ci_low"], r["ci_high"]], [y, y], color=colour, lw=1.2, ls=(0, (2, 2)))
@@ -124,14 +157,14 @@ def _wrap(label: str, width: int = 34) -> str:
 
 def plot_forest(result: PoolResult, ax=None, *, info: pd.DataFrame | None = None, xlabel: str = "Mean difference",
                 favours: tuple[str, str] = ("first", "second"), mid: float | None = None, title: str | None = None,
-                subgroup_text: str | None = None, digits: int = 1):
+                subgroup_text: str | None = None, digits: int = 1, _frame: pd.DataFrame | None = None):
     """A forest plot of one pooled result, with columns: trial, n per arm, estimate [CI], weight, risk of bias.
 
     ``favours`` names the care favoured left and right of zero; ``mid`` draws the minimal important
     difference at +/- mid. Returns the Axes holding the plot.
     """
     plt = _plt()
-    frame = forest_frame(result, info=info, digits=digits)
+    frame = forest_frame(result, info=info, digits=digits) if _frame is None else _frame
     n = len(frame)
     if ax is None:
         fig = plt.figure(figsize=(11, 1.2 + 0.42 * (n + 3)))
@@ -153,9 +186,10 @@ def plot_forest(result: PoolResult, ax=None, *, info: pd.DataFrame | None = None
     for x, head, ha in cols:
         ax.text(x, top, head, transform=trans, ha=ha, va="bottom", fontsize=9, fontweight="bold", clip_on=False)
     for (_, r), y in zip(frame.iterrows(), ypos):
-        bold = "bold" if r["row_type"] == "pooled" else "normal"
+        bold = "bold" if r["row_type"] in ("pooled", "header") else "normal"
+        style = "italic" if r["row_type"] in ("header", "subgroup") else "normal"
         ax.text(-1.35, y, _wrap(r["label"], 40), transform=trans, ha="left", va="center", fontsize=8.5,
-                fontweight=bold, clip_on=False)
+                fontweight=bold, fontstyle=style, clip_on=False)
         if has_n and r["row_type"] == "study":
             for x, key in ((-0.28, "n1"), (-0.08, "n2")):
                 v = r[key]
@@ -163,7 +197,7 @@ def plot_forest(result: PoolResult, ax=None, *, info: pd.DataFrame | None = None
                         fontsize=8.5, clip_on=False)
         ax.text(1.04, y, r["text"], transform=trans, ha="left", va="center", fontsize=8.5, fontweight=bold,
                 clip_on=False)
-        if r["row_type"] in ("study", "pooled") and np.isfinite(r["weight"]):
+        if r["row_type"] in ("study", "pooled") and np.isfinite(r["weight"]) and r["row_type"] != "subgroup":
             ax.text(1.62, y, f"{r['weight']:.1f}%", transform=trans, ha="right", va="center", fontsize=8.5,
                     clip_on=False)
         if has_rob and r["row_type"] == "study":
@@ -174,7 +208,7 @@ def plot_forest(result: PoolResult, ax=None, *, info: pd.DataFrame | None = None
                     clip_on=False, zorder=4)
     lines = [heterogeneity_text(result)]
     lines.append(f"Test for overall effect: {'t' if result.test_used in ('t', 'hksj') else 'z'} = "
-                 f"{result.stat:.2f}, p = {_p(result.p)}")
+                 f"{result.stat:.2f}, {_p(result.p)}")
     if subgroup_text:
         lines.append(subgroup_text)
     if has_rob:
@@ -209,6 +243,16 @@ def _decorate(ax, frame: pd.DataFrame, ypos: np.ndarray, *, xlabel: str, favours
                 textcoords="offset points", ha="right", va="top", fontsize=8)
     ax.annotate(f"Favours {favours[1]} \u2192", xy=(0, 0), xycoords=xt, xytext=(4, -34),
                 textcoords="offset points", ha="left", va="top", fontsize=8)
+
+
+def plot_forest_subgroups(sub, ax=None, *, info: pd.DataFrame | None = None, xlabel: str = "Mean difference",
+                          favours: tuple[str, str] = ("first", "second"), mid: float | None = None,
+                          title: str | None = None, digits: int = 1):
+    """Forest plot with subgroups (e.g. by control type): per-subgroup diamonds (open), the overall diamond,
+    the prediction interval and the test for subgroup differences (separate and common tau^2)."""
+    frame = forest_frame_subgroups(sub, info=info, digits=digits)
+    return plot_forest(sub.overall, ax, info=info, xlabel=xlabel, favours=favours, mid=mid, title=title,
+                       subgroup_text=subgroup_test_text(sub), digits=digits, _frame=frame)
 
 
 def short_long_frame(short: PoolResult | None, long: PoolResult | None, digits: int = 1) -> pd.DataFrame:
