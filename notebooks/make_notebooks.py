@@ -52,7 +52,7 @@ NOTEBOOKS = {
             ("md", "## Pooled per window"),
             ("code", "results = analysis.pool_windows(frame, cfg)\nanalysis.results_table(results, cfg)"),
             ("md", "## Short and long term side by side"),
-            ("code", "for comp in analysis.COMPARISONS:\n    for outcome in ('pain', 'disability'):\n        sl = analysis.short_vs_long(frame, comp, outcome, cfg)\n        if sl.short is None and sl.long is None:\n            continue\n        first, second = analysis.COMPARISON_LABELS[comp]\n        plots.plot_short_long(sl.short, sl.long, xlabel='Mean difference (0-100)' if measure == 'md100' else 'SMD',\n                              favours=(first, second), mid=cfg.thresholds.get(outcome) if measure == 'md100' else None,\n                              title=f'{first} vs {second}: {outcome}', change_text=sl.summary())"),
+            ("code", "for comp in analysis.ALL_COMPARISONS:\n    for outcome in ('pain', 'disability'):\n        sl = analysis.short_vs_long(frame, comp, outcome, cfg)\n        if sl.short is None and sl.long is None:\n            continue\n        first, second = analysis.COMPARISON_LABELS[comp]\n        plots.plot_short_long(sl.short, sl.long, xlabel='Mean difference (0-100)' if measure == 'md100' else 'SMD',\n                              favours=(first, second), mid=cfg.thresholds.get(outcome) if measure == 'md100' else None,\n                              title=f'{first} vs {second}: {outcome}', change_text=sl.summary())"),
         ],
     ),
     "03_sensitivity.ipynb": notebook(

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .build import _arm_spread, _orient, _rank, _rescale
+from .build import _arm_spread, _orient, _rank, _rescale, contrast_se
 from .effects import combine_arms, effect_size
 from .io import Evidence
 from .pooling import PoolResult, pool
@@ -44,7 +44,13 @@ COMPARISONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "exercise_vs_control": ("exercise", CONTROLS),
     "combined_vs_control": ("combined", CONTROLS),
 }
+# comparisons between techniques within manual therapy: (technique of the first side, of the second side)
+TECHNIQUE_COMPARISONS: dict[str, tuple[str, str]] = {
+    "manipulation_vs_mobilisation": ("manipulation", "mobilisation"),
+}
+ALL_COMPARISONS: tuple[str, ...] = tuple(COMPARISONS) + tuple(TECHNIQUE_COMPARISONS)
 COMPARISON_LABELS = {
+    "manipulation_vs_mobilisation": ("spinal manipulation (thrust)", "mobilisation"),
     "manual_therapy_vs_exercise": ("manual therapy", "exercise"),
     "combined_vs_exercise": ("manual therapy + exercise", "exercise"),
     "combined_vs_manual_therapy": ("manual therapy + exercise", "manual therapy"),
@@ -167,6 +173,26 @@ def _side_summary(rows: list[pd.Series]) -> tuple[dict | None, str]:
             f"arms {', '.join(r['arm'] for r in rows)} could not be combined (SD or n missing); arm {best['arm']} kept")
 
 
+def _has_technique(value, token: str) -> bool:
+    return isinstance(value, str) and token in [t.strip() for t in value.replace(",", ";").split(";")]
+
+
+def _sides(g: pd.DataFrame):
+    """Yield (comparison, first rows, second rows, control types) for every comparison the arms support."""
+    rows = [r for _, r in g.iterrows()]
+    for comp, (first, seconds) in COMPARISONS.items():
+        a_rows = [r for r in rows if r["intervention"] == first]
+        b_rows = [r for r in rows if r["intervention"] in seconds]
+        if a_rows and b_rows:
+            yield comp, a_rows, b_rows, (sorted({r["intervention"] for r in b_rows}) if seconds == CONTROLS else [])
+    for comp, (t1, t2) in TECHNIQUE_COMPARISONS.items():
+        mt = [r for r in rows if r["intervention"] == "manual_therapy"]
+        a_rows = [r for r in mt if _has_technique(r["technique"], t1) and not _has_technique(r["technique"], t2)]
+        b_rows = [r for r in mt if _has_technique(r["technique"], t2) and not _has_technique(r["technique"], t1)]
+        if a_rows and b_rows:
+            yield comp, a_rows, b_rows, []
+
+
 def _arm_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
     arms = ev.arms.copy()
     arms = arms[(arms["role"].fillna("primary") == "primary") & arms["mean"].notna()]
@@ -178,11 +204,7 @@ def _arm_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
     out = []
     keys = ["study_id", "outcome", "instrument", "timepoint_weeks", "value_type", "adjusted"]
     for key, g in arms.groupby(keys, dropna=False, sort=True):
-        for comp, (first, seconds) in COMPARISONS.items():
-            a_rows = [r for _, r in g.iterrows() if r["intervention"] == first]
-            b_rows = [r for _, r in g.iterrows() if r["intervention"] in seconds]
-            if not a_rows or not b_rows:
-                continue
+        for comp, a_rows, b_rows, controls in _sides(g):
             a, note_a = _side_summary(a_rows)
             b, note_b = _side_summary(b_rows)
             hiw = bool(a_rows[0]["higher_is_worse"])
@@ -194,12 +216,12 @@ def _arm_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
                                  n2=[b["n"]])
                 smd, smd_var = _orient(float(es["yi"][0]), hiw), float(es["vi"][0])
             r0 = a_rows[0]
-            controls = sorted({r["intervention"] for r in b_rows}) if seconds == CONTROLS else []
             hows = [h for h in (a["how"], b["how"]) if h]
             out.append(dict(
                 study_id=key[0], comparison=comp, outcome=key[1], instrument=key[2], timepoint_weeks=key[3],
                 value_type=key[4], adjusted=bool(key[5]) if not pd.isna(key[5]) else False,
                 control_type="+".join(controls) if controls else "",
+                technique1=";".join(sorted({str(r["technique"]) for r in a_rows if r["technique"]})),
                 arm1="+".join(a["arms"]), arm2="+".join(b["arms"]), n1=a["n"], n2=b["n"],
                 md=md, md_se=md_se, md100=_rescale(md, r0["scale_min"], r0["scale_max"]),
                 md100_se=_rescale(md_se, r0["scale_min"], r0["scale_max"]), smd=smd, smd_var=smd_var,
@@ -228,22 +250,15 @@ def _contrast_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
                 continue
             hiw = bool(r["higher_is_worse"])
             md = _orient(est, hiw)
-            derivation = ""
-            if not pd.isna(r["se"]):
-                se = r["se"]
-            elif not pd.isna(r["ci_low"]) and not pd.isna(r["ci_high"]):
-                level = r["ci_level"] if not pd.isna(r["ci_level"]) else 0.95
-                from scipy import stats
-
-                se = (r["ci_high"] - r["ci_low"]) / (2 * stats.norm.ppf(1 - (1 - level) / 2))
-                derivation = "SE = CI width / (2 x z quantile)"
-            else:
+            se, derivation = contrast_se(r)
+            if not np.isfinite(se):
                 continue
             out.append(dict(
                 study_id=r["study_id"], comparison=comp, outcome=r["outcome"], instrument=r["instrument"],
                 timepoint_weeks=r["timepoint_weeks"], value_type="contrast",
                 adjusted=bool(r["adjusted"]) if not pd.isna(r["adjusted"]) else False,
                 control_type=i2 if seconds == CONTROLS else "", arm1=a1, arm2=a2, n1=n1, n2=n2,
+                technique1=(r["technique1"] if i1 == r["intervention1"] else r["technique2"]) or "",
                 md=md, md_se=se, md100=_rescale(md, r["scale_min"], r["scale_max"]),
                 md100_se=_rescale(se, r["scale_min"], r["scale_max"]), smd=np.nan, smd_var=np.nan,
                 source_kind="contrasts", source_rows=f"{fname}:{i + 2}", derived=bool(derivation or r["derivation"]),
@@ -333,7 +348,7 @@ def pool_windows(frame: pd.DataFrame, config: AnalysisConfig | None = None, **po
     used = frame[frame["used"]]
     order = {w.name: i for i, w in enumerate(config.windows)}
     for (comp, outcome, window), g in sorted(used.groupby(["comparison", "outcome", "window"]),
-                                             key=lambda t: (list(COMPARISONS).index(t[0][0]), t[0][1],
+                                             key=lambda t: (ALL_COMPARISONS.index(t[0][0]), t[0][1],
                                                             order.get(t[0][2], 9))):
         g = g.sort_values("study_id")
         r = pool(g["yi"].to_numpy(float), g["vi"].to_numpy(float), labels=list(g["study_id"]), **kw)

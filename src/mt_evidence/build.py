@@ -79,6 +79,27 @@ def _arm_spread(r: pd.Series) -> tuple[float, float, str]:
     return np.nan, np.nan, ""
 
 
+def contrast_se(r: pd.Series) -> tuple[float, str]:
+    """(SE, how) of a printed between-group difference: printed SE; else from its CI (normal quantile at the CI's
+    level); else from an exactly printed two-sided p-value (Cochrane Handbook 6.3.2; not from '<0.001')."""
+    if not pd.isna(r["se"]):
+        return float(r["se"]), ""
+    if not pd.isna(r["ci_low"]) and not pd.isna(r["ci_high"]):
+        level = r["ci_level"] if not pd.isna(r["ci_level"]) else 0.95
+        q = stats.norm.ppf(1 - (1 - level) / 2)
+        return float((r["ci_high"] - r["ci_low"]) / (2 * q)), f"SE = CI width / (2 x z {1 - (1 - level) / 2:.3f} quantile)"
+    p = r.get("p_value")
+    try:
+        pv = float(str(p).strip()) if p is not None and str(p).strip()[:1] not in ("<", ">", "") else np.nan
+    except ValueError:
+        pv = np.nan
+    if np.isfinite(pv) and 0 < pv < 1 and r["estimate"] != 0:
+        return float(abs(r["estimate"]) / stats.norm.isf(pv / 2)), (
+            f"SE = |estimate| / z(p/2) from the printed p = {p} (Cochrane Handbook 6.3.2; p is rounded, so the SE is "
+            "approximate)")
+    return np.nan, ""
+
+
 def _orient(diff: float, higher_is_worse: bool) -> float:
     return diff if higher_is_worse else -diff
 
@@ -162,15 +183,8 @@ def _from_contrasts(ev: Evidence) -> list[dict]:
             role, note = "excluded", "the source does not say which way the difference runs. " + note
         if pd.isna(r["higher_is_worse"]) and role == "primary":
             role, note = "excluded", "the instrument's direction (higher worse or better) is not known. " + note
-        derivation = []
-        if not pd.isna(r["se"]):
-            se = r["se"]
-        elif not pd.isna(r["ci_low"]) and not pd.isna(r["ci_high"]):
-            level = r["ci_level"] if not pd.isna(r["ci_level"]) else 0.95
-            se = (r["ci_high"] - r["ci_low"]) / (2 * stats.norm.ppf(1 - (1 - level) / 2))
-            derivation.append(f"SE = CI width / (2 x z {1 - (1 - level) / 2:.3f} quantile)")
-        else:
-            se = np.nan
+        se, how = contrast_se(r)
+        derivation = [how] if how else []
         if r["derivation"]:
             derivation.append(r["derivation"])
         out.append(

@@ -25,7 +25,7 @@ def figure_specs(ev: Evidence, config: A.AnalysisConfig | None = None, measure: 
     frame = A.comparison_frame(ev, config, measure=measure)
     xlabel = "Mean difference (points on 0-100)" if measure == "md100" else "Standardised mean difference"
     results = A.pool_windows(frame, config)
-    for comp in A.COMPARISONS:
+    for comp in A.ALL_COMPARISONS:
         first, second = A.COMPARISON_LABELS[comp]
         for outcome in ("pain", "disability"):
             sl = A.short_vs_long(frame, comp, outcome, config)

@@ -59,7 +59,7 @@ ARM_REQUIRED = ("study_id", "arm", "intervention", "outcome", "instrument", "hig
 
 CONTRAST_COLUMNS = {
     "study_id": "str", "arm1": "str", "arm2": "str", "intervention1": "str", "intervention2": "str",
-    "outcome": "str", "instrument": "str", "scale_min": "num", "scale_max": "num", "higher_is_worse": "bool",
+    "technique1": "str", "technique2": "str", "outcome": "str", "instrument": "str", "scale_min": "num", "scale_max": "num", "higher_is_worse": "bool",
     "timepoint_weeks": "num", "estimate_type": "str", "estimate": "num", "se": "num", "ci_low": "num",
     "ci_high": "num", "ci_level": "num", "p_value": "str", "direction_printed": "str", "direction_stored": "str",
     "n1": "num", "n2": "num", "adjusted": "bool", "role": "str", "source_url": "str", "source_location": "str",
