@@ -11,7 +11,19 @@ STAMP  := $(VENV)/.mt-evidence-installed
 
 # Set-up: a virtual environment with the package (editable) and its test tools. uv makes it fast when
 # it can be installed; pip is the fallback. Re-runs only when pyproject.toml changes.
-$(STAMP): pyproject.toml
+# The report's PDF and the browser tests use Debian's Chromium (Playwright drives it; its own browser download is
+# not used), and the PDF test uses pdftoppm (poppler-utils). Installed here when missing and we may (root).
+SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/pdftoppm
+
+$(SYSTEM_TOOLS):
+	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+		(apt-get install -y -qq chromium poppler-utils >/dev/null 2>&1 || \
+		 (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils >/dev/null)); \
+	else \
+		echo "Please install Chromium and poppler-utils (Debian: apt-get install chromium poppler-utils)"; exit 1; \
+	fi
+
+$(STAMP): pyproject.toml | $(SYSTEM_TOOLS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv >/dev/null 2>&1 || true
 	@if [ -x $(BIN)/uv ]; then \

@@ -267,6 +267,12 @@ def _contrast_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
     return out
 
 
+FRAME_COLUMNS = ["study_id", "comparison", "outcome", "instrument", "timepoint_weeks", "value_type", "adjusted",
+                 "control_type", "technique1", "arm1", "arm2", "n1", "n2", "md", "md_se", "md100", "md100_se", "smd",
+                 "smd_var", "source_kind", "source_rows", "derived", "derivation", "multiarm_note", "window", "yi",
+                 "vi", "used", "why_not", "population", "rob_overall"]
+
+
 def comparison_frame(ev: Evidence, config: AnalysisConfig | None = None, *, measure: str = "md100") -> pd.DataFrame:
     """One effect per trial x comparison x outcome x window, with every rule applied (see module docstring).
 
@@ -284,7 +290,7 @@ def comparison_frame(ev: Evidence, config: AnalysisConfig | None = None, *, meas
             rows.append(r)
     df = pd.DataFrame(rows)
     if df.empty:
-        return df
+        return pd.DataFrame(columns=FRAME_COLUMNS)
     df["window"] = [next((w.name for w in config.windows if w.contains(t)), None) for t in df["timepoint_weeks"]]
     if measure == "md100":
         df["yi"], df["vi"] = df["md100"], df["md100_se"] ** 2

@@ -35,6 +35,16 @@ from . import analysis as A
 from . import grade
 from .pooling import PoolResult, pool
 
+RULES = (
+    "A claim that a care helps is supported when the 95% CI excludes no effect in the claimed direction and the "
+    "certainty is moderate or high; not supported when the CI excludes an important benefit with moderate or high "
+    "certainty, or points the other way; uncertain otherwise.",
+    "A claim that an effect is short-lived is checked within trials that report both windows (the change from "
+    "short to long term, with the correlation between a trial's two estimates assumed and varied): supported only "
+    "when the difference shrinks at every assumed correlation.",
+    "A claim whose analyses have no trials is not testable with this evidence; a claim is supported when all its "
+    "analyses are, not supported when any is not, and uncertain otherwise.",
+)
 VERDICTS = ("supported", "not supported", "uncertain", "not testable with this evidence")
 
 
@@ -133,7 +143,8 @@ def _filter(frame: pd.DataFrame, t: ClaimTest) -> pd.DataFrame:
     if t.population:
         f = f[f["population"] == t.population]
     if t.technique:
-        f = f[[A._has_technique(x, t.technique) for x in f["technique1"].fillna("")]]
+        mask = np.array([A._has_technique(x, t.technique) for x in f["technique1"].fillna("")], dtype=bool)
+        f = f.loc[mask] if len(f) else f
     return f
 
 
@@ -160,6 +171,11 @@ def evaluate_test(frame: pd.DataFrame, t: ClaimTest, config: A.AnalysisConfig,
         return TestResult(t, v, expl, result=w, studies=tuple(sl.trials["study_id"]), mid=mid, change=sl)
     g = f[f["window"] == t.window].sort_values("study_id")
     if g.empty:
+        tried = frame[(frame["comparison"] == t.comparison) & (frame["outcome"] == t.outcome)
+                      & (frame["window"] == t.window) & ~frame["used"]]
+        if len(tried):
+            why = "; ".join(sorted({f"{r.study_id}: {r.why_not}" for r in tried.itertuples()}))
+            return TestResult(t, VERDICTS[3], f"trials report this comparison but none can be used ({why})", mid=mid)
         return TestResult(t, VERDICTS[3], "no trial in the bundled evidence reports this comparison", mid=mid)
     r = pool(g["yi"].to_numpy(float), g["vi"].to_numpy(float), labels=list(g["study_id"]), method=config.method,
              test=config.test, pi_type=config.pi_type)

@@ -71,11 +71,13 @@ def report(
                   transient=True) as progress:
         task = progress.add_task("starting", total=None)
         try:
-            res = build_report(data, out, progress=lambda msg: progress.update(task, description=msg))
-        except EvidenceError as err:
-            console.print(f"[red]{err}[/red]\nThe report was not changed.")
+            res = build_report(data, out, config=config,
+                               progress=lambda msg: progress.update(task, description=msg))
+        except (EvidenceError, ValueError) as err:
+            console.print(f"[red]{err}[/red]\nThe report was not changed.", markup=False)
             raise typer.Exit(1)
-    console.print(f"wrote {res.html_path} ({res.n_trials} trials, {res.n_pooled} pooled comparisons)")
+    console.print(f"wrote {res.html_path} and {res.pdf_path} ({res.n_trials} trials, {res.n_pooled} pooled "
+                  "analyses)")
 
 
 @app.command()

@@ -29,6 +29,20 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+RULES = (
+    "Randomised trials start at high certainty.",
+    "Risk of bias: down one level when more than half of the weight comes from trials without a published overall "
+    "low risk-of-bias judgement (not assessed counts as not low); down two when more than half is judged high risk.",
+    "Inconsistency: down one when I² is 50% or more, or when the evidence is a single trial; down two when I² is "
+    "75% or more and the prediction interval spans both an important benefit and an important harm.",
+    "Imprecision: down one when the 95% CI crosses the minimal important difference or the participants fall short "
+    "of the optimal information size (one trial powered at 80%, two-sided alpha 0.05, to detect the MID); down two "
+    "when the CI includes both an important benefit and an important harm (GRADE guidelines 6 and 34).",
+    "Indirectness: not judged automatically (a reviewer's judgement, entered as an override).",
+    "Publication bias: with 10 or more trials, down one when Egger's test gives p < 0.10; otherwise not assessable.",
+    "A reviewer can override any domain in a TOML file ([[override]] comparison, outcome, window, domain, "
+    "downgrade, reason, reviewer); overrides are shown next to the automatic judgement.",
+)
 LEVELS = ("very low", "low", "moderate", "high")
 DOMAINS = ("risk_of_bias", "inconsistency", "indirectness", "imprecision", "publication_bias")
 DOMAIN_LABELS = {

@@ -1,15 +1,20 @@
-"""The report: all rounding and wording for people, and HTML rendering (written atomically).
+"""The clinician report: all rounding and wording for people; HTML (one self-contained file) and PDF.
 
-This first version pools every comparison x outcome x follow-up window the bundled evidence supports, lists
-the included trials with their sources and everything left out with the reason. Later versions add forest
-plots, summary-of-findings tables with certainty, the clinic claims, and the PDF.
+``build_report`` loads the evidence, runs the analyses (windows, pooling, certainty, claims), draws the
+figures, renders ``index.html`` with jinja2 (every string from data is escaped) and prints it to
+``report.pdf`` with headless Chromium. Both files are written atomically.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
+import io as _io
 import json
+import os
 import platform
+import shutil
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -20,58 +25,238 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from . import _atomic
-from .build import assemble
+from . import analysis as A
+from . import claims as C
+from . import grade
 from .io import Evidence, load_evidence
-from .pooling import pool
 
-WINDOW_ORDER = {"short": 0, "intermediate": 1, "long": 2}
+WINDOW_WORDS = {"short": "at up to 3 months", "intermediate": "at 3 to 12 months", "long": "at 12 months or more"}
+OUTCOME_WORDS = {"pain": "pain", "disability": "function and disability"}
 
 
 @dataclass(frozen=True)
 class ReportOutput:
     html_path: Path
+    pdf_path: Path | None
     n_pooled: int
     n_trials: int
 
 
-def _fmt(x: float, digits: int = 1) -> str:
-    return "" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
+@dataclass(frozen=True)
+class ReportSettings:
+    analysis: A.AnalysisConfig
+    claims: list
+    overrides: grade.Overrides
+    source: str = "default"
 
 
-def pooled_table(ev: Evidence, *, method: str = "REML", test: str = "hksj") -> tuple[list[dict], str]:
-    """Pool md100 per comparison x outcome x window (one time point per trial: the latest in the window)."""
-    res = assemble(ev)
-    df = res.primary()
-    df = df[df["md100"].notna() & df["md100_se"].notna() & df["window"].notna()]
+def load_settings(path: str | Path | None = None) -> ReportSettings:
+    """Report settings: an analysis TOML (windows, thresholds, pooling) with an optional ``[report]`` table
+    naming a claims file (``claims``) and a reviewer's certainty overrides file (``overrides``), relative to the
+    settings file."""
+    cfg = A.load_config(path)
+    claims_path = overrides_path = None
+    if path is not None:
+        spec = tomllib.loads(Path(path).read_text(encoding="utf-8")).get("report", {})
+        base = Path(path).parent
+        if "claims" in spec:
+            claims_path = base / spec["claims"]
+        if "overrides" in spec:
+            overrides_path = base / spec["overrides"]
+    return ReportSettings(cfg, C.load_claims(claims_path), grade.Overrides.load(overrides_path),
+                          "default" if path is None else str(path))
+
+
+# ------------------------------------------------------------------------------------------------ tables
+
+
+def _f(x, digits: int = 1, signed: bool = False) -> str:
+    if x is None or not np.isfinite(x):
+        return ""
+    return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
+
+
+def _participants(df: pd.DataFrame) -> str:
+    n = float(np.nansum(df["n1"].to_numpy(float)) + np.nansum(df["n2"].to_numpy(float)))
+    return f"{n:.0f}" if n > 0 else "not reported"
+
+
+def summary_of_findings(ev: Evidence, settings: ReportSettings) -> list[dict]:
+    """One GRADE summary-of-findings row per comparison x outcome x window (pain and disability)."""
+    cfg = settings.analysis
+    md = A.comparison_frame(ev, cfg, measure="md100")
+    smd = A.comparison_frame(ev, cfg, measure="smd")
     rows = []
-    conventions = ""
-    for (comp, outcome, window), g in df.groupby(["comparison", "outcome", "window"], sort=False):
-        # one row per trial: prefer the time point latest in the window, then arm-level over contrast data
-        g = g.sort_values(["study_id", "timepoint_weeks", "source_kind"], ascending=[True, False, True])
-        g = g.drop_duplicates("study_id", keep="first")
-        r = pool(g["md100"].to_numpy(), sei=g["md100_se"].to_numpy(), method=method, test=test,
-                 labels=list(g["study_id"]))
-        conventions = r.conventions.describe()
-        n = (g["n1"].fillna(0) + g["n2"].fillna(0)).sum()
+    for w in A.pool_windows(md, cfg):
+        if w.outcome not in ("pain", "disability"):
+            continue
+        r = w.result
+        mid = cfg.thresholds.get(w.outcome)
+        cert = grade.certainty(grade.propose(w.studies, r, mid), (w.comparison, w.outcome, w.window),
+                               settings.overrides)
+        s = smd[smd["used"] & (smd["comparison"] == w.comparison) & (smd["outcome"] == w.outcome)
+                & (smd["window"] == w.window)]
+        rel = "not computable (no trial gives both arms' SD)"
+        if len(s):
+            from .pooling import pool
+
+            rs = pool(s["yi"].to_numpy(float), s["vi"].to_numpy(float), method=cfg.method, test=cfg.test)
+            rel = f"SMD {_f(rs.estimate, 2)} ({_f(rs.ci_low, 2)} to {_f(rs.ci_high, 2)}); {rs.k} trial(s)"
+        instruments = sorted(set(w.studies["instrument"]))
+        if len(instruments) == 1 and w.studies["md"].notna().all():
+            from .pooling import pool
+
+            ro = pool(w.studies["md"].to_numpy(float), w.studies["md_se"].to_numpy(float) ** 2, method=cfg.method,
+                      test=cfg.test)
+            original = f"{_f(ro.estimate, 2, True)} ({_f(ro.ci_low, 2)} to {_f(ro.ci_high, 2)}) on {instruments[0]}"
+        else:
+            original = "several instruments: " + "; ".join(instruments)
+        first, second = A.COMPARISON_LABELS[w.comparison]
         rows.append({
-            "comparison": comp.replace("_vs_", " vs ").replace("_", " "),
-            "outcome": outcome.replace("_", " "),
-            "window": window,
-            "k": r.k,
-            "n": f"{int(n)}" if n > 0 else "not reported",
-            "estimate": _fmt(r.estimate),
-            "ci": f"{_fmt(r.ci_low)} to {_fmt(r.ci_high)}",
-            "i2": f"{r.i2:.0f}%" if r.k > 1 else "",
-            "studies": ", ".join(g["study_id"]),
-            "_order": (comp, outcome, WINDOW_ORDER.get(window, 9)),
+            "comparison": f"{first} vs {second}", "comparison_id": w.comparison, "outcome": w.outcome,
+            "window": w.window, "window_label": cfg.window(w.window).label, "k": r.k,
+            "participants": _participants(w.studies), "relative": rel,
+            "absolute": f"{_f(r.estimate, 1, True)} points ({_f(r.ci_low)} to {_f(r.ci_high)})",
+            "mid": f"{mid:g}" if mid is not None else "",
+            "beyond_mid": (abs(r.estimate) >= mid) if mid is not None else None,
+            "original": original, "certainty": cert.level, "symbol": cert.symbol, "reasons": cert.reasons(),
+            "overridden": any(j.overridden for j in cert.judgements),
+            "studies": ", ".join(w.studies["study_id"]),
         })
-    rows.sort(key=lambda d: d["_order"])
-    return rows, conventions
+    return rows
+
+
+def key_messages(sof: list[dict], claims: list[C.ClaimResult]) -> list[str]:
+    """Plain-language messages with their numbers, most relevant first."""
+    order = ["combined_vs_exercise", "manual_therapy_vs_control", "combined_vs_control", "manual_therapy_vs_exercise",
+             "exercise_vs_control", "combined_vs_manual_therapy", "manipulation_vs_mobilisation"]
+    by = {(r["comparison_id"], r["outcome"], r["window"]): r for r in sof}
+    msgs = []
+    if not any(k[0] == "combined_vs_exercise" for k in by):
+        msgs.append("What manual therapy adds to exercise cannot be measured yet: no bundled trial compares "
+                    "manual therapy plus exercise with the same exercise alone on a 0-100 scale.")
+    for comp in order:
+        for outcome in ("pain", "disability"):
+            for window in ("short", "long"):
+                r = by.get((comp, outcome, window))
+                if r is None:
+                    continue
+                first, second = A.COMPARISON_LABELS[comp]
+                size = ""
+                if r["mid"]:
+                    size = (" - at least" if r["beyond_mid"] else " - less than") + \
+                           f" the {r['mid']}-point difference patients notice"
+                msgs.append(
+                    f"{first.capitalize()} compared with {second}, {OUTCOME_WORDS[outcome]} "
+                    f"{WINDOW_WORDS[window]}: {r['absolute']} on a 0-100 scale{size} "
+                    f"({r['k']} trial(s), "
+                    + (f"{r['participants']} participants" if r['participants'] != "not reported"
+                       else "participants not reported") + f"; {r['certainty']} certainty)."
+                )
+    n_not = sum(1 for c in claims if c.verdict == C.VERDICTS[3])
+    msgs.append(f"Of the {len(claims)} clinic claims checked, "
+                f"{sum(1 for c in claims if c.verdict == 'supported')} are supported, "
+                f"{sum(1 for c in claims if c.verdict == 'not supported')} are not supported, "
+                f"{sum(1 for c in claims if c.verdict == 'uncertain')} remain uncertain and {n_not} cannot be "
+                "tested with this evidence.")
+    return msgs
+
+
+def claims_rows(results: list[C.ClaimResult]) -> list[dict]:
+    rows = []
+    for cr in results:
+        rows.append({
+            "id": cr.claim.id, "text": cr.claim.text, "verdict": cr.verdict, "explanation": cr.explanation,
+            "css": cr.verdict.split()[0] if cr.verdict != C.VERDICTS[3] else "untestable",
+            "tests": [{"analysis": t.test.describe(), "verdict": t.verdict, "detail": t.explanation,
+                       "reasons": t.certainty.reasons() if t.certainty else []} for t in cr.tests],
+        })
+    return rows
+
+
+def limitations(ev: Evidence, frame: pd.DataFrame, sof: list[dict]) -> list[str]:
+    used = frame[frame["used"]]
+    out = []
+    ks = [r["k"] for r in sof]
+    if ks:
+        out.append(f"Few trials: each pooled result rests on {min(ks)} to {max(ks)} trial(s) "
+                   f"({sum(1 for k in ks if k == 1)} of {len(ks)} results on a single trial).")
+    n_abs = sum(1 for s in ev.studies.itertuples() if "abstract" in str(s.note).lower())
+    out.append(f"Most numbers come from trial abstracts or single table pages; {n_abs} trial notes say only the "
+               "abstract could be read. Missing values were left missing, never guessed.")
+    if used["adjusted"].any():
+        out.append(f"{int(used['adjusted'].sum())} of the {len(used)} effects used are model-adjusted estimates "
+                   "as printed, pooled with unadjusted ones (see the sensitivity analyses in notebook 3).")
+    if used["derived"].any():
+        out.append(f"{int(used['derived'].sum())} effects needed a derived value (an SD from an SE or CI, an SE "
+                   "from a CI or p-value); each derivation is stated in data/processed.")
+    rob_trials = ev.rob["study_id"].nunique() if len(ev.rob) else 0
+    out.append(f"Risk of bias: published judgements were found for {rob_trials} of {len(ev.studies)} trials and "
+               "none with an overall judgement, so certainty is rated down for risk of bias almost everywhere.")
+    excl = ev.contrasts[ev.contrasts["direction_stored"] == "not_stated"]["study_id"].nunique()
+    out.append(f"{excl} trial(s) report differences without saying which way they run; those results are left "
+               "out rather than guessed.")
+    out.append("Adverse events and numbers of sessions were not extracted, so claims about safety and dose "
+               "cannot be judged here.")
+    return out
+
+
+def provenance(ev: Evidence) -> list[dict]:
+    """Per trial: citation, links, and every number's source (for the 'where every number came from' list)."""
+    out = []
+    for s in ev.studies.sort_values("study_id").itertuples():
+        rows = []
+        for t, df in (("arm", ev.arms), ("contrast", ev.contrasts)):
+            for i, r in df[df["study_id"] == s.study_id].iterrows():
+                if t == "arm":
+                    what = f"{r['arm']} ({r['intervention']}), {r['outcome']}, {r['instrument']}"
+                    vals = ", ".join(f"{k} {r[k]:g}" for k in ("n", "mean", "sd", "se", "ci_low", "ci_high", "median")
+                                     if not pd.isna(r[k]))
+                else:
+                    what = f"{r['arm1']} vs {r['arm2']}, {r['outcome']}, {r['instrument']}"
+                    vals = ", ".join(f"{k} {r[k]:g}" for k in ("estimate", "se", "ci_low", "ci_high", "n1", "n2")
+                                     if not pd.isna(r[k]))
+                wk = "" if pd.isna(r["timepoint_weeks"]) else f"week {r['timepoint_weeks']:g}"
+                rows.append({"what": what, "when": wk, "numbers": vals, "url": r["source_url"],
+                             "where": r["source_location"], "role": r["role"] or "primary"})
+        out.append({"study_id": s.study_id, "citation": s.citation, "doi": s.doi, "pmid": s.pmid,
+                    "population": s.population, "n": "" if pd.isna(s.n_randomised) else f"{s.n_randomised:.0f}",
+                    "sources": [u.strip() for u in (s.sources or "").split(";") if u.strip()], "rows": rows})
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- figures
+
+
+def embedded_figures(ev: Evidence, config: A.AnalysisConfig, kinds=("short_vs_long", "rob"),
+                     dpi: int = 110) -> list[dict]:
+    """The report's figures as base64 PNG data URIs with titles and alt texts (no network requests)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .figures import figure_specs
+
+    out = []
+    for name, kind, title, alt, draw in figure_specs(ev, config):
+        if kind not in kinds:
+            continue
+        fig = draw()
+        buf = _io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+        plt.close(fig)
+        out.append({"name": name, "kind": kind, "title": title, "alt": alt,
+                    "src": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")})
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ render
 
 
 def _software() -> str:
     parts = [f"Python {platform.python_version()}"]
-    for pkg in ("numpy", "scipy", "pandas", "jinja2"):
+    for pkg in ("mt_evidence", "numpy", "scipy", "pandas", "matplotlib", "pandera", "jinja2"):
         try:
             parts.append(f"{pkg} {metadata.version(pkg)}")
         except metadata.PackageNotFoundError:
@@ -88,86 +273,121 @@ def _reference_info() -> tuple[str, int]:
         return "3.8", 0
 
 
-def embedded_figures(ev: Evidence, kinds=("short_vs_long", "rob"), dpi: int = 110) -> list[dict]:
-    """The report's figures as base64 PNG data URIs with their titles and alt texts (no network requests)."""
-    import base64
-    import io as _io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .figures import figure_specs
-
-    out = []
-    for name, kind, title, alt, draw in figure_specs(ev):
-        if kind not in kinds:
-            continue
-        fig = draw()
-        buf = _io.BytesIO()
-        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-        plt.close(fig)
-        out.append({"name": name, "kind": kind, "title": title, "alt": alt,
-                    "src": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")})
-    return out
-
-
-def render_html(ev: Evidence, *, generated: str | None = None) -> str:
+def render_html(ev: Evidence, settings: ReportSettings | None = None, *, generated: str | None = None,
+                progress: Callable[[str], None] | None = None) -> str:
+    say = progress or (lambda _m: None)
+    settings = settings or load_settings()
+    cfg = settings.analysis
     env = Environment(loader=PackageLoader("mt_evidence", "templates"), autoescape=select_autoescape(["html", "j2"]))
     tpl = env.get_template("report.html.j2")
-    pooled, conventions = pooled_table(ev)
-    res = assemble(ev)
-    studies = [
-        {
-            "study_id": s.study_id,
-            "citation": s.citation,
-            "doi": s.doi,
-            "population": s.population or "not stated",
-            "n": "" if pd.isna(s.n_randomised) else f"{int(s.n_randomised)}",
-            "sources": [u.strip() for u in (s.sources or "").split(";") if u.strip()],
-        }
-        for s in ev.studies.sort_values("study_id").itertuples()
-    ]
-    excl = res.exclusions.fillna("").to_dict("records")
+    say("pooling and rating certainty")
+    frame = A.comparison_frame(ev, cfg)
+    sof = summary_of_findings(ev, settings)
+    claim_results = C.evaluate_claims(frame, cfg, settings.claims, settings.overrides)
+    say("drawing the figures")
+    figures = embedded_figures(ev, cfg)
+    not_used = frame[~frame["used"]][["study_id", "comparison", "outcome", "window", "why_not"]].fillna("")
+    excluded_rows = []
+    for df, kind in ((ev.arms, "arm"), (ev.contrasts, "contrast")):
+        for r in df[df["role"].isin(["excluded", "alternative"])].itertuples():
+            excluded_rows.append({"study_id": r.study_id, "what": kind, "outcome": r.outcome,
+                                  "why": f"{r.role}: {r.note or ''}"})
+    ns = ev.contrasts[(ev.contrasts["direction_stored"] == "not_stated")
+                      & ~ev.contrasts["role"].isin(["excluded", "alternative"])]
+    for r in ns.itertuples():
+        excluded_rows.append({"study_id": r.study_id, "what": "contrast", "outcome": r.outcome,
+                              "why": "the source does not say which way the difference runs"})
     mf_version, n_ref = _reference_info()
-    try:
-        version = metadata.version("mt_evidence")
-    except metadata.PackageNotFoundError:
-        version = "unknown"
+    pooling_conv = (f"tau² estimator {cfg.method}; confidence interval {cfg.test.upper() if cfg.test == 'hksj' else cfg.test}"
+                    f"; prediction interval t-based ({cfg.pi_type}); I² from tau²; Q-profile interval for tau²")
+    say("writing the HTML")
     return tpl.render(
         title="Manual therapy, exercise and combined care for low back pain: what the trials show",
         generated=generated or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        version=version,
+        version=_version(),
         data_source=Path(ev.source).name,
         data_hash=ev.data_hash,
-        status=(
-            "Work in progress: this report pools what the bundled evidence supports so far. Forest plots, "
-            "summary-of-findings tables with certainty of evidence, and the clinic claims checked are added "
-            "in later versions."
-        ),
-        pooled=pooled,
-        figures=embedded_figures(ev),
-        conventions=conventions,
-        studies=studies,
-        exclusions=excl,
+        n_trials=len(ev.studies),
+        key_messages=key_messages(sof, claim_results),
+        claims=claims_rows(claim_results),
+        sof_groups=[(label, [r for r in sof if r["comparison"] == label])
+                    for label in dict.fromkeys(r["comparison"] for r in sof)],
+        figures=figures,
+        studies=provenance(ev),
+        not_used=not_used.to_dict("records"),
+        excluded=excluded_rows,
+        limitations=limitations(ev, frame, sof),
+        windows=[{"label": w.label, "target": w.target} for w in cfg.windows],
+        thresholds=cfg.thresholds, threshold_source=cfg.threshold_source,
+        correlation=cfg.correlation, sensitivity=", ".join(f"{x:g}" for x in cfg.sensitivity),
+        pooling=pooling_conv,
+        grade_rules=grade.RULES,
+        claim_rules=C.RULES,
+        overrides_source=settings.overrides.source or "none",
+        settings_source=settings.source,
         metafor_version=mf_version,
         n_reference=n_ref,
         software=_software(),
     )
 
 
-def build_report(data: str | Path | None = None, out: str | Path = "reports",
-                 progress: Callable[[str], None] | None = None) -> ReportOutput:
-    """Load the evidence (bundled when ``data`` is None), and write ``out/index.html`` atomically."""
+def _version() -> str:
+    try:
+        return metadata.version("mt_evidence")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+# ---------------------------------------------------------------------------------------------------- PDF
+
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def chromium_path() -> str:
+    """Debian's Chromium (``MT_EVIDENCE_CHROMIUM`` overrides)."""
+    for cand in (os.environ.get("MT_EVIDENCE_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                 shutil.which("chromium-browser")):
+        if cand and Path(cand).exists():
+            return cand
+    raise FileNotFoundError("Chromium was not found: install it (Debian: apt-get install chromium; `make setup` does "
+                            "this) or set MT_EVIDENCE_CHROMIUM to its path")
+
+
+def write_pdf(html_path: Path, pdf_path: Path) -> Path:
+    """Print the HTML report to PDF with headless Chromium (A4, backgrounds, CSS page breaks)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("file:", "data:"))
+                       else route.abort())
+            page.goto(html_path.resolve().as_uri(), wait_until="load")
+            data = page.pdf(format="A4", print_background=True,
+                            margin={"top": "14mm", "bottom": "14mm", "left": "12mm", "right": "12mm"})
+        finally:
+            browser.close()
+    _atomic.write_bytes(pdf_path, data)
+    return pdf_path
+
+
+def build_report(data: str | Path | None = None, out: str | Path = "reports", config: str | Path | None = None,
+                 progress: Callable[[str], None] | None = None, pdf: bool = True) -> ReportOutput:
+    """Load the evidence (bundled when ``data`` is None) and write ``out/index.html`` and ``out/report.pdf``."""
     say = progress or (lambda _msg: None)
     say("loading and validating the evidence")
     ev = load_evidence(data)
-    say("pooling and drawing the figures")
-    html = render_html(ev)
-    say("writing the report")
+    settings = load_settings(config)
+    html = render_html(ev, settings, progress=say)
     out = Path(out)
     path = out / "index.html"
     _atomic.write_text(path, html)
-    pooled, _ = pooled_table(ev)
-    return ReportOutput(html_path=path, n_pooled=len(pooled), n_trials=len(ev.studies))
+    pdf_path = None
+    if pdf:
+        say("printing the PDF")
+        pdf_path = write_pdf(path, out / "report.pdf")
+    n_pooled = len(A.pool_windows(A.comparison_frame(ev, settings.analysis), settings.analysis))
+    return ReportOutput(html_path=path, pdf_path=pdf_path, n_pooled=n_pooled, n_trials=len(ev.studies))

@@ -1,0 +1,184 @@
+"""The clinician report, tested for real: content, escaping, determinism, headless Chromium (no console
+errors, no broken images, no network), and the PDF rendered to PNG pages that are not blank."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mt_evidence as me
+from mt_evidence import claims as C
+from mt_evidence import grade
+from mt_evidence import report as R
+
+ROOT = Path(__file__).resolve().parents[1]
+FIX = Path(__file__).parent / "fixtures" / "synthetic_clean"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    res = R.build_report(None, out)
+    return res
+
+
+def test_report_files_and_sections(built):
+    html = built.html_path.read_text()
+    for section in ("Key messages", "Claims checked", "Summary of findings", "Short and long term, side by side",
+                    "Limitations", "Methods", "Included trials and where every number came from",
+                    "Not used, and why"):
+        assert section in html
+    assert built.pdf_path.exists() and built.pdf_path.read_bytes()[:5] == b"%PDF-"
+    for n in range(1, 10):
+        assert f"<h3>{n}. " in html  # the nine clinic claims
+    assert "<table" in html and "data:image/png;base64," in html
+    assert 'src="http' not in html and "<script" not in html  # self-contained, no requests
+    assert "Ostelo 2008" in html and "metafor" in html and "sha256" in html
+
+
+def test_report_is_deterministic_apart_from_timestamp():
+    ev = me.load_evidence()
+    a = R.render_html(ev, generated="FIXED")
+    b = R.render_html(ev, generated="FIXED")
+    assert a == b
+
+
+def test_strings_from_data_are_escaped(tmp_path):
+    d = tmp_path / "ev"
+    shutil.copytree(FIX, d)
+    p = d / "studies.csv"
+    p.write_text(p.read_text().replace("SYNTHETIC trial A (not a real study)", "<script>alert(1)</script>"))
+    out = R.build_report(d, tmp_path / "out", pdf=False)
+    html = out.html_path.read_text()
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_failed_report_leaves_the_old_one(tmp_path):
+    d = tmp_path / "ev"
+    shutil.copytree(FIX, d)
+    out = tmp_path / "out"
+    R.build_report(d, out, pdf=False)
+    before = (out / "index.html").read_bytes()
+    (d / "arms.csv").write_text((d / "arms.csv").read_text().replace(",30,6.5,", ",1,6.5,"))
+    with pytest.raises(me.EvidenceError):
+        R.build_report(d, out, pdf=False)
+    assert (out / "index.html").read_bytes() == before
+
+
+def test_certainty_overrides_are_applied_and_shown(tmp_path):
+    ov = tmp_path / "ov.toml"
+    ov.write_text('[[override]]\ncomparison = "manual_therapy_vs_control"\noutcome = "disability"\nwindow = "short"\n'
+                  'domain = "risk_of_bias"\ndowngrade = 0\nreason = "reviewer judged the trials"\nreviewer = "A.B."\n')
+    cfg = tmp_path / "settings.toml"
+    default = (ROOT / "src" / "mt_evidence" / "data" / "analysis.toml").read_text()
+    cfg.write_text(default + '\n[report]\noverrides = "ov.toml"\n')
+    settings = R.load_settings(cfg)
+    sof = R.summary_of_findings(me.load_evidence(), settings)
+    row = next(r for r in sof if r["comparison_id"] == "manual_therapy_vs_control" and r["outcome"] == "disability"
+               and r["window"] == "short")
+    assert row["overridden"] and any("override by A.B." in x for x in row["reasons"])
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[override]]\ncomparison = "x"\n')
+    with pytest.raises(ValueError, match="missing"):
+        grade.Overrides.load(bad)
+
+
+def test_claims_file_is_data_and_extensible(tmp_path):
+    claims = C.load_claims()
+    assert [c.id for c in claims] == list(range(1, 10))
+    extra = tmp_path / "claims.toml"
+    extra.write_text('[[claim]]\nid = 10\ntext = "Exercise helps disability at 12 months."\n[[claim.test]]\n'
+                     'comparison = "exercise_vs_control"\noutcome = "disability"\nwindow = "long"\nexpect = "benefit"\n')
+    res = C.evaluate_claims(me.analysis.comparison_frame(me.load_evidence()), claims=C.load_claims(extra))
+    assert res[0].claim.id == 10 and res[0].verdict in C.VERDICTS
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[claim]]\nid = 11\ntext = "x"\n[[claim.test]]\ncomparison = "magic_vs_control"\noutcome = "pain"\n'
+                   'window = "short"\nexpect = "benefit"\n')
+    with pytest.raises(ValueError, match="unknown comparison 'magic_vs_control'"):
+        C.load_claims(bad)
+
+
+def test_verdict_rules():
+    def tr(est, lo, hi, level):
+        class Res:
+            pass
+
+        return est, lo, hi, level
+
+    # a synthetic frame with one clear, precise benefit across several trials (not real data)
+    import pandas as pd
+
+    frame = pd.DataFrame({
+        "study_id": [f"S{i}" for i in range(6)], "comparison": "manual_therapy_vs_control", "outcome": "pain",
+        "window": "short", "yi": [-30.0, -28, -32, -31, -29, -30], "vi": [4.0] * 6, "n1": [300.0] * 6,
+        "n2": [300.0] * 6, "rob_overall": ["low"] * 6, "used": True, "population": "chronic", "technique1": "",
+    })
+    t = C.ClaimTest("manual_therapy_vs_control", "pain", "short", "benefit")
+    r = C.evaluate_test(frame, t, me.analysis.load_config())
+    assert r.certainty.level == "high" and r.verdict == "supported"
+    t2 = C.ClaimTest("manual_therapy_vs_control", "pain", "short", "no_important_benefit")
+    assert C.evaluate_test(frame, t2, me.analysis.load_config()).verdict == "not supported"
+    small = frame.assign(yi=[-1.0, 0.5, -0.5, 0.0, 1.0, -0.2])
+    assert C.evaluate_test(small, t, me.analysis.load_config()).verdict == "not supported"
+    assert C.evaluate_test(small, t2, me.analysis.load_config()).verdict == "supported"
+
+
+def test_egger_matches_regression_by_hand():
+    rng = np.random.default_rng(4)
+    vi = rng.uniform(0.01, 0.3, 12)
+    yi = rng.normal(0.2, np.sqrt(vi)) + 0.8 * np.sqrt(vi)
+    b0, p = grade.egger_test(yi, vi)
+    import statsmodels.api as sm
+
+    fit = sm.OLS(yi / np.sqrt(vi), sm.add_constant(1 / np.sqrt(vi))).fit()
+    assert b0 == pytest.approx(fit.params[0]) and p == pytest.approx(fit.pvalues[0])
+
+
+def test_html_in_headless_chromium(built):
+    from playwright.sync_api import sync_playwright
+
+    errors, external = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=R.chromium_path(), args=R.CHROMIUM_ARGS)
+        try:
+            for width, name in ((1200, "report-screenshot.png"), (390, "report-screenshot-phone.png")):
+                page = browser.new_page(viewport={"width": width, "height": 1600})
+                page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.on("request", lambda r: external.append(r.url)
+                        if not r.url.startswith(("file:", "data:")) else None)
+                page.goto(built.html_path.resolve().as_uri(), wait_until="load")
+                broken = page.evaluate("Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)"
+                                       ".length")
+                n_images = page.evaluate("document.images.length")
+                no_alt = page.evaluate("Array.from(document.images).filter(i => !i.alt).length")
+                n_tables = page.evaluate("document.querySelectorAll('table').length")
+                sof_rows = page.evaluate("document.querySelectorAll('table.sof tbody tr').length")
+                overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+                assert broken == 0 and n_images >= 3 and no_alt == 0
+                assert n_tables >= 5 and sof_rows >= 5
+                assert overflow <= 1, f"page wider than a {width}px screen by {overflow}px"
+                shot = ROOT / "reports" / name
+                shot.parent.mkdir(exist_ok=True)
+                page.screenshot(path=str(shot))
+                assert shot.stat().st_size > 10_000
+                page.close()
+        finally:
+            browser.close()
+    assert errors == []
+    assert external == []
+
+
+def test_pdf_pages_are_not_blank(built, tmp_path):
+    subprocess.run(["pdftoppm", "-r", "30", "-png", str(built.pdf_path), str(tmp_path / "page")], check=True)
+    pages = sorted(tmp_path.glob("page*.png"))
+    assert len(pages) >= 5
+    from PIL import Image
+
+    for p in pages:
+        with Image.open(p) as im:
+            arr = np.asarray(im.convert("L"), dtype=float)
+        assert arr.std() > 5, f"{p.name} looks blank"
