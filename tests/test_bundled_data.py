@@ -1,7 +1,6 @@
 """The bundled evidence (data/raw): provenance on every row, derived values that follow their rules,
 no synthetic rows, and a clean build."""
 
-import re
 from pathlib import Path
 
 import numpy as np

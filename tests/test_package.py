@@ -26,3 +26,14 @@ def test_lazy_readers_resolve():
 def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "mt_evidence.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "validate" in out.stdout and "report" in out.stdout
+
+
+def test_lint_clean():
+    """pyflakes and bugbear checks (configured in pyproject.toml) find nothing."""
+    import shutil
+    from pathlib import Path
+
+    ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([ruff, "check", "src", "tests", "benchmarks"], cwd=root, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -211,7 +211,9 @@ def test_result_frames_and_reprs():
     assert list(s["study"]) == ["A", "B", "C", "pooled"]
     assert "Random-effects model" in repr(r) and "Conventions" in repr(r)
     assert "<table>" in r._repr_html_()
-    with pytest.raises(Exception):
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
         r.estimate = 1.0  # frozen
 
 

@@ -22,14 +22,13 @@ Rules (all stated, all configurable in ``data/analysis.toml``):
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ._resources import read_toml
 from .build import _arm_spread, _orient, _rank, _rescale, contrast_se
 from .effects import combine_arms, effect_size
 from .io import Evidence
@@ -105,16 +104,7 @@ class AnalysisConfig:
 
 def load_config(path: str | Path | None = None) -> AnalysisConfig:
     """Read an analysis configuration (TOML); ``None`` gives the default shipped with the package."""
-    if path is None:
-        text = resources.files("mt_evidence").joinpath("data/analysis.toml").read_text(encoding="utf-8")
-        source = "default"
-    else:
-        text = Path(path).read_text(encoding="utf-8")
-        source = str(path)
-    try:
-        spec = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{source}: not valid TOML ({exc})") from None
+    spec, source = read_toml(path, "analysis.toml")
     try:
         windows = tuple(Window(**w) for w in spec["windows"])
         thr = dict(spec["thresholds"])

@@ -64,7 +64,7 @@ def _arm_spread(r: pd.Series) -> tuple[float, float, str]:
     n = r["n"]
     if not pd.isna(r["sd"]):
         se = r["sd"] / np.sqrt(n) if not pd.isna(n) else np.nan
-        return se, r["sd"], "" if pd.isna(se) else "SE = SD / sqrt(n)"
+        return se, r["sd"], ""  # SE = SD / sqrt(n) is the ordinary computation, not a derived value
     if not pd.isna(r["se"]):
         sd = r["se"] * np.sqrt(n) if not pd.isna(n) else np.nan
         return r["se"], sd, "SD = SE * sqrt(n) (Cochrane Handbook 6.5.2.2)"
@@ -136,7 +136,6 @@ def _pairs_from_arms(ev: Evidence) -> list[dict]:
             diff = _orient(a["mean"] - b["mean"], hiw)
             md_se = np.sqrt(se1**2 + se2**2)
             derivs = sorted({h for h in (how1, how2) if h})
-            derived = bool(derivs) and not (pd.isna(a["se"]) and pd.isna(b["se"]) and not pd.isna(a["sd"]))
             smd = smd_var = np.nan
             if not any(pd.isna(x) for x in (sd1, sd2, a["n"], b["n"])):
                 es = effect_size("SMD", m1=[a["mean"]], sd1=[sd1], n1=[a["n"]], m2=[b["mean"]], sd2=[sd2],

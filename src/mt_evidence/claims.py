@@ -23,15 +23,14 @@ none of its tests can be run; uncertain otherwise.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from . import analysis as A
+from ._resources import read_toml
 from . import grade
 from .pooling import PoolResult, pool
 
@@ -102,13 +101,7 @@ class ClaimResult:
 
 def load_claims(path: str | Path | None = None) -> list[Claim]:
     """Read the claims file (TOML); ``None`` gives the package's nine clinic claims."""
-    if path is None:
-        text = resources.files("mt_evidence").joinpath("data/claims.toml").read_text(encoding="utf-8")
-        src = "claims.toml (default)"
-    else:
-        text = Path(path).read_text(encoding="utf-8")
-        src = str(path)
-    spec = tomllib.loads(text)
+    spec, src = read_toml(path, "claims.toml")
     claims, problems = [], []
     known = set(A.ALL_COMPARISONS)
     for i, c in enumerate(spec.get("claim", []), start=1):

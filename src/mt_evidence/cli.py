@@ -48,7 +48,7 @@ def build(
         ev = load_evidence(data)
     except EvidenceError as err:
         console.print(f"[red]{err}[/red]\nNothing was written to {out}.")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     res = build_processed(ev, out)
     console.print(f"{ev.summary()}\nwrote {len(res.effects)} effect rows "
                   f"({(res.effects['role'] == 'primary').sum()} primary) to {out}")
@@ -75,7 +75,7 @@ def report(
                                progress=lambda msg: progress.update(task, description=msg))
         except (EvidenceError, ValueError) as err:
             console.print(f"[red]{err}[/red]\nThe report was not changed.", markup=False)
-            raise typer.Exit(1)
+            raise typer.Exit(1) from None
     console.print(f"wrote {res.html_path} and {res.pdf_path} ({res.n_trials} trials, {res.n_pooled} pooled "
                   "analyses)")
 
@@ -97,7 +97,7 @@ def figures(
         ev = load_evidence(data)
     except EvidenceError as err:
         console.print(f"[red]{err}[/red]")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     table = write_figures(ev, out, load_config(config), measure=measure)
     console.print(f"wrote {len(table)} figures (PNG, SVG, PDF) to {out}")
 

@@ -234,7 +234,7 @@ def read_wide(path: str | os.PathLike, mapping: str | os.PathLike) -> pd.DataFra
     try:
         spec = tomllib.loads(mapping.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise EvidenceError([Problem(str(mapping), None, None, f"an unreadable mapping ({exc})", "a TOML file")])
+        raise EvidenceError([Problem(str(mapping), None, None, f"an unreadable mapping ({exc})", "a TOML file")]) from None
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         sheet = pd.read_excel(path, dtype=str, sheet_name=spec.get("sheet", 0))
     else:

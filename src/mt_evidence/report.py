@@ -207,7 +207,7 @@ def provenance(ev: Evidence) -> list[dict]:
     for s in ev.studies.sort_values("study_id").itertuples():
         rows = []
         for t, df in (("arm", ev.arms), ("contrast", ev.contrasts)):
-            for i, r in df[df["study_id"] == s.study_id].iterrows():
+            for _, r in df[df["study_id"] == s.study_id].iterrows():
                 if t == "arm":
                     what = f"{r['arm']} ({r['intervention']}), {r['outcome']}, {r['instrument']}"
                     vals = ", ".join(f"{k} {r[k]:g}" for k in ("n", "mean", "sd", "se", "ci_low", "ci_high", "median")

@@ -365,6 +365,19 @@ def _fmt(v) -> str:
     return f"{v:g}" if isinstance(v, (float, int, np.floating)) and not isinstance(v, bool) else str(v)
 
 
+def _ci_problems(file: str, row: int, r: pd.Series, centre: str) -> list[Problem]:
+    """A CI must be ordered and contain its point value (``centre``: the mean or the estimate)."""
+    if pd.isna(r["ci_low"]) or pd.isna(r["ci_high"]):
+        return []
+    if r["ci_low"] > r["ci_high"]:
+        return [Problem(file, row, "ci_low", f"ci_low {_fmt(r['ci_low'])} above ci_high {_fmt(r['ci_high'])}",
+                        "ci_low <= ci_high")]
+    if not pd.isna(r[centre]) and not (r["ci_low"] <= r[centre] <= r["ci_high"]):
+        return [Problem(file, row, centre, f"{centre} {_fmt(r[centre])} outside its CI [{_fmt(r['ci_low'])}, "
+                        f"{_fmt(r['ci_high'])}]", f"a CI that contains the {centre} (check the columns or the sign)")]
+    return []
+
+
 def row_problems_arms(arms: pd.DataFrame, file: str) -> list[Problem]:
     out: list[Problem] = []
     for i, r in arms.iterrows():
@@ -378,14 +391,7 @@ def row_problems_arms(arms: pd.DataFrame, file: str) -> list[Problem]:
             if not r["note"]:
                 out.append(Problem(file, row, "sd", "a mean with no sd, se or CI and no note",
                                    "sd, se or ci_low/ci_high, or a note saying the spread is not reported"))
-        if not pd.isna(r["ci_low"]) and not pd.isna(r["ci_high"]):
-            if r["ci_low"] > r["ci_high"]:
-                out.append(Problem(file, row, "ci_low", f"ci_low {_fmt(r['ci_low'])} above ci_high "
-                                   f"{_fmt(r['ci_high'])}", "ci_low <= ci_high"))
-            elif not pd.isna(r["mean"]) and not (r["ci_low"] <= r["mean"] <= r["ci_high"]):
-                out.append(Problem(file, row, "mean", f"mean {_fmt(r['mean'])} outside its CI "
-                                   f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]",
-                                   "a CI that contains the mean (check the columns or the sign)"))
+        out += _ci_problems(file, row, r, "mean")
         lo, hi = r["scale_min"], r["scale_max"]
         if not pd.isna(lo) and not pd.isna(hi):
             if lo >= hi:
@@ -426,14 +432,7 @@ def row_problems_contrasts(con: pd.DataFrame, file: str) -> list[Problem]:
             if not r["note"]:
                 out.append(Problem(file, row, "se", "no se and no CI, and no note",
                                    "se, or ci_low and ci_high, or a note saying the precision is not reported"))
-        if not pd.isna(r["ci_low"]) and not pd.isna(r["ci_high"]):
-            if r["ci_low"] > r["ci_high"]:
-                out.append(Problem(file, row, "ci_low", f"ci_low {_fmt(r['ci_low'])} above ci_high "
-                                   f"{_fmt(r['ci_high'])}", "ci_low <= ci_high"))
-            elif not (r["ci_low"] <= r["estimate"] <= r["ci_high"]):
-                out.append(Problem(file, row, "estimate", f"estimate {_fmt(r['estimate'])} outside its CI "
-                                   f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]",
-                                   "a CI that contains the estimate (check the columns or the sign)"))
+        out += _ci_problems(file, row, r, "estimate")
         if r["arm1"] == r["arm2"]:
             out.append(Problem(file, row, "arm2", f"the same arm as arm1 ('{r['arm1']}')", "two different arms"))
         lo, hi = r["scale_min"], r["scale_max"]
