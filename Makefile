@@ -57,6 +57,7 @@ lab: setup
 bench: setup
 	@$(BIN)/python -c "import pymare" 2>/dev/null || $(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,bench]'
 	$(BIN)/python benchmarks/bench_pool_many.py
+	$(BIN)/python benchmarks/bench_report.py
 
 # Regenerate the metafor reference values (needs R with metafor, metadat, jsonlite)
 reference:

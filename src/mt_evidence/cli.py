@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 app = typer.Typer(
     add_completion=False,
@@ -67,12 +67,14 @@ def report(
     if config is not None and not config.exists():
         console.print(f"[red]{config}: no such configuration file[/red]")
         raise typer.Exit(2)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                  transient=True) as progress:
-        task = progress.add_task("starting", total=None)
+    from .report import REPORT_STEPS
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as progress:
+        task = progress.add_task("starting", total=REPORT_STEPS)
         try:
             res = build_report(data, out, config=config,
-                               progress=lambda msg: progress.update(task, description=msg))
+                               progress=lambda msg: progress.update(task, description=msg, advance=1))
         except (EvidenceError, ValueError) as err:
             console.print(f"[red]{err}[/red]\nThe report was not changed.", markup=False)
             raise typer.Exit(1) from None

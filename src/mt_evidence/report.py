@@ -30,6 +30,7 @@ from . import claims as C
 from . import grade
 from .io import Evidence, load_evidence
 
+REPORT_STEPS = 6  # progress messages build_report sends: load, pool, draw, write HTML, print PDF, done
 WINDOW_WORDS = {"short": "at up to 3 months", "intermediate": "at 3 to 12 months", "long": "at 12 months or more"}
 OUTCOME_WORDS = {"pain": "pain", "disability": "function and disability"}
 
@@ -390,4 +391,5 @@ def build_report(data: str | Path | None = None, out: str | Path = "reports", co
         say("printing the PDF")
         pdf_path = write_pdf(path, out / "report.pdf")
     n_pooled = len(A.pool_windows(A.comparison_frame(ev, settings.analysis), settings.analysis))
+    say("done")
     return ReportOutput(html_path=path, pdf_path=pdf_path, n_pooled=n_pooled, n_trials=len(ev.studies))
