@@ -39,6 +39,14 @@ def test_every_row_names_its_source(ev):
                 r.study_id, r.source_url)
 
 
+def test_published_risk_of_bias_rows_name_their_source(ev):
+    rob = ev.rob
+    assert len(rob) > 0
+    assert rob["source_url"].str.match(r"https?://").all()
+    assert rob["review_citation"].str.len().gt(10).all() and rob["source_location"].str.len().gt(5).all()
+    assert set(rob["study_id"]) <= set(ev.studies["study_id"])
+
+
 def test_no_synthetic_rows_in_bundled_data(ev):
     for df in (ev.studies, ev.arms, ev.contrasts):
         text = df.apply(lambda r: " ".join(str(v) for v in r.to_numpy()), axis=1)

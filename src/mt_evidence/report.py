@@ -83,46 +83,59 @@ def _participants(df: pd.DataFrame) -> str:
 
 
 def summary_of_findings(ev: Evidence, settings: ReportSettings) -> list[dict]:
-    """One GRADE summary-of-findings row per comparison x outcome x window (pain and disability)."""
+    """One GRADE summary-of-findings row per comparison x outcome x window (pain and disability).
+
+    The absolute effect (points on 0-100) is the primary analysis; where no trial's instrument range is known,
+    the row still appears with the SMD analysis and the certainty judged on it (imprecision then asks whether the
+    CI includes no effect, as there is no minimal important difference on the SMD scale).
+    """
+    from .pooling import pool
+
     cfg = settings.analysis
     md = A.comparison_frame(ev, cfg, measure="md100")
     smd = A.comparison_frame(ev, cfg, measure="smd")
+    by_md = {(w.comparison, w.outcome, w.window): w for w in A.pool_windows(md, cfg)}
+    by_smd = {(w.comparison, w.outcome, w.window): w for w in A.pool_windows(smd, cfg)}
+    order = {c: i for i, c in enumerate(A.ALL_COMPARISONS)}
+    worder = {w.name: i for i, w in enumerate(cfg.windows)}
+    keys = sorted(set(by_md) | set(by_smd), key=lambda k: (order.get(k[0], 99), k[1], worder.get(k[2], 9)))
     rows = []
-    for w in A.pool_windows(md, cfg):
-        if w.outcome not in ("pain", "disability"):
+    for key in keys:
+        comp, outcome, window = key
+        if outcome not in ("pain", "disability"):
             continue
-        r = w.result
-        mid = cfg.thresholds.get(w.outcome)
-        cert = grade.certainty(grade.propose(w.studies, r, mid), (w.comparison, w.outcome, w.window),
+        w_md, w_smd = by_md.get(key), by_smd.get(key)
+        mid = cfg.thresholds.get(outcome)
+        main = w_md or w_smd
+        cert = grade.certainty(grade.propose(main.studies, main.result, mid if w_md else None), key,
                                settings.overrides)
-        s = smd[smd["used"] & (smd["comparison"] == w.comparison) & (smd["outcome"] == w.outcome)
-                & (smd["window"] == w.window)]
         rel = "not computable (no trial gives both arms' SD)"
-        if len(s):
-            from .pooling import pool
-
-            rs = pool(s["yi"].to_numpy(float), s["vi"].to_numpy(float), method=cfg.method, test=cfg.test)
+        if w_smd is not None:
+            rs = w_smd.result
             rel = f"SMD {_f(rs.estimate, 2)} ({_f(rs.ci_low, 2)} to {_f(rs.ci_high, 2)}); {rs.k} trial(s)"
-        instruments = sorted(set(w.studies["instrument"]))
-        if len(instruments) == 1 and w.studies["md"].notna().all():
-            from .pooling import pool
-
-            ro = pool(w.studies["md"].to_numpy(float), w.studies["md_se"].to_numpy(float) ** 2, method=cfg.method,
-                      test=cfg.test)
+        if w_md is not None:
+            r = w_md.result
+            absolute = f"{_f(r.estimate, 1, True)} points ({_f(r.ci_low)} to {_f(r.ci_high)})"
+        else:
+            absolute = "not computable: the instruments' ranges are not printed in the sources read"
+        st = main.studies
+        instruments = sorted(set(st["instrument"]))
+        if len(instruments) == 1 and st["md"].notna().all() and st["md_se"].notna().all():
+            ro = pool(st["md"].to_numpy(float), st["md_se"].to_numpy(float) ** 2, method=cfg.method, test=cfg.test)
             original = f"{_f(ro.estimate, 2, True)} ({_f(ro.ci_low, 2)} to {_f(ro.ci_high, 2)}) on {instruments[0]}"
         else:
             original = "several instruments: " + "; ".join(instruments)
-        first, second = A.COMPARISON_LABELS[w.comparison]
+        first, second = A.COMPARISON_LABELS[comp]
         rows.append({
-            "comparison": f"{first} vs {second}", "comparison_id": w.comparison, "outcome": w.outcome,
-            "window": w.window, "window_label": cfg.window(w.window).label, "k": r.k,
-            "participants": _participants(w.studies), "relative": rel,
-            "absolute": f"{_f(r.estimate, 1, True)} points ({_f(r.ci_low)} to {_f(r.ci_high)})",
-            "mid": f"{mid:g}" if mid is not None else "",
-            "beyond_mid": (abs(r.estimate) >= mid) if mid is not None else None,
+            "comparison": f"{first} vs {second}", "comparison_id": comp, "outcome": outcome,
+            "window": window, "window_label": cfg.window(window).label, "k": main.result.k,
+            "participants": _participants(st), "relative": rel, "absolute": absolute,
+            "has_absolute": w_md is not None,
+            "mid": f"{mid:g}" if (mid is not None and w_md is not None) else "",
+            "beyond_mid": (abs(w_md.result.estimate) >= mid) if (mid is not None and w_md is not None) else None,
             "original": original, "certainty": cert.level, "symbol": cert.symbol, "reasons": cert.reasons(),
             "overridden": any(j.overridden for j in cert.judgements),
-            "studies": ", ".join(w.studies["study_id"]),
+            "studies": ", ".join(st["study_id"]),
         })
     return rows
 
@@ -133,14 +146,14 @@ def key_messages(sof: list[dict], claims: list[C.ClaimResult]) -> list[str]:
              "exercise_vs_control", "combined_vs_manual_therapy", "manipulation_vs_mobilisation"]
     by = {(r["comparison_id"], r["outcome"], r["window"]): r for r in sof}
     msgs = []
-    if not any(k[0] == "combined_vs_exercise" for k in by):
+    if not any(k[0] == "combined_vs_exercise" and r["has_absolute"] for k, r in by.items()):
         msgs.append("What manual therapy adds to exercise cannot be measured yet: no bundled trial compares "
                     "manual therapy plus exercise with the same exercise alone on a 0-100 scale.")
     for comp in order:
         for outcome in ("pain", "disability"):
             for window in ("short", "long"):
                 r = by.get((comp, outcome, window))
-                if r is None:
+                if r is None or not r["has_absolute"]:
                     continue
                 first, second = A.COMPARISON_LABELS[comp]
                 size = ""
