@@ -59,6 +59,15 @@ def figure_specs(ev: Evidence, config: A.AnalysisConfig | None = None, measure: 
             alt = (f"Forest plot, {first} versus {second}, {w.outcome}, {w.window}: {r.k} trial(s), pooled "
                    f"{r.estimate:.1f} (95% CI {r.ci_low:.1f} to {r.ci_high:.1f}); negative favours {first}.")
             yield _slug(comp, w.outcome, w.window), "forest", title, alt, draw_forest
+            if r.k >= 3:
+                def draw_funnel(w=w, title=title):
+                    ax = P.plot_funnel(w.result, xlabel=xlabel)
+                    ax.figure.suptitle(title, fontsize=10)
+                    return ax.figure
+
+                yield (_slug(comp, w.outcome, w.window, "funnel"), "funnel", title + " (funnel)",
+                       f"Contour-enhanced funnel plot, {first} versus {second}, {w.outcome}, {w.window}: {r.k} trials "
+                       "(too few to judge small-study effects below 10).", draw_funnel)
             sub = A.control_subgroups(frame, comp, w.outcome, w.window, config)
             if sub is not None and len(sub.groups) >= 2:
                 def draw_sub(sub=sub, info=info, mid=mid, title=title, first=first, second=second):
