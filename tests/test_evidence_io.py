@@ -209,3 +209,18 @@ def test_report_escapes_strings_from_data(clean, tmp_path):
     html = out.html_path.read_text()
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_template_workbook_and_folder(tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(app, ["template", str(tmp_path / "extraction.xlsx")])
+    assert r.exit_code == 0, r.output
+    book = pd.read_excel(tmp_path / "extraction.xlsx", sheet_name=None)
+    assert {"studies", "arms", "contrasts", "rob", "dictionary"} <= set(book)
+    assert list(book["arms"].columns)[:3] == ["study_id", "arm", "intervention"]
+    assert validate_path(tmp_path / "extraction.xlsx") == []
+    r = runner.invoke(app, ["template", str(tmp_path / "extraction.xlsx")])
+    assert r.exit_code == 1  # never overwrites
+    r = runner.invoke(app, ["template", str(tmp_path / "folder")])
+    assert r.exit_code == 0 and (tmp_path / "folder" / "arms.csv").exists()
+    assert validate_path(tmp_path / "folder") == []

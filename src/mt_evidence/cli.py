@@ -36,6 +36,20 @@ def validate(
 
 
 @app.command()
+def template(
+    path: Annotated[Path, typer.Argument(help="An .xlsx workbook to write, or a folder for CSV files")],
+) -> None:
+    """Write an empty extraction template (with a sheet or file describing every column)."""
+    from .io import write_template
+
+    if path.exists() and path.is_file():
+        console.print(f"[red]{path} exists; choose a new name (nothing was written)[/red]")
+        raise typer.Exit(1)
+    out = write_template(path)
+    console.print(f"wrote an empty extraction template to {out}; check it with: mt-evidence validate {out}")
+
+
+@app.command()
 def build(
     data: Annotated[Optional[Path], typer.Option(help="Evidence folder or workbook (default: bundled)")] = None,
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("data/processed"),

@@ -279,3 +279,34 @@ def read_wide(path: str | os.PathLike, mapping: str | os.PathLike) -> pd.DataFra
         if c not in out.columns:
             out[c] = None
     return out
+
+
+def write_template(path: str | os.PathLike) -> Path:
+    """Write an empty extraction template: an .xlsx workbook (sheets studies, arms, contrasts, rob and a
+    ``dictionary`` sheet describing every column), or, for a path without a suffix, a folder of CSV files."""
+    path = Path(path)
+    dictionary = pd.DataFrame(
+        [{"table": t, "column": c, "type": {"num": "number", "int": "whole number", "bool": "true/false",
+                                            "str": "text"}[k], "required": "yes" if c in req else "no"}
+         for t, (cols, req) in schema.TABLES.items() for c, k in cols.items()]
+    )
+    empty = {t: pd.DataFrame(columns=list(cols)) for t, (cols, _) in schema.TABLES.items()}
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        import io as _io
+
+        buf = _io.BytesIO()
+        with pd.ExcelWriter(buf) as xw:
+            for t, df in empty.items():
+                df.to_excel(xw, sheet_name=t, index=False)
+            dictionary.to_excel(xw, sheet_name="dictionary", index=False)
+        from . import _atomic
+
+        _atomic.write_bytes(path, buf.getvalue())
+        return path
+    path.mkdir(parents=True, exist_ok=True)
+    from . import _atomic
+
+    for t, df in empty.items():
+        _atomic.write_text(path / TABLE_FILES[t], df.to_csv(index=False))
+    _atomic.write_text(path / "dictionary.csv", dictionary.to_csv(index=False))
+    return path
