@@ -179,3 +179,24 @@ def test_meta_regression_matches_metafor(case):
         close(r.r2, exp["r2"], "R2", atol=1e-7)
         close(r.tau2_se, exp["tau2_se"], "tau2 se")
     close(r.loglik, exp["loglik"], "loglik")
+
+
+@pytest.mark.parametrize("case", REF["multilevel"]["cases"], ids=lambda c: f"r={c['correlation']}")
+def test_multilevel_matches_rma_mv(case):
+    from mt_evidence.multilevel import fit_random_intercept
+
+    ml = REF["multilevel"]
+    t, x = np.array(ml["trial"]), np.array(ml["long"], float)
+    y, v = np.array(ml["yi"]), np.array(ml["vi"])
+    V = np.diag(v)
+    for tt in np.unique(t):
+        idx = np.flatnonzero(t == tt)
+        if len(idx) == 2:
+            V[idx[0], idx[1]] = V[idx[1], idx[0]] = case["correlation"] * np.sqrt(v[idx[0]] * v[idx[1]])
+    r = fit_random_intercept(y, V, np.column_stack([np.ones_like(x), x]), t, names=["intrcpt", "long"])
+    close(r.coefficients["estimate"], case["b"], "b")
+    close(r.coefficients["se"], case["se"], "se")
+    close(r.coefficients["ci_low"], case["ci_low"], "ci_low")
+    close(r.coefficients["p"], case["pval"], "p")
+    close(r.sigma2, case["sigma2"], "sigma2")
+    close(r.loglik, case["loglik"], "loglik")

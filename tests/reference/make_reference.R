@@ -184,6 +184,32 @@ for (fn in names(formulas)) {
     }
   }
 }
+# ---------------------------------------------------------------------- multilevel short-vs-long model
+# synthetic: 9 trials (random draws), some reporting both windows; within-trial covariance r * sqrt(v_s v_l)
+set.seed(7)
+ml_trial <- c(1, 1, 2, 2, 3, 4, 4, 5, 6, 6, 7, 8, 8, 9)
+ml_long <- c(0, 1, 0, 1, 0, 0, 1, 1, 0, 1, 0, 0, 1, 1)
+ml_vi <- round(runif(length(ml_trial), 4, 30), 3)
+ml_yi <- round(-8 + 4 * ml_long + rnorm(9, 0, 3)[ml_trial] + rnorm(length(ml_trial), 0, sqrt(ml_vi)), 3)
+mv_cases <- list()
+for (r in c(0, 0.5, 0.9)) {
+  V <- diag(ml_vi)
+  for (t in unique(ml_trial)) {
+    idx <- which(ml_trial == t)
+    if (length(idx) == 2) {
+      V[idx[1], idx[2]] <- V[idx[2], idx[1]] <- r * sqrt(ml_vi[idx[1]] * ml_vi[idx[2]])
+    }
+  }
+  fit <- rma.mv(ml_yi, V, mods = ~ ml_long, random = ~ 1 | ml_trial, method = "REML",
+                control = list(optimizer = "optim", optmethod = "BFGS", reltol = 1e-14, maxit = 10000))
+  mv_cases[[length(mv_cases) + 1]] <- list(
+    correlation = r, b = num(fit$b), se = num(fit$se), ci_low = num(fit$ci.lb), ci_high = num(fit$ci.ub),
+    sigma2 = num(fit$sigma2), pval = num(fit$pval), loglik = num(logLik(fit))
+  )
+}
+multilevel <- list(trial = ml_trial, long = ml_long, yi = ml_yi, vi = ml_vi, cases = mv_cases,
+                   call = "rma.mv(yi, V, mods = ~ long, random = ~ 1 | trial, method = 'REML')")
+
 bcg_moderators <- list(ablat = dat.bcg$ablat, year = dat.bcg$year, alloc = as.character(dat.bcg$alloc))
 
 out <- list(
@@ -209,6 +235,7 @@ out <- list(
   subgroup = sub_cases,
   metareg = reg_cases,
   bcg_moderators = bcg_moderators,
+  multilevel = multilevel,
   bcg = list(yi = num(bcg$yi), vi = num(bcg$vi))
 )
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, na = "null", pretty = FALSE),
