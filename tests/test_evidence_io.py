@@ -91,6 +91,15 @@ def test_missing_columns_duplicates_and_unknown_columns(clean):
     assert "a duplicate of row 2" in text
 
 
+def test_duplicate_rows_with_empty_cells_are_reported(clean):
+    df = pd.read_csv(clean / "arms.csv", dtype=str)
+    df.loc[0, "adjusted"] = None  # an empty boolean cell in the duplicate key
+    df = pd.concat([df, df.iloc[[0]]])
+    df.to_csv(clean / "arms.csv", index=False)
+    problems = validate_path(clean)
+    assert any("a duplicate of row 2" in p.found for p in problems)
+
+
 def test_non_utf8_is_reported_with_its_line(clean):
     data = (clean / "studies.csv").read_bytes().replace(b"SYNTHETIC trial A", b"SYNTHETIC caf\xe9 A")
     (clean / "studies.csv").write_bytes(data)

@@ -460,8 +460,10 @@ def cross_problems(studies: pd.DataFrame, arms: pd.DataFrame, contrasts: pd.Data
                                    f"a study_id listed in {files['studies']}"))
     keys = ["study_id", "arm", "outcome", "instrument", "timepoint_weeks", "value_type", "adjusted"]
     dup = arms.duplicated(subset=keys, keep="first")
+    # NA-safe comparison whatever the column types (pandas keeps NA through astype(str))
+    as_text = arms[keys].apply(lambda col: col.map(lambda v: "" if pd.isna(v) else str(v)))
     for i in arms.index[dup]:
-        first = arms.index[(arms[keys].fillna("") == arms.loc[i, keys].fillna("")).all(axis=1)][0]
+        first = arms.index[(as_text == as_text.loc[i]).all(axis=1)][0]
         out.append(Problem(files["arms"], _row(i), None, f"a duplicate of row {_row(first)} (same study, arm, "
                            "outcome, instrument, time point, value type and adjustment)",
                            "one row per trial x arm x outcome x time point"))
