@@ -158,8 +158,8 @@ def key_messages(sof: list[dict], claims: list[C.ClaimResult]) -> list[str]:
                 first, second = A.COMPARISON_LABELS[comp]
                 size = ""
                 if r["mid"]:
-                    size = (" - at least" if r["beyond_mid"] else " - less than") + \
-                           f" the {r['mid']}-point difference patients notice"
+                    size = (" - the estimate reaches" if r["beyond_mid"] else " - the estimate is smaller than") + \
+                           f" the {r['mid']}-point change patients notice"
                 msgs.append(
                     f"{first.capitalize()} compared with {second}, {OUTCOME_WORDS[outcome]} "
                     f"{WINDOW_WORDS[window]}: {r['absolute']} on a 0-100 scale{size} "
@@ -319,7 +319,7 @@ def render_html(ev: Evidence, settings: ReportSettings | None = None, *, generat
         title="Manual therapy, exercise and combined care for low back pain: what the trials show",
         generated=generated or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         version=_version(),
-        data_source=Path(ev.source).name,
+        data_source=_display_source(ev.source),
         data_hash=ev.data_hash,
         n_trials=len(ev.studies),
         key_messages=key_messages(sof, claim_results),
@@ -343,6 +343,15 @@ def render_html(ev: Evidence, settings: ReportSettings | None = None, *, generat
         n_reference=n_ref,
         software=_software(),
     )
+
+
+def _display_source(source: str) -> str:
+    """The evidence's location as a reader knows it: relative to the working folder when inside it."""
+    p = Path(source).resolve()
+    try:
+        return str(p.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return p.name
 
 
 def _version() -> str:
