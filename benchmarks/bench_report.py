@@ -7,21 +7,20 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
+
+import sys
 
 import mt_evidence as me
 from mt_evidence import analysis as A
 from mt_evidence import report as R
 
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_pool_many import best_of  # noqa: E402  (one timing helper for both benchmarks)
+
 
 def timed(fn, repeat: int):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+    return best_of(fn, repeat)
 
 
 def main(argv=None) -> int:

@@ -1,4 +1,5 @@
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,3 +14,14 @@ def reference() -> dict:
 
 def load_reference() -> dict:
     return json.loads(REFERENCE.read_text())
+
+
+SYNTHETIC = Path(__file__).parent / "fixtures" / "synthetic_clean"
+
+
+@pytest.fixture
+def synthetic_evidence(tmp_path) -> Path:
+    """A writable copy of the SYNTHETIC evidence fixture (invented numbers, not trials)."""
+    d = tmp_path / "synthetic_evidence"
+    shutil.copytree(SYNTHETIC, d)
+    return d

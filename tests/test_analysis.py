@@ -2,7 +2,6 @@
 
 Fixtures are SYNTHETIC (invented numbers) unless they load the bundled data."""
 
-import shutil
 from pathlib import Path
 
 import matplotlib
@@ -17,14 +16,11 @@ import mt_evidence as me
 from mt_evidence import analysis as A
 from mt_evidence import plots as P
 
-FIX = Path(__file__).parent / "fixtures" / "synthetic_clean"
 
 
 @pytest.fixture
-def synth(tmp_path):
-    d = tmp_path / "ev"
-    shutil.copytree(FIX, d)
-    return d
+def synth(synthetic_evidence):
+    return synthetic_evidence
 
 
 def add_arm(path: Path, **row):

@@ -3,7 +3,6 @@
 Fixtures under tests/fixtures are SYNTHETIC (invented numbers, not trials)."""
 
 import csv
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,14 +15,11 @@ from mt_evidence import build as mbuild
 from mt_evidence.cli import app
 from mt_evidence.io import EvidenceError, load_evidence, read_wide, validate_path
 
-FIX = Path(__file__).parent / "fixtures" / "synthetic_clean"
 
 
 @pytest.fixture
-def clean(tmp_path):
-    d = tmp_path / "evidence"
-    shutil.copytree(FIX, d)
-    return d
+def clean(synthetic_evidence):
+    return synthetic_evidence
 
 
 def edit_csv(path: Path, row: int, **changes):
