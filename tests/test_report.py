@@ -36,6 +36,8 @@ def test_report_files_and_sections(built):
     assert "<table" in html and "data:image/png;base64," in html
     assert 'src="http' not in html and "<script" not in html  # self-contained, no requests
     assert "Ostelo 2008" in html and "metafor" in html and "sha256" in html
+    assert "Does the difference fade or grow" in html and "Naive subgroup test (not valid here" in html
+    assert "Risk of bias as published" in html and "not assessed (no published judgement" in html
 
 
 def test_report_is_deterministic_apart_from_timestamp():

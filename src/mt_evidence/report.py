@@ -188,6 +188,31 @@ def claims_rows(results: list[C.ClaimResult]) -> list[dict]:
     return rows
 
 
+def fade_table(frame: pd.DataFrame, config: A.AnalysisConfig) -> list[dict]:
+    """Does the effect fade or grow? One row per comparison x outcome with trials in both windows."""
+    rows = []
+    for comp in A.ALL_COMPARISONS:
+        for outcome in ("pain", "disability"):
+            sl = A.short_vs_long(frame, comp, outcome, config)
+            if sl.within is None:
+                continue
+            w = sl.within
+            s = sl.sensitivity
+            ml = "not estimable"
+            if sl.multilevel is not None:
+                c = sl.multilevel.coefficients.loc["long"]
+                ml = f"{_f(c['estimate'], 1, True)} ({_f(c['ci_low'])} to {_f(c['ci_high'])}); {sl.multilevel.n_groups} trials"
+            first, second = A.COMPARISON_LABELS[comp]
+            rows.append({
+                "comparison": f"{first} vs {second}", "outcome": outcome,
+                "within": f"{_f(w.estimate, 1, True)} ({_f(w.ci_low)} to {_f(w.ci_high)}); {w.k} trial(s)",
+                "range": f"{_f(s['ci_low'].min())} to {_f(s['ci_high'].max())}",
+                "multilevel": ml,
+                "naive": f"Q = {sl.naive_q:.2f}, p = {sl.naive_p:.3f}",
+            })
+    return rows
+
+
 def limitations(ev: Evidence, frame: pd.DataFrame, sof: list[dict]) -> list[str]:
     used = frame[frame["used"]]
     out = []
@@ -233,7 +258,10 @@ def provenance(ev: Evidence) -> list[dict]:
                 wk = "" if pd.isna(r["timepoint_weeks"]) else f"week {r['timepoint_weeks']:g}"
                 rows.append({"what": what, "when": wk, "numbers": vals, "url": r["source_url"],
                              "where": r["source_location"], "role": r["role"] or "primary"})
-        out.append({"study_id": s.study_id, "citation": s.citation, "doi": s.doi, "pmid": s.pmid,
+        rob = [{"domain": r.domain, "judgement": r.judgement_printed or r.judgement, "tool": r.tool,
+                "url": r.source_url, "review": r.review_citation}
+               for r in ev.rob[ev.rob["study_id"] == s.study_id].itertuples()] if len(ev.rob) else []
+        out.append({"study_id": s.study_id, "citation": s.citation, "rob": rob, "doi": s.doi, "pmid": s.pmid,
                     "population": s.population, "n": "" if pd.isna(s.n_randomised) else f"{s.n_randomised:.0f}",
                     "sources": [u.strip() for u in (s.sources or "").split(";") if u.strip()], "rows": rows})
     return out
@@ -327,6 +355,7 @@ def render_html(ev: Evidence, settings: ReportSettings | None = None, *, generat
         sof_groups=[(label, [r for r in sof if r["comparison"] == label])
                     for label in dict.fromkeys(r["comparison"] for r in sof)],
         figures=figures,
+        fade=fade_table(frame, cfg),
         studies=provenance(ev),
         not_used=not_used.to_dict("records"),
         excluded=excluded_rows,
