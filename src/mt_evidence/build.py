@@ -33,8 +33,6 @@ from .io import Evidence
 ORDER = ("combined", "manual_therapy", "exercise", "other", "sham", "advice", "usual_care", "wait_list")
 CONTROL_LABEL = {"usual_care": "control", "advice": "control", "sham": "control", "wait_list": "control"}
 
-# Cochrane Back and Neck group: short term up to 3 months, intermediate over 3 and under 12, long term 12 or more
-DEFAULT_WINDOWS = (("short", 0.0, 13.0), ("intermediate", 13.0, 52.0), ("long", 52.0, np.inf))
 
 PROCESSED_COLUMNS = [
     "row_id", "study_id", "comparison", "intervention1", "intervention2", "arm1", "arm2", "outcome", "instrument",
@@ -42,17 +40,6 @@ PROCESSED_COLUMNS = [
     "md", "md_se", "md100", "md100_se", "smd", "smd_var", "source_kind", "source_rows", "derived", "derivation",
     "role", "note",
 ]
-
-
-def window_of(weeks: float, windows=DEFAULT_WINDOWS) -> str | None:
-    if weeks is None or pd.isna(weeks):
-        return None
-    for name, lo, hi in windows:
-        if (name == "short" and lo <= weeks <= hi) or (name != "short" and lo < weeks < hi) or (
-            hi == np.inf and weeks >= lo
-        ):
-            return name
-    return None
 
 
 def _rank(intervention: str) -> int:
@@ -210,8 +197,16 @@ class BuildResult:
         return self.effects[self.effects["role"] == "primary"]
 
 
-def assemble(ev: Evidence, windows=DEFAULT_WINDOWS) -> BuildResult:
-    """Assemble every comparison the evidence supports (see module docstring for the rules)."""
+def _windows(config):
+    from .analysis import load_config  # the analysis layer owns the follow-up windows (data/analysis.toml)
+
+    return (config or load_config()).windows
+
+
+def assemble(ev: Evidence, config=None) -> BuildResult:
+    """Assemble every comparison the evidence supports (see module docstring for the rules); follow-up windows
+    come from the analysis configuration (default: the Cochrane Back and Neck group's)."""
+    windows = _windows(config)
     rows = _pairs_from_arms(ev)
     arm_keys = {(r["study_id"], r["intervention1"], r["intervention2"], r["arm1"], r["arm2"], r["outcome"],
                  r["instrument"], r["timepoint_weeks"]) for r in rows if r["role"] == "primary"}
@@ -226,7 +221,7 @@ def assemble(ev: Evidence, windows=DEFAULT_WINDOWS) -> BuildResult:
     df = pd.DataFrame(rows)
     if df.empty:
         df = pd.DataFrame(columns=PROCESSED_COLUMNS)
-    df["window"] = [window_of(w, windows) for w in df["timepoint_weeks"]]
+    df["window"] = [next((w.name for w in windows if w.contains(t)), None) for t in df["timepoint_weeks"]]
     df["comparison"] = [f"{a}_vs_{b}" for a, b in zip(df["intervention1"], df["intervention2"])]
     df = df.sort_values(["study_id", "comparison", "outcome", "instrument", "timepoint_weeks", "source_kind",
                          "arm1", "arm2"], kind="mergesort").reset_index(drop=True)
@@ -259,18 +254,20 @@ def _csv_bytes(df: pd.DataFrame) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
-def build_processed(ev: Evidence, out_dir: str | Path, windows=DEFAULT_WINDOWS) -> BuildResult:
+def build_processed(ev: Evidence, out_dir: str | Path, config=None) -> BuildResult:
     """Write ``effects.csv``, ``exclusions.csv`` and ``manifest.json`` to ``out_dir`` atomically (all or nothing).
 
     The output depends only on the raw data: the same raw files give byte-identical processed files.
     """
-    res = assemble(ev, windows)
+    res = assemble(ev, config)
+    windows = _windows(config)
     manifest = {
         "raw_source": Path(ev.source).name,
         "raw_sha256": ev.data_hash,
         "rows": int(len(res.effects)),
         "primary_rows": int((res.effects["role"] == "primary").sum()),
-        "windows_weeks": [[n, lo, None if hi == np.inf else hi] for n, lo, hi in windows],
+        "windows_weeks": [{"name": w.name, "lower": w.lower, "upper": w.upper, "include_lower": w.include_lower,
+                           "include_upper": w.include_upper} for w in windows],
         "orientation": "negative favours intervention1 on every outcome",
         "generator": "mt_evidence.build.build_processed",
     }
@@ -283,4 +280,4 @@ def build_processed(ev: Evidence, out_dir: str | Path, windows=DEFAULT_WINDOWS) 
     return res
 
 
-__all__ = ["assemble", "build_processed", "BuildResult", "window_of", "DEFAULT_WINDOWS"]
+__all__ = ["assemble", "build_processed", "BuildResult"]
