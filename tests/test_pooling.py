@@ -178,6 +178,26 @@ def test_i2_from_q_option():
     assert r.i2_ci_low <= r.i2 <= r.i2_ci_high
 
 
+def test_i2_from_q_ci_follows_higgins_thompson_2002():
+    """Test-based CI on ln H (Higgins & Thompson 2002, as R's meta): written out by hand for Q > k and Q <= k."""
+    from scipy import stats
+
+    yi = np.array([0.1, 0.3, 0.5, 0.2, 0.9, -0.2])
+    vi = np.array([0.02, 0.03, 0.01, 0.05, 0.04, 0.02])
+    for scale in (1.0, 0.2):  # a heterogeneous and a homogeneous case
+        r = me.pool(yi * scale, vi, i2_type="q")
+        k, q = r.k, r.q
+        if q > k:
+            se = 0.5 * (np.log(q) - np.log(k - 1)) / (np.sqrt(2 * q) - np.sqrt(2 * k - 3))
+        else:
+            se = np.sqrt(1 / (2 * (k - 2)) * (1 - 1 / (3 * (k - 2) ** 2)))
+        lnh = np.log(max(np.sqrt(q / (k - 1)), 1.0))
+        z = stats.norm.ppf(0.975)
+        hl, hu = max(np.exp(lnh - z * se), 1.0), max(np.exp(lnh + z * se), 1.0)
+        assert r.i2_ci_low == pytest.approx(100 * (hl**2 - 1) / hl**2, abs=1e-10)
+        assert r.i2_ci_high == pytest.approx(100 * (hu**2 - 1) / hu**2, abs=1e-10)
+
+
 def test_presets_set_conventions_and_print_them():
     yi = [0.1, 0.3, 0.5, 0.2, 0.9]
     vi = [0.02, 0.03, 0.01, 0.05, 0.04]
