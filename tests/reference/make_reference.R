@@ -169,7 +169,7 @@ reg_cases <- list()
 formulas <- list(ablat = ~ ablat, ablat_year = ~ ablat + year, alloc_ablat = ~ factor(alloc) + ablat)
 for (fn in names(formulas)) {
   for (m in c("REML", "ML", "DL", "PM", "HE", "SJ", "EB", "HS", "FE")) {
-    for (tt in c("z", "knha")) {
+    for (tt in c("z", "knha", "adhoc", "t")) {
       r <- suppressWarnings(rma(yi, vi, mods = formulas[[fn]], data = bcg, method = m, test = tt, control = ctrl))
       reg_cases[[length(reg_cases) + 1]] <- list(
         id = paste(fn, m, tt, sep = "/"), formula = fn, method = m, test = tt,
