@@ -218,3 +218,17 @@ def test_control_type_subgroups_on_bundled_data():
     sub = A.control_subgroups(f, "combined_vs_control", "disability", "short")
     assert sub is not None and set(sub.groups) <= {"usual_care", "advice", "sham", "wait_list"}
     assert A.control_subgroups(f, "manual_therapy_vs_exercise", "disability", "short") is None
+
+
+def test_contrast_only_multi_arm_trial_keeps_one_comparison(synth):
+    df = pd.read_csv(synth / "contrasts.csv", dtype=str)
+    row = df.iloc[0].copy()
+    extra = row.copy()
+    extra["arm1"], extra["n2"], extra["estimate"] = "uc", "38", "1.0"
+    extra["arm2"] = "combo2"
+    df = pd.concat([df, pd.DataFrame([extra])], ignore_index=True)
+    df.to_csv(synth / "contrasts.csv", index=False)
+    f = A.comparison_frame(me.load_evidence(synth))
+    rows = f[(f["comparison"] == "combined_vs_control") & (f["window"] == "long")]
+    assert len(rows) == 2 and rows["used"].sum() == 1
+    assert rows.loc[~rows["used"], "why_not"].iloc[0].startswith("multi-arm trial")

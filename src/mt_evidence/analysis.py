@@ -293,24 +293,27 @@ def comparison_frame(ev: Evidence, config: AnalysisConfig | None = None, *, meas
     df.loc[missing, "why_not"] = ("not on a 0-100 scale (instrument range unknown) or no SE" if measure == "md100"
                                   else "SMD needs both arms' SD and n")
     df.loc[df["window"].isna() & df["used"], ["used", "why_not"]] = [False, "time point outside every window"]
-    # one instrument per trial x comparison x outcome x window
+    # contrast-only multi-arm trials first: several contrasts of one trial, at the same time point and on the same
+    # instrument, share an arm. Keep the one with the largest first group (arm-level multi-arm trials were
+    # combined above and never reach this).
+    key = ["study_id", "comparison", "outcome", "window"]
+    df["_n1"] = df["n1"].fillna(-1)
+    df = df.sort_values(key + ["instrument", "timepoint_weeks", "_n1"], ascending=[True] * 6 + [False],
+                        kind="mergesort")
+    same = key + ["instrument", "timepoint_weeks"]
+    shared = df["used"] & df[df["used"]].duplicated(same, keep="first").reindex(df.index, fill_value=False)
+    df.loc[shared, "used"] = False
+    df.loc[shared, "why_not"] = ("multi-arm trial: another comparison sharing this trial's arm is used "
+                                 "(no double counting)")
+    # then one instrument and one time point per trial x comparison x outcome x window
     df["_irank"] = [_instrument_rank(o, i, config) for o, i in zip(df["outcome"], df["instrument"])]
     targets = {w.name: w.target for w in config.windows}
     df["_dist"] = [abs(t - targets.get(w, t)) if w else np.inf for t, w in zip(df["timepoint_weeks"], df["window"])]
-    df = df.sort_values(["study_id", "comparison", "outcome", "window", "_irank", "_dist", "timepoint_weeks"],
-                        ascending=[True, True, True, True, True, True, False], kind="mergesort")
-    key = ["study_id", "comparison", "outcome", "window"]
-    first = ~df[df["used"]].duplicated(key, keep="first")
-    dup_idx = first[~first].index
-    df.loc[dup_idx, "used"] = False
-    df.loc[dup_idx, "why_not"] = "another time point or instrument of this trial is used in this window"
-    # contrast-only multi-arm trials: several contrasts of one trial in one analysis share an arm. Keep the one
-    # with the largest first group (arm-level multi-arm trials were combined above and never reach this).
-    df["_n1"] = df["n1"].fillna(-1)
-    df = df.sort_values(key + ["_n1"], ascending=[True] * len(key) + [False], kind="mergesort")
-    shared = df["used"] & df[df["used"]].duplicated(key, keep="first").reindex(df.index, fill_value=False)
-    df.loc[shared, "used"] = False
-    df.loc[shared, "why_not"] = "multi-arm trial: another comparison sharing this trial's arm is used (no double counting)"
+    df = df.sort_values(key + ["_irank", "_dist", "timepoint_weeks"], ascending=[True] * 6 + [False],
+                        kind="mergesort")
+    dup = df["used"] & df[df["used"]].duplicated(key, keep="first").reindex(df.index, fill_value=False)
+    df.loc[dup, "used"] = False
+    df.loc[dup, "why_not"] = "another time point or instrument of this trial is used in this window"
     df = df.drop(columns=["_irank", "_dist", "_n1"])
     st = ev.studies.set_index("study_id")
     df["population"] = [st["population"].get(s) for s in df["study_id"]]
