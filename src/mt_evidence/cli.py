@@ -71,10 +71,12 @@ def build(
 @app.command()
 def report(
     data: Annotated[Optional[Path], typer.Option(help="Evidence folder or workbook (default: bundled)")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="Report configuration file (TOML)")] = None,
+    config: Annotated[Optional[Path], typer.Option(
+        help="Settings (TOML): windows, thresholds, pooling, and a [report] table naming a claims file and a "
+             "reviewer's certainty overrides (see src/mt_evidence/data/analysis.toml)")] = None,
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("reports"),
 ) -> None:
-    """Regenerate the report (reports/index.html) from the evidence."""
+    """Regenerate the clinician report (reports/index.html and reports/report.pdf) from the evidence."""
     from .io import EvidenceError
     from .report import build_report
 
@@ -103,8 +105,8 @@ def figures(
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("reports/figures"),
     measure: Annotated[str, typer.Option(help="md100 (points on 0-100) or smd")] = "md100",
 ) -> None:
-    """Write every forest plot (short and long term side by side, and per window) and the risk-of-bias figure
-    as PNG (300 dpi), SVG and PDF."""
+    """Write every figure (forest plots short and long term side by side and per window, funnel and risk-of-bias
+    plots) as PNG (300 dpi), SVG and PDF."""
     from .analysis import load_config
     from .figures import write_figures
     from .io import EvidenceError, load_evidence
