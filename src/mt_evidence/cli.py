@@ -105,8 +105,7 @@ def figures(
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("reports/figures"),
     measure: Annotated[str, typer.Option(help="md100 (points on 0-100) or smd")] = "md100",
 ) -> None:
-    """Write every figure (forest plots short and long term side by side and per window, funnel and risk-of-bias
-    plots) as PNG (300 dpi), SVG and PDF."""
+    """Write every figure (forest, short-vs-long, funnel, risk of bias) as PNG (300 dpi), SVG and PDF."""
     from .analysis import load_config
     from .figures import write_figures
     from .io import EvidenceError, load_evidence
