@@ -17,6 +17,17 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 
+def _load_or_exit(data: Optional[Path], out: Path):
+    """Load and validate the evidence, or print every problem and exit 1 (nothing is written to ``out``)."""
+    from .io import EvidenceError, load_evidence
+
+    try:
+        return load_evidence(data)
+    except EvidenceError as err:
+        console.print(f"{err}\nNothing was written to {out}.", style="red", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+
+
 @app.command()
 def validate(
     path: Annotated[Path, typer.Argument(help="An evidence folder (studies.csv, arms.csv, contrasts.csv) or .xlsx")],
@@ -56,13 +67,8 @@ def build(
 ) -> None:
     """Write analysis-ready effect sizes to data/processed (all or nothing)."""
     from .build import build_processed
-    from .io import EvidenceError, load_evidence
 
-    try:
-        ev = load_evidence(data)
-    except EvidenceError as err:
-        console.print(f"[red]{err}[/red]\nNothing was written to {out}.")
-        raise typer.Exit(1) from None
+    ev = _load_or_exit(data, out)
     res = build_processed(ev, out)
     console.print(f"{ev.summary()}\nwrote {len(res.effects)} effect rows "
                   f"({(res.effects['role'] == 'primary').sum()} primary) to {out}")
@@ -108,13 +114,8 @@ def figures(
     """Write every figure (forest, short-vs-long, funnel, risk of bias) as PNG (300 dpi), SVG and PDF."""
     from .analysis import load_config
     from .figures import write_figures
-    from .io import EvidenceError, load_evidence
 
-    try:
-        ev = load_evidence(data)
-    except EvidenceError as err:
-        console.print(f"[red]{err}[/red]")
-        raise typer.Exit(1) from None
+    ev = _load_or_exit(data, out)
     table = write_figures(ev, out, load_config(config), measure=measure)
     console.print(f"wrote {len(table)} figures (PNG, SVG, PDF) to {out}")
 
