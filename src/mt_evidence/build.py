@@ -254,11 +254,51 @@ def _csv_bytes(df: pd.DataFrame) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
+PROCESSED_FILES = ("effects.csv", "exclusions.csv", "manifest.json")
+GENERATOR = "mt_evidence.build.build_processed"
+
+
+def _legacy_processed(folder: Path, entries: list[str]) -> bool:
+    """A folder written by a build before output folders carried an owner marker."""
+    if not set(entries) <= set(PROCESSED_FILES) or "manifest.json" not in entries:
+        return False
+    try:
+        return json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("generator") == GENERATOR
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def protected_inputs(ev: Evidence | None = None, data: str | Path | None = None) -> list[Path]:
+    """Folders no output may replace, lie in or contain: the bundled raw evidence and the evidence being read."""
+    from .io import bundled_data_dir
+
+    out = []
+    try:
+        out.append(bundled_data_dir())
+    except FileNotFoundError:
+        pass
+    if ev is not None and ev.source:
+        out.append(Path(ev.source))  # a folder, or a workbook (then only the file itself)
+    if data is not None:
+        out.append(Path(data))
+    return out
+
+
+def check_build_output(out_dir: str | Path, ev: Evidence | None = None, data: str | Path | None = None) -> Path:
+    """Refuse an output folder ``build`` may not replace (raises ``OutputRefused`` with the reason)."""
+    return _atomic.check_output_folder(out_dir, "build", protected=protected_inputs(ev, data),
+                                       legacy=_legacy_processed)
+
+
 def build_processed(ev: Evidence, out_dir: str | Path, config=None) -> BuildResult:
     """Write ``effects.csv``, ``exclusions.csv`` and ``manifest.json`` to ``out_dir`` atomically (all or nothing).
 
     The output depends only on the raw data: the same raw files give byte-identical processed files.
+    ``out_dir`` must be a folder ``build`` created (it holds an owner marker), an empty folder or a new one:
+    any other folder, a file, the raw evidence or a folder containing it is refused with ``OutputRefused``
+    before anything is computed, and is left unchanged.
     """
+    check_build_output(out_dir, ev)
     res = assemble(ev, config)
     windows = _windows(config)
     manifest = {
@@ -269,15 +309,15 @@ def build_processed(ev: Evidence, out_dir: str | Path, config=None) -> BuildResu
         "windows_weeks": [{"name": w.name, "lower": w.lower, "upper": w.upper, "include_lower": w.include_lower,
                            "include_upper": w.include_upper} for w in windows],
         "orientation": "negative favours intervention1 on every outcome",
-        "generator": "mt_evidence.build.build_processed",
+        "generator": GENERATOR,
     }
     files = {
         "effects.csv": _csv_bytes(res.effects),
         "exclusions.csv": _csv_bytes(res.exclusions),
         "manifest.json": (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(),
     }
-    _atomic.replace_folder(out_dir, files)
+    _atomic.replace_owned_folder(out_dir, files, "build", protected=protected_inputs(ev), legacy=_legacy_processed)
     return res
 
 
-__all__ = ["assemble", "build_processed", "BuildResult"]
+__all__ = ["assemble", "build_processed", "check_build_output", "BuildResult"]

@@ -14,7 +14,7 @@ app = typer.Typer(
     no_args_is_help=True,
     help="mt_evidence: check clinic claims about manual therapy and exercise for back pain against the trials.",
 )
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # messages with paths are never broken mid-line
 
 
 def _load_or_exit(data: Optional[Path], out: Path):
@@ -26,6 +26,11 @@ def _load_or_exit(data: Optional[Path], out: Path):
     except EvidenceError as err:
         console.print(f"{err}\nNothing was written to {out}.", style="red", markup=False, highlight=False)
         raise typer.Exit(1) from None
+
+
+def _refused(err: Exception) -> None:
+    console.print(str(err), style="red", markup=False, highlight=False)
+    raise typer.Exit(1)
 
 
 @app.command()
@@ -51,13 +56,21 @@ def template(
     path: Annotated[Path, typer.Argument(help="An .xlsx workbook to write, or a folder for CSV files")],
 ) -> None:
     """Write an empty extraction template (with a sheet or file describing every column)."""
+    from ._atomic import OutputRefused
     from .io import write_template
 
-    if path.exists() and path.is_file():
-        console.print(f"[red]{path} exists; choose a new name (nothing was written)[/red]")
-        raise typer.Exit(1)
-    out = write_template(path)
-    console.print(f"wrote an empty extraction template to {out}; check it with: mt-evidence validate {out}")
+    try:
+        res = write_template(path)
+    except OutputRefused as err:
+        _refused(err)
+    if res.kept:
+        console.print(f"{path} already holds {', '.join(res.kept)}: left unchanged (a template never overwrites).",
+                      markup=False, highlight=False)
+    if res.written:
+        console.print(f"wrote {', '.join(res.written)} to {path}; check it with: mt-evidence validate {path}",
+                      markup=False, highlight=False)
+    else:
+        console.print("nothing was written.", markup=False, highlight=False)
 
 
 @app.command()
@@ -66,10 +79,18 @@ def build(
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("data/processed"),
 ) -> None:
     """Write analysis-ready effect sizes to data/processed (all or nothing)."""
-    from .build import build_processed
+    from ._atomic import OutputRefused
+    from .build import build_processed, check_build_output
 
+    try:
+        check_build_output(out, data=data)  # before loading: a wrong --out is refused at once
+    except OutputRefused as err:
+        _refused(err)
     ev = _load_or_exit(data, out)
-    res = build_processed(ev, out)
+    try:
+        res = build_processed(ev, out)
+    except OutputRefused as err:
+        _refused(err)
     console.print(f"{ev.summary()}\nwrote {len(res.effects)} effect rows "
                   f"({(res.effects['role'] == 'primary').sum()} primary) to {out}")
 
@@ -81,10 +102,11 @@ def report(
         help="Settings (TOML): windows, thresholds, pooling, and a [report] table naming a claims file and a "
              "reviewer's certainty overrides (see src/mt_evidence/data/analysis.toml)")] = None,
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("reports"),
+    pdf: Annotated[bool, typer.Option(help="Also print report.pdf with headless Chromium")] = True,
 ) -> None:
     """Regenerate the clinician report (reports/index.html and reports/report.pdf) from the evidence."""
     from .io import EvidenceError
-    from .report import build_report
+    from .report import ReportError, build_report
 
     if config is not None and not config.exists():
         console.print(f"[red]{config}: no such configuration file[/red]")
@@ -95,13 +117,13 @@ def report(
                   TimeElapsedColumn(), console=console, transient=True) as progress:
         task = progress.add_task("starting", total=REPORT_STEPS)
         try:
-            res = build_report(data, out, config=config,
+            res = build_report(data, out, config=config, pdf=pdf,
                                progress=lambda msg: progress.update(task, description=msg, advance=1))
-        except (EvidenceError, ValueError) as err:
-            console.print(f"[red]{err}[/red]\nThe report was not changed.", markup=False)
+        except (EvidenceError, ValueError, ReportError) as err:
+            console.print(f"{err}\nThe report was not changed.", style="red", markup=False, highlight=False)
             raise typer.Exit(1) from None
-    console.print(f"wrote {res.html_path} and {res.pdf_path} ({res.n_trials} trials, {res.n_pooled} pooled "
-                  "analyses)")
+    written = f"{res.html_path} and {res.pdf_path}" if res.pdf_path else f"{res.html_path} (no PDF)"
+    console.print(f"wrote {written} ({res.n_trials} trials, {res.n_pooled} pooled analyses)")
 
 
 @app.command()
@@ -112,11 +134,19 @@ def figures(
     measure: Annotated[str, typer.Option(help="md100 (points on 0-100) or smd")] = "md100",
 ) -> None:
     """Write every figure (forest, short-vs-long, funnel, risk of bias) as PNG (300 dpi), SVG and PDF."""
+    from ._atomic import OutputRefused
     from .analysis import load_config
-    from .figures import write_figures
+    from .figures import check_figures_output, write_figures
 
+    try:
+        check_figures_output(out, data=data)
+    except OutputRefused as err:
+        _refused(err)
     ev = _load_or_exit(data, out)
-    table = write_figures(ev, out, load_config(config), measure=measure)
+    try:
+        table = write_figures(ev, out, load_config(config), measure=measure)
+    except OutputRefused as err:
+        _refused(err)
     console.print(f"wrote {len(table)} figures (PNG, SVG, PDF) to {out}")
 
 

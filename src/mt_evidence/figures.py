@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import _atomic
 from . import analysis as A
 from . import plots as P
 from .io import Evidence
@@ -86,17 +87,42 @@ def figure_specs(ev: Evidence, config: A.AnalysisConfig | None = None, measure: 
         "published."), draw_rob
 
 
+def _legacy_figures(folder: Path, entries: list[str]) -> bool:
+    """A folder of figures written before figure folders carried an owner marker: only PNG/SVG/PDF files."""
+    return all(Path(e).suffix in (".png", ".svg", ".pdf") and (folder / e).is_file() for e in entries)
+
+
+def check_figures_output(out_dir: str | Path, ev: Evidence | None = None, data: str | Path | None = None) -> Path:
+    """Refuse an output folder ``figures`` may not replace (``OutputRefused`` with the reason)."""
+    from .build import protected_inputs
+
+    return _atomic.check_output_folder(out_dir, "figures", protected=protected_inputs(ev, data),
+                                       legacy=_legacy_figures)
+
+
 def write_figures(ev: Evidence, out_dir: str | Path, config: A.AnalysisConfig | None = None,
                   formats=("png", "svg", "pdf"), dpi: int = 300, measure: str = "md100") -> pd.DataFrame:
-    """Write every figure in ``formats`` to ``out_dir``; return name, kind, title, alt and paths."""
+    """Write every figure in ``formats`` to ``out_dir``; return name, kind, title, alt and paths.
+
+    The folder is replaced as a whole (all or nothing); it must be one ``figures`` wrote, or new or empty.
+    """
+    import tempfile
+
     import matplotlib.pyplot as plt
 
+    from .build import protected_inputs
+
     out_dir = Path(out_dir)
-    rows = []
-    for name, kind, title, alt, draw in figure_specs(ev, config, measure):
-        fig = draw()
-        paths = P.save_figure(fig, out_dir / name, formats=formats, dpi=dpi, alt=alt)
-        plt.close(fig)
-        rows.append({"name": name, "kind": kind, "title": title, "alt": alt,
-                     **{fmt: str(p) for fmt, p in zip(formats, paths)}})
+    check_figures_output(out_dir, ev)
+    rows, files = [], {}
+    with tempfile.TemporaryDirectory(prefix="mt-evidence-figures-") as td:
+        for name, kind, title, alt, draw in figure_specs(ev, config, measure):
+            fig = draw()
+            paths = P.save_figure(fig, Path(td) / name, formats=formats, dpi=dpi, alt=alt)
+            plt.close(fig)
+            for p in paths:
+                files[Path(p).name] = Path(p).read_bytes()
+            rows.append({"name": name, "kind": kind, "title": title, "alt": alt,
+                         **{fmt: str(out_dir / Path(p).name) for fmt, p in zip(formats, paths)}})
+    _atomic.replace_owned_folder(out_dir, files, "figures", protected=protected_inputs(ev), legacy=_legacy_figures)
     return pd.DataFrame(rows)

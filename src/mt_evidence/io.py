@@ -152,6 +152,7 @@ def validate_tables(raw: dict[str, pd.DataFrame], files: dict[str, str]) -> tupl
                     problems.append(Problem(files[table], i + 2, "timepoint_weeks", f"'{v}' (a time with a unit)",
                                             hint))
         problems += schema.schema_problems(t, table, files[table])
+        problems += schema.source_problems(t, table, files[table])
         typed[table] = t
     problems += schema.row_problems_arms(typed["arms"], files["arms"])
     problems += schema.row_problems_contrasts(typed["contrasts"], files["contrasts"])
@@ -281,9 +282,24 @@ def read_wide(path: str | os.PathLike, mapping: str | os.PathLike) -> pd.DataFra
     return out
 
 
-def write_template(path: str | os.PathLike) -> Path:
+@dataclass(frozen=True)
+class TemplateOutput:
+    """What ``write_template`` wrote: the path, the files written, and existing files left as they were."""
+
+    path: Path
+    written: list[str]
+    kept: list[str]
+
+
+def write_template(path: str | os.PathLike) -> TemplateOutput:
     """Write an empty extraction template: an .xlsx workbook (sheets studies, arms, contrasts, rob and a
-    ``dictionary`` sheet describing every column), or, for a path without a suffix, a folder of CSV files."""
+    ``dictionary`` sheet describing every column), or, for a path without a suffix, a folder of CSV files.
+
+    Nothing is ever overwritten: an existing workbook is refused (``OutputRefused``); in an existing folder only
+    the missing files are written and the others are listed in ``kept``, unchanged.
+    """
+    from . import _atomic
+
     path = Path(path)
     dictionary = pd.DataFrame(
         [{"table": t, "column": c, "type": {"num": "number", "int": "whole number", "bool": "true/false",
@@ -294,19 +310,22 @@ def write_template(path: str | os.PathLike) -> Path:
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         import io as _io
 
+        if path.exists() or path.is_symlink():
+            raise _atomic.OutputRefused(f"{path} exists; choose a new name (nothing was written, the file is "
+                                        "unchanged)")
         buf = _io.BytesIO()
         with pd.ExcelWriter(buf) as xw:
             for t, df in empty.items():
                 df.to_excel(xw, sheet_name=t, index=False)
             dictionary.to_excel(xw, sheet_name="dictionary", index=False)
-        from . import _atomic
-
-        _atomic.write_bytes(path, buf.getvalue())
-        return path
-    path.mkdir(parents=True, exist_ok=True)
-    from . import _atomic
-
-    for t, df in empty.items():
-        _atomic.write_text(path / TABLE_FILES[t], df.to_csv(index=False))
-    _atomic.write_text(path / "dictionary.csv", dictionary.to_csv(index=False))
-    return path
+        written, kept = _atomic.write_new_files(path.parent, {path.name: buf.getvalue()})
+        if kept:
+            raise _atomic.OutputRefused(f"{path} appeared while the template was written; it was left unchanged")
+        return TemplateOutput(path, written, kept)
+    if path.suffix and not path.is_dir():
+        raise _atomic.OutputRefused(f"{path}: a template is an .xlsx workbook or a folder (a name without a suffix); "
+                                    "nothing was written")
+    files = {TABLE_FILES[t]: df.to_csv(index=False).encode("utf-8") for t, df in empty.items()}
+    files["dictionary.csv"] = dictionary.to_csv(index=False).encode("utf-8")
+    written, kept = _atomic.write_new_files(path, files)
+    return TemplateOutput(path, written, kept)

@@ -1,8 +1,8 @@
 """The clinician report: all rounding and wording for people; HTML (one self-contained file) and PDF.
 
 ``build_report`` loads the evidence, runs the analyses (windows, pooling, certainty, claims), draws the
-figures, renders ``index.html`` with jinja2 (every string from data is escaped) and prints it to
-``report.pdf`` with headless Chromium. Both files are written atomically.
+figures, renders ``index.html`` with jinja2 (every string from data is escaped, links only to http(s)) and prints it to
+``report.pdf`` with headless Chromium. Both, with ``claims.json``, are swapped into the output folder at once.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from . import _atomic
+from ._links import safe_href, split_sources
 from . import analysis as A
 from . import claims as C
 from . import grade
@@ -257,13 +258,14 @@ def provenance(ev: Evidence) -> list[dict]:
                                      if not pd.isna(r[k]))
                 wk = "" if pd.isna(r["timepoint_weeks"]) else f"week {r['timepoint_weeks']:g}"
                 rows.append({"what": what, "when": wk, "numbers": vals, "url": r["source_url"],
+                             "href": safe_href(r["source_url"]),
                              "where": r["source_location"], "role": r["role"] or "primary"})
         rob = [{"domain": r.domain, "judgement": r.judgement_printed or r.judgement, "tool": r.tool,
-                "url": r.source_url, "review": r.review_citation}
+                "url": r.source_url, "href": safe_href(r.source_url), "review": r.review_citation}
                for r in ev.rob[ev.rob["study_id"] == s.study_id].itertuples()] if len(ev.rob) else []
         out.append({"study_id": s.study_id, "citation": s.citation, "rob": rob, "doi": s.doi, "pmid": s.pmid,
                     "population": s.population, "n": "" if pd.isna(s.n_randomised) else f"{s.n_randomised:.0f}",
-                    "sources": [u.strip() for u in (s.sources or "").split(";") if u.strip()], "rows": rows})
+                    "sources": [{"text": u, "href": safe_href(u)} for u in split_sources(s.sources)], "rows": rows})
     return out
 
 
@@ -317,6 +319,13 @@ def _reference_info() -> tuple[str, int]:
 
 def render_html(ev: Evidence, settings: ReportSettings | None = None, *, generated: str | None = None,
                 progress: Callable[[str], None] | None = None) -> str:
+    """The report as one self-contained HTML page (every string from data escaped, no script, links only to
+    http(s) addresses)."""
+    return _render(ev, settings, generated=generated, progress=progress)[0]
+
+
+def _render(ev: Evidence, settings: ReportSettings | None = None, *, generated: str | None = None,
+            progress: Callable[[str], None] | None = None) -> tuple[str, list]:
     say = progress or (lambda _m: None)
     settings = settings or load_settings()
     cfg = settings.analysis
@@ -343,7 +352,7 @@ def render_html(ev: Evidence, settings: ReportSettings | None = None, *, generat
     pooling_conv = (f"tau² estimator {cfg.method}; confidence interval {cfg.test.upper() if cfg.test == 'hksj' else cfg.test}"
                     f"; prediction interval t-based ({cfg.pi_type}); I² from tau²; Q-profile interval for tau²")
     say("writing the HTML")
-    return tpl.render(
+    html = tpl.render(
         title="Manual therapy, exercise and combined care for low back pain: what the trials show",
         generated=generated or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         version=_version(),
@@ -372,6 +381,7 @@ def render_html(ev: Evidence, settings: ReportSettings | None = None, *, generat
         n_reference=n_ref,
         software=_software(),
     )
+    return html, claim_results
 
 
 def _display_source(source: str) -> str:
@@ -407,40 +417,114 @@ def chromium_path() -> str:
                             "this) or set MT_EVIDENCE_CHROMIUM to its path")
 
 
-def write_pdf(html_path: Path, pdf_path: Path) -> Path:
-    """Print the HTML report to PDF with headless Chromium (A4, backgrounds, CSS page breaks)."""
+class ReportError(RuntimeError):
+    """The report could not be written (e.g. Chromium failed); the previous report is unchanged."""
+
+
+def print_pdf(html_path: Path) -> bytes:
+    """Print an HTML file to PDF bytes with headless Chromium (A4, backgrounds, CSS page breaks)."""
+    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("file:", "data:"))
-                       else route.abort())
-            page.goto(html_path.resolve().as_uri(), wait_until="load")
-            data = page.pdf(format="A4", print_background=True,
-                            margin={"top": "14mm", "bottom": "14mm", "left": "12mm", "right": "12mm"})
-        finally:
-            browser.close()
-    _atomic.write_bytes(pdf_path, data)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.route("**/*", lambda route: route.continue_()
+                           if route.request.url.startswith(("file:", "data:")) else route.abort())
+                page.goto(html_path.resolve().as_uri(), wait_until="load")
+                return page.pdf(format="A4", print_background=True,
+                                margin={"top": "14mm", "bottom": "14mm", "left": "12mm", "right": "12mm"})
+            finally:
+                browser.close()
+    except (PlaywrightError, FileNotFoundError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ReportError(f"the PDF could not be printed with Chromium ({first}); check that Chromium runs "
+                          "(`chromium --headless --version`) or set MT_EVIDENCE_CHROMIUM to its path") from err
+
+
+def write_pdf(html_path: Path, pdf_path: Path) -> Path:
+    """Print the HTML report to ``pdf_path`` (written atomically)."""
+    _atomic.write_bytes(pdf_path, print_pdf(html_path))
     return pdf_path
+
+
+REPORT_FILES = ("index.html", "report.pdf", "claims.json")
+
+
+def _legacy_report(folder: Path, entries: list[str]) -> bool:
+    """A folder holding only a report written before report folders carried an owner marker."""
+    if not set(entries) <= {"index.html", "report.pdf"} or "index.html" not in entries:
+        return False
+    try:
+        head = (folder / "index.html").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return "what the trials show" in head and "mt_evidence" in head
+
+
+def check_report_output(out: str | Path, ev: Evidence | None = None, data: str | Path | None = None) -> Path:
+    """Refuse an output folder the report may not replace (``OutputRefused`` with the reason)."""
+    from .build import protected_inputs
+
+    return _atomic.check_output_folder(out, "report", protected=protected_inputs(ev, data), legacy=_legacy_report)
+
+
+def claims_json(results: list[C.ClaimResult]) -> dict:
+    """The claims and their verdicts, as in the report, for other programs."""
+    def num(x):
+        return None if x is None or not np.isfinite(x) else float(x)
+
+    out = []
+    for cr in results:
+        tests = []
+        for t in cr.tests:
+            r = t.result
+            tests.append({
+                "analysis": t.test.describe(), "comparison": t.test.comparison, "outcome": t.test.outcome,
+                "window": t.test.window, "expect": t.test.expect, "verdict": t.verdict, "explanation": t.explanation,
+                "k": None if r is None else int(r.k), "participants": num(t.participants),
+                "estimate": None if r is None else num(r.estimate),
+                "ci_low": None if r is None else num(r.ci_low), "ci_high": None if r is None else num(r.ci_high),
+                "certainty": None if t.certainty is None else t.certainty.level,
+                "certainty_reasons": [] if t.certainty is None else list(t.certainty.reasons()),
+                "studies": list(t.studies),
+            })
+        out.append({"id": cr.claim.id, "claim": cr.claim.text, "verdict": cr.verdict, "explanation": cr.explanation,
+                    "analyses": tests})
+    return {"generator": f"mt_evidence {_version()}", "claims": out}
 
 
 def build_report(data: str | Path | None = None, out: str | Path = "reports", config: str | Path | None = None,
                  progress: Callable[[str], None] | None = None, pdf: bool = True) -> ReportOutput:
-    """Load the evidence (bundled when ``data`` is None) and write ``out/index.html`` and ``out/report.pdf``."""
+    """Load the evidence (bundled when ``data`` is None) and write ``out/index.html``, ``out/report.pdf`` and
+    ``out/claims.json`` as one: all are made in a staging folder and swapped in together, so a failure or a
+    kill at any point leaves the previous report as it was. ``out`` must be a folder the report created (or a
+    new or empty one); anything else is refused with ``OutputRefused``. Other files in a report folder (e.g.
+    ``figures/``) are kept."""
+    import tempfile
+
     say = progress or (lambda _msg: None)
+    check_report_output(out, data=data)
     say("loading and validating the evidence")
     ev = load_evidence(data)
+    check_report_output(out, ev)
     settings = load_settings(config)
-    html = render_html(ev, settings, progress=say)
+    html, claim_results = _render(ev, settings, progress=say)
     out = Path(out)
-    path = out / "index.html"
-    _atomic.write_text(path, html)
-    pdf_path = None
+    files = {"index.html": html.encode("utf-8"),
+             "claims.json": (json.dumps(claims_json(claim_results), indent=1, ensure_ascii=False) + "\n").encode()}
     if pdf:
         say("printing the PDF")
-        pdf_path = write_pdf(path, out / "report.pdf")
+        with tempfile.TemporaryDirectory(prefix="mt-evidence-pdf-") as td:
+            page = Path(td) / "index.html"
+            page.write_bytes(files["index.html"])
+            files["report.pdf"] = print_pdf(page)
+    from .build import protected_inputs
+
+    _atomic.replace_owned_folder(out, files, "report", protected=protected_inputs(ev), legacy=_legacy_report)
     n_pooled = len(A.pool_windows(A.comparison_frame(ev, settings.analysis), settings.analysis))
     say("done")
-    return ReportOutput(html_path=path, pdf_path=pdf_path, n_pooled=n_pooled, n_trials=len(ev.studies))
+    return ReportOutput(html_path=out / "index.html", pdf_path=(out / "report.pdf") if pdf else None,
+                        n_pooled=n_pooled, n_trials=len(ev.studies))

@@ -229,7 +229,7 @@ STUDIES_SCHEMA = pa.DataFrameSchema(
         "citation": pa.Column(object, nullable=False),
         "year": pa.Column("Int64", pa.Check.in_range(1950, 2030), nullable=False),
         "population": _isin(POPULATIONS),
-        "sources": pa.Column(object, pa.Check.str_contains(r"https?://"), nullable=False),
+        "sources": pa.Column(object, nullable=False),  # each part a web address: source_problems
         "n_randomised": _num(pa.Check.ge(2)),
         "rob_randomisation": _isin(ROB_VALUES, True),
         "rob_deviations": _isin(ROB_VALUES, True),
@@ -257,7 +257,7 @@ ARMS_SCHEMA = pa.DataFrameSchema(
         "sd": _num(pa.Check.gt(0)),
         "se": _num(pa.Check.gt(0)),
         "role": _isin(ROLES, True),
-        "source_url": pa.Column(object, pa.Check.str_matches(r"^(https?://|file:|data/)"), nullable=False),
+        "source_url": pa.Column(object, nullable=False),  # checked by source_problems
         "source_location": pa.Column(object, nullable=False),
     },
 )
@@ -276,7 +276,7 @@ CONTRASTS_SCHEMA = pa.DataFrameSchema(
         "n2": _num(pa.Check.ge(2)),
         "ci_level": _num(pa.Check.in_range(0.5, 0.999)),
         "role": _isin(ROLES, True),
-        "source_url": pa.Column(object, pa.Check.str_matches(r"^(https?://|file:|data/)"), nullable=False),
+        "source_url": pa.Column(object, nullable=False),  # checked by source_problems
         "source_location": pa.Column(object, nullable=False),
     },
 )
@@ -287,7 +287,7 @@ ROB_SCHEMA = pa.DataFrameSchema(
         "tool": pa.Column(object, nullable=False),
         "domain": pa.Column(object, nullable=False),
         "judgement": _isin(ROB_JUDGEMENTS),
-        "source_url": pa.Column(object, pa.Check.str_matches(r"^(https?://|file:|data/)"), nullable=False),
+        "source_url": pa.Column(object, nullable=False),  # checked by source_problems
         "source_location": pa.Column(object, nullable=False),
         "review_citation": pa.Column(object, nullable=False),
     },
@@ -324,8 +324,6 @@ def _expected_text(schema: pa.DataFrameSchema, column: str, check: str) -> str:
                     vals = {
                         "study_id": "letters, digits, _ or -, starting with a letter",
                     }.get(column, vals)
-                    if column in ("source_url",):
-                        vals = "an address starting with http(s)://, or a file path under data/"
                 template = _EXPECT.get(check, check + " {values}")
                 return template.format(values=vals)
     return _EXPECT.get(check, check)
@@ -355,6 +353,32 @@ def schema_problems(df: pd.DataFrame, table: str, file: str) -> list[Problem]:
             check_name = "field_uniqueness"
         found = "an empty cell" if _blank(val) else f"'{_fmt(val)}'"
         problems.append(Problem(file, row, str(col), found, _expected_text(schema, str(col), check_name)))
+    return problems
+
+
+def source_problems(df: pd.DataFrame, table: str, file: str) -> list[Problem]:
+    """Every source address that is neither a web link (http/https with a host, or doi:) nor, for
+    ``source_url``, a local file reference. ``sources`` in studies: every ``;``-separated part a web link."""
+    from ._links import LOCAL_EXPECTED, WEB_LINK_EXPECTED, source_problem, split_sources
+
+    problems = []
+    if table == "studies" and "sources" in df.columns:
+        for i, v in df["sources"].items():
+            if _blank(v):
+                continue  # the required-value check reports it
+            parts = split_sources(v)
+            for part in parts:
+                what = source_problem(part, local_ok=False)
+                if what:
+                    problems.append(Problem(file, _row(i), "sources", f"'{part}' ({what})",
+                                            "web addresses separated by ';', each " + WEB_LINK_EXPECTED))
+    elif "source_url" in df.columns:
+        for i, v in df["source_url"].items():
+            if _blank(v):
+                continue
+            what = source_problem(str(v), local_ok=True)
+            if what:
+                problems.append(Problem(file, _row(i), "source_url", f"'{v}' ({what})", LOCAL_EXPECTED))
     return problems
 
 
