@@ -12,8 +12,8 @@ from pathlib import Path
 import sys
 
 import mt_evidence as me
-from mt_evidence import analysis as A
-from mt_evidence import report as R
+from mt_evidence.synthesis import analysis as A
+from mt_evidence.reporting import report as R
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_pool_many import best_of  # noqa: E402  (one timing helper for both benchmarks)

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 import mt_evidence as me
-from mt_evidence import analysis as A
-from mt_evidence import plots as P
+from mt_evidence.synthesis import analysis as A
+from mt_evidence.reporting import plots as P
 
 
 

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from mt_evidence.build import assemble
-from mt_evidence.io import bundled_data_dir, load_evidence, validate_path
+from mt_evidence.evidence.build import assemble
+from mt_evidence.evidence.io import bundled_data_dir, load_evidence, validate_path
 
 RAW = Path(__file__).resolve().parents[1] / "data" / "raw"
 

@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 import mt_evidence as me
-from mt_evidence import build as mbuild
+from mt_evidence.evidence import build as mbuild
 from mt_evidence.cli import app
-from mt_evidence.io import EvidenceError, load_evidence, read_wide, validate_path
+from mt_evidence.evidence.io import EvidenceError, load_evidence, read_wide, validate_path
 
 
 
@@ -172,7 +172,7 @@ def test_failed_build_leaves_processed_untouched(clean, tmp_path, monkeypatch):
     out = tmp_path / "processed"
     mbuild.build_processed(load_evidence(clean), out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    from mt_evidence import _atomic
+    from mt_evidence.evidence import atomic
 
     real_open = open
 
@@ -188,7 +188,7 @@ def test_failed_build_leaves_processed_untouched(clean, tmp_path, monkeypatch):
     after = {p.name: p.read_bytes() for p in out.iterdir()}
     assert before == after
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".processed")]
-    assert _atomic  # imported module used by build
+    assert atomic  # imported module used by build
 
 
 def test_cli_validate_build_report(clean, tmp_path):
@@ -209,7 +209,7 @@ def test_cli_validate_build_report(clean, tmp_path):
 
 def test_report_escapes_strings_from_data(clean, tmp_path):
     edit_csv(clean / "studies.csv", 0, citation="<script>alert(1)</script>")
-    me_report = __import__("mt_evidence.report", fromlist=["build_report"])
+    me_report = __import__("mt_evidence.reporting.report", fromlist=["build_report"])
     out = me_report.build_report(clean, tmp_path / "rep")
     html = out.html_path.read_text()
     assert "<script>alert(1)</script>" not in html

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from mt_evidence import effect_size
-from mt_evidence.io_revman import ARMS_COLUMNS, INTERVENTIONS, RevManError, read_revman
+from mt_evidence.evidence.revman import ARMS_COLUMNS, INTERVENTIONS, RevManError, read_revman
 
 EXPECTED_COLUMNS = [
     "study_id", "arm", "intervention", "technique", "outcome", "instrument", "scale_min", "scale_max",
@@ -415,7 +415,7 @@ def test_utf8_file_is_read(tmp_path: Path):
 
 def test_outcome_map_fills_the_contract_and_validates(plain_file: Path, tmp_path: Path):
     """Mapped RevMan data pass the package's validator once outcomes are mapped (SYNTHETIC fixture)."""
-    from mt_evidence.io import validate_tables
+    from mt_evidence.evidence.io import validate_tables
 
     df = read_revman(plain_file)
     names = sorted(set(df["outcome"]))

@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mt_evidence as me
-from mt_evidence import _engine
-from mt_evidence._conventions import METHODS
+from mt_evidence.stats import engine
+from mt_evidence.stats.conventions import METHODS
 
 # ---------------------------------------------------------------------------------------- strategies
 
@@ -83,10 +83,10 @@ def test_reml_is_the_global_maximum(data):
     """The REML estimate beats every point of a fine grid (no silent local optimum, no failed iteration)."""
     yi, vi = data
     r = me.pool(yi, vi, method="REML")
-    batch = _engine.Batch.from_arrays(yi[None, :], vi[None, :])
+    batch = engine.Batch.from_arrays(yi[None, :], vi[None, :])
     grid = np.concatenate([[0.0], np.geomspace(1e-8, 10 * (np.var(yi) + vi.max()), 400)])
-    ll_grid = np.array([_engine.loglik(batch, np.array([t]), "REML")[0] for t in grid])
-    ll_hat = _engine.loglik(batch, np.array([r.tau2]), "REML")[0]
+    ll_grid = np.array([engine.loglik(batch, np.array([t]), "REML")[0] for t in grid])
+    ll_hat = engine.loglik(batch, np.array([r.tau2]), "REML")[0]
     assert ll_hat >= ll_grid.max() - 1e-9
 
 
@@ -106,8 +106,8 @@ def test_many_random_datasets_converge_where_fisher_scoring_can_fail():
         assert np.isfinite(res.estimate).all() and np.isfinite(res.se).all()
     # score is zero at interior REML optima
     res = me.pool_many(Y, V, method="REML")
-    batch = _engine.Batch.from_arrays(Y, V)
-    s = _engine.score(batch, res.tau2, "REML")
+    batch = engine.Batch.from_arrays(Y, V)
+    s = engine.score(batch, res.tau2, "REML")
     interior = res.tau2 > 1e-8
     scale = (batch.M / (batch.V + res.tau2[:, None])).sum(axis=1)
     assert np.all(np.abs(s[interior]) <= 1e-6 * scale[interior])
@@ -291,7 +291,7 @@ def test_bimodal_reml_likelihood_finds_the_global_maximum():
           -0.136817]
     vi = [0.152924, 0.280608, 0.174337, 0.19729, 0.127729, 0.453503, 0.015497, 0.479016, 0.244037, 0.011709]
     r = me.pool(yi, vi, method="REML")
-    batch = _engine.Batch.from_arrays(np.array([yi]), np.array([vi]))
-    assert _engine.score(batch, np.zeros(1), "REML")[0] < 0  # tau^2 = 0 is a local maximum
+    batch = engine.Batch.from_arrays(np.array([yi]), np.array([vi]))
+    assert engine.score(batch, np.zeros(1), "REML")[0] < 0  # tau^2 = 0 is a local maximum
     assert r.tau2 == pytest.approx(0.19625, abs=1e-4)
-    assert r.loglik > _engine.loglik(batch, np.zeros(1), "REML")[0] + 0.02
+    assert r.loglik > engine.loglik(batch, np.zeros(1), "REML")[0] + 0.02

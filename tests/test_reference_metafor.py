@@ -183,7 +183,7 @@ def test_meta_regression_matches_metafor(case):
 
 @pytest.mark.parametrize("case", REF["multilevel"]["cases"], ids=lambda c: f"r={c['correlation']}")
 def test_multilevel_matches_rma_mv(case):
-    from mt_evidence.multilevel import fit_random_intercept
+    from mt_evidence.stats.multilevel import fit_random_intercept
 
     ml = REF["multilevel"]
     t, x = np.array(ml["trial"]), np.array(ml["long"], float)

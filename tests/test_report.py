@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 import mt_evidence as me
-from mt_evidence import claims as C
-from mt_evidence import grade
-from mt_evidence import report as R
+from mt_evidence.synthesis import analysis as A
+from mt_evidence.synthesis import claims as C
+from mt_evidence.synthesis import grade
+from mt_evidence.reporting import report as R
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = Path(__file__).parent / "fixtures" / "synthetic_clean"
@@ -94,7 +95,7 @@ def test_claims_file_is_data_and_extensible(tmp_path):
     extra = tmp_path / "claims.toml"
     extra.write_text('[[claim]]\nid = 10\ntext = "Exercise helps disability at 12 months."\n[[claim.test]]\n'
                      'comparison = "exercise_vs_control"\noutcome = "disability"\nwindow = "long"\nexpect = "benefit"\n')
-    res = C.evaluate_claims(me.analysis.comparison_frame(me.load_evidence()), claims=C.load_claims(extra))
+    res = C.evaluate_claims(A.comparison_frame(me.load_evidence()), claims=C.load_claims(extra))
     assert res[0].claim.id == 10 and res[0].verdict in C.VERDICTS
     bad = tmp_path / "bad.toml"
     bad.write_text('[[claim]]\nid = 11\ntext = "x"\n[[claim.test]]\ncomparison = "magic_vs_control"\noutcome = "pain"\n'
@@ -119,13 +120,13 @@ def test_verdict_rules():
         "n2": [300.0] * 6, "rob_overall": ["low"] * 6, "used": True, "population": "chronic", "technique1": "",
     })
     t = C.ClaimTest("manual_therapy_vs_control", "pain", "short", "benefit")
-    r = C.evaluate_test(frame, t, me.analysis.load_config())
+    r = C.evaluate_test(frame, t, A.load_config())
     assert r.certainty.level == "high" and r.verdict == "supported"
     t2 = C.ClaimTest("manual_therapy_vs_control", "pain", "short", "no_important_benefit")
-    assert C.evaluate_test(frame, t2, me.analysis.load_config()).verdict == "not supported"
+    assert C.evaluate_test(frame, t2, A.load_config()).verdict == "not supported"
     small = frame.assign(yi=[-1.0, 0.5, -0.5, 0.0, 1.0, -0.2])
-    assert C.evaluate_test(small, t, me.analysis.load_config()).verdict == "not supported"
-    assert C.evaluate_test(small, t2, me.analysis.load_config()).verdict == "supported"
+    assert C.evaluate_test(small, t, A.load_config()).verdict == "not supported"
+    assert C.evaluate_test(small, t2, A.load_config()).verdict == "supported"
 
 
 def test_egger_matches_regression_by_hand():

@@ -5,7 +5,7 @@ The public API: effect sizes and conversions (``effect_size`` and friends), pool
 does no I/O and does not import matplotlib.
 """
 
-from .effects import (
+from .stats.effects import (
     combine_arms,
     effect_size,
     hedges_correction,
@@ -18,9 +18,9 @@ from .effects import (
     se_from_ci,
     se_from_p,
 )
-from .pooling import PoolManyResult, PoolResult, pool, pool_many
-from .regression import MetaRegressionResult, meta_regression
-from .subgroups import SubgroupResult, subgroup
+from .stats.pooling import PoolManyResult, PoolResult, pool, pool_many
+from .stats.regression import MetaRegressionResult, meta_regression
+from .stats.subgroups import SubgroupResult, subgroup
 
 __all__ = [
     "MetaRegressionResult",
@@ -47,13 +47,14 @@ __version__ = "0.1.0"
 
 # Readers are loaded on first use (they import pandera), so `import mt_evidence` stays light.
 _LAZY = {
-    "load_evidence": ("io", "load_evidence"),
-    "validate_path": ("io", "validate_path"),
-    "read_wide": ("io", "read_wide"),
-    "read_revman": ("io_revman", "read_revman"),
-    "Evidence": ("io", "Evidence"),
-    "EvidenceError": ("schema", "EvidenceError"),
-    "build_processed": ("build", "build_processed"),
+    "load_evidence": ("evidence.io", "load_evidence"),
+    "validate_path": ("evidence.io", "validate_path"),
+    "read_wide": ("evidence.io", "read_wide"),
+    "bundled_data_dir": ("evidence.io", "bundled_data_dir"),
+    "read_revman": ("evidence.revman", "read_revman"),
+    "Evidence": ("evidence.io", "Evidence"),
+    "EvidenceError": ("evidence.schema", "EvidenceError"),
+    "build_processed": ("evidence.build", "build_processed"),
 }
 __all__ += list(_LAZY)
 

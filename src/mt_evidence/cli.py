@@ -19,7 +19,7 @@ console = Console(stderr=True, soft_wrap=True)  # messages with paths are never 
 
 def _load_or_exit(data: Optional[Path], out: Path):
     """Load and validate the evidence, or print every problem and exit 1 (nothing is written to ``out``)."""
-    from .io import EvidenceError, load_evidence
+    from .evidence.io import EvidenceError, load_evidence
 
     try:
         return load_evidence(data)
@@ -38,7 +38,7 @@ def validate(
     path: Annotated[Path, typer.Argument(help="An evidence folder (studies.csv, arms.csv, contrasts.csv) or .xlsx")],
 ) -> None:
     """List every problem in an evidence folder or workbook; exit code 0 only when it is clean."""
-    from .io import validate_path
+    from .evidence.io import validate_path
 
     problems = validate_path(path)
     if not problems:
@@ -56,8 +56,8 @@ def template(
     path: Annotated[Path, typer.Argument(help="An .xlsx workbook to write, or a folder for CSV files")],
 ) -> None:
     """Write an empty extraction template (with a sheet or file describing every column)."""
-    from ._atomic import OutputRefused
-    from .io import write_template
+    from .evidence.atomic import OutputRefused
+    from .evidence.io import write_template
 
     try:
         res = write_template(path)
@@ -79,8 +79,8 @@ def build(
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("data/processed"),
 ) -> None:
     """Write analysis-ready effect sizes to data/processed (all or nothing)."""
-    from ._atomic import OutputRefused
-    from .build import build_processed, check_build_output
+    from .evidence.atomic import OutputRefused
+    from .evidence.build import build_processed, check_build_output
 
     try:
         check_build_output(out, data=data)  # before loading: a wrong --out is refused at once
@@ -105,13 +105,13 @@ def report(
     pdf: Annotated[bool, typer.Option(help="Also print report.pdf with headless Chromium")] = True,
 ) -> None:
     """Regenerate the clinician report (reports/index.html and reports/report.pdf) from the evidence."""
-    from .io import EvidenceError
-    from .report import ReportError, build_report
+    from .evidence.io import EvidenceError
+    from .reporting.report import ReportError, build_report
 
     if config is not None and not config.exists():
         console.print(f"[red]{config}: no such configuration file[/red]")
         raise typer.Exit(2)
-    from .report import REPORT_STEPS
+    from .reporting.report import REPORT_STEPS
 
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=True) as progress:
@@ -134,9 +134,9 @@ def figures(
     measure: Annotated[str, typer.Option(help="md100 (points on 0-100) or smd")] = "md100",
 ) -> None:
     """Write every figure (forest, short-vs-long, funnel, risk of bias) as PNG (300 dpi), SVG and PDF."""
-    from ._atomic import OutputRefused
-    from .analysis import load_config
-    from .figures import check_figures_output, write_figures
+    from .evidence.atomic import OutputRefused
+    from .reporting.figures import check_figures_output, write_figures
+    from .synthesis.analysis import load_config
 
     try:
         check_figures_output(out, data=data)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import mt_evidence as me
-from mt_evidence import _links
-from mt_evidence import report as R
+from mt_evidence.evidence import links
+from mt_evidence.reporting import report as R
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "synthetic_clean"
 
@@ -38,7 +38,7 @@ HOSTILE = [
 
 @pytest.mark.parametrize("value", HOSTILE)
 def test_hostile_values_are_never_links(value):
-    assert _links.safe_href(value) is None
+    assert links.safe_href(value) is None
 
 
 @pytest.mark.parametrize("value,href", [
@@ -48,7 +48,7 @@ def test_hostile_values_are_never_links(value):
     ("doi:10.1136/bmj.38282.669225.AE", "https://doi.org/10.1136/bmj.38282.669225.AE"),
 ])
 def test_web_addresses_and_dois_are_links(value, href):
-    assert _links.safe_href(value) == href
+    assert links.safe_href(value) == href
 
 
 def _problems_for(tmp_path, table, column, value, row_index=0):

@@ -14,7 +14,6 @@ import json
 import os
 import platform
 import shutil
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -24,12 +23,13 @@ import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from . import _atomic
-from ._links import safe_href, split_sources
-from . import analysis as A
-from . import claims as C
-from . import grade
-from .io import Evidence, load_evidence
+from ..evidence import atomic
+from ..evidence.io import Evidence, load_evidence
+from ..evidence.links import safe_href, split_sources
+from ..synthesis import analysis as A
+from ..synthesis import claims as C
+from ..synthesis import grade
+from ..synthesis.settings import ReportSettings, load_settings
 
 REPORT_STEPS = 6  # progress messages build_report sends: load, pool, draw, write HTML, print PDF, done
 WINDOW_WORDS = {"short": "at up to 3 months", "intermediate": "at 3 to 12 months", "long": "at 12 months or more"}
@@ -42,31 +42,6 @@ class ReportOutput:
     pdf_path: Path | None
     n_pooled: int
     n_trials: int
-
-
-@dataclass(frozen=True)
-class ReportSettings:
-    analysis: A.AnalysisConfig
-    claims: list
-    overrides: grade.Overrides
-    source: str = "default"
-
-
-def load_settings(path: str | Path | None = None) -> ReportSettings:
-    """Report settings: an analysis TOML (windows, thresholds, pooling) with an optional ``[report]`` table
-    naming a claims file (``claims``) and a reviewer's certainty overrides file (``overrides``), relative to the
-    settings file."""
-    cfg = A.load_config(path)
-    claims_path = overrides_path = None
-    if path is not None:
-        spec = tomllib.loads(Path(path).read_text(encoding="utf-8")).get("report", {})
-        base = Path(path).parent
-        if "claims" in spec:
-            claims_path = base / spec["claims"]
-        if "overrides" in spec:
-            overrides_path = base / spec["overrides"]
-    return ReportSettings(cfg, C.load_claims(claims_path), grade.Overrides.load(overrides_path),
-                          "default" if path is None else str(path))
 
 
 # ------------------------------------------------------------------------------------------------ tables
@@ -90,7 +65,7 @@ def summary_of_findings(ev: Evidence, settings: ReportSettings) -> list[dict]:
     the row still appears with the SMD analysis and the certainty judged on it (imprecision then asks whether the
     CI includes no effect, as there is no minimal important difference on the SMD scale).
     """
-    from .pooling import pool
+    from ..stats.pooling import pool
 
     cfg = settings.analysis
     md = A.comparison_frame(ev, cfg, measure="md100")
@@ -309,7 +284,7 @@ def _software() -> str:
 
 
 def _reference_info() -> tuple[str, int]:
-    ref = Path(__file__).resolve().parents[2] / "tests" / "reference" / "metafor_reference.json"
+    ref = Path(__file__).resolve().parents[3] / "tests" / "reference" / "metafor_reference.json"
     try:
         data = json.loads(ref.read_text())
         return data["meta"]["metafor_version"], len(data["pool"]) + len(data["metareg"]) + len(data["escalc"])
@@ -329,7 +304,7 @@ def _render(ev: Evidence, settings: ReportSettings | None = None, *, generated: 
     say = progress or (lambda _m: None)
     settings = settings or load_settings()
     cfg = settings.analysis
-    env = Environment(loader=PackageLoader("mt_evidence", "templates"), autoescape=select_autoescape(["html", "j2"]))
+    env = Environment(loader=PackageLoader("mt_evidence.reporting", "templates"), autoescape=select_autoescape(["html", "j2"]))
     tpl = env.get_template("report.html.j2")
     say("pooling and rating certainty")
     frame = A.comparison_frame(ev, cfg)
@@ -446,7 +421,7 @@ def print_pdf(html_path: Path) -> bytes:
 
 def write_pdf(html_path: Path, pdf_path: Path) -> Path:
     """Print the HTML report to ``pdf_path`` (written atomically)."""
-    _atomic.write_bytes(pdf_path, print_pdf(html_path))
+    atomic.write_bytes(pdf_path, print_pdf(html_path))
     return pdf_path
 
 
@@ -466,9 +441,9 @@ def _legacy_report(folder: Path, entries: list[str]) -> bool:
 
 def check_report_output(out: str | Path, ev: Evidence | None = None, data: str | Path | None = None) -> Path:
     """Refuse an output folder the report may not replace (``OutputRefused`` with the reason)."""
-    from .build import protected_inputs
+    from ..evidence.build import protected_inputs
 
-    return _atomic.check_output_folder(out, "report", protected=protected_inputs(ev, data), legacy=_legacy_report)
+    return atomic.check_output_folder(out, "report", protected=protected_inputs(ev, data), legacy=_legacy_report)
 
 
 def claims_json(results: list[C.ClaimResult]) -> dict:
@@ -521,9 +496,9 @@ def build_report(data: str | Path | None = None, out: str | Path = "reports", co
             page = Path(td) / "index.html"
             page.write_bytes(files["index.html"])
             files["report.pdf"] = print_pdf(page)
-    from .build import protected_inputs
+    from ..evidence.build import protected_inputs
 
-    _atomic.replace_owned_folder(out, files, "report", protected=protected_inputs(ev), legacy=_legacy_report)
+    atomic.replace_owned_folder(out, files, "report", protected=protected_inputs(ev), legacy=_legacy_report)
     n_pooled = len(A.pool_windows(A.comparison_frame(ev, settings.analysis), settings.analysis))
     say("done")
     return ReportOutput(html_path=out / "index.html", pdf_path=(out / "report.pdf") if pdf else None,

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import _engine
-from ._conventions import Conventions, resolve
+from . import engine
+from .conventions import Conventions, resolve
 
 __all__ = ["MetaRegressionResult", "meta_regression", "design_matrix"]
 
@@ -151,8 +151,8 @@ def meta_regression(
     k, p = X.shape
     if k - p < 1 and conv.method != "FE":
         raise ValueError(f"{p} coefficients and {k} studies leave no residual degrees of freedom for tau^2")
-    batch = _engine.Batch.from_arrays(y[None, :], v[None, :], X[None, :, :])
-    fa = _engine.fit(batch, conv)
+    batch = engine.Batch.from_arrays(y[None, :], v[None, :], X[None, :, :])
+    fa = engine.fit(batch, conv)
     b = fa.b[0]
     vb = fa.vb[0]
     se = fa.se[0]
@@ -187,7 +187,7 @@ def meta_regression(
     # pseudo R^2 as metafor: proportional reduction of tau^2 against the intercept-only model
     r2 = float("nan")
     if intercept and conv.method != "FE":
-        null = _engine.fit(_engine.Batch.from_arrays(y[None, :], v[None, :]), conv)
+        null = engine.fit(engine.Batch.from_arrays(y[None, :], v[None, :]), conv)
         t0 = float(null.tau2[0])
         r2 = 0.0 if t0 <= 0 else max(0.0, 100 * (t0 - float(fa.tau2[0])) / t0)
     return MetaRegressionResult(

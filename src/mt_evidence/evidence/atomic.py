@@ -340,8 +340,3 @@ def replace_owned_folder(target: str | os.PathLike, files: Mapping[str, bytes], 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
-
-
-def replace_folder(target: str | os.PathLike, files: Mapping[str, bytes], writer: str = "build") -> Path:
-    """Compatibility name for ``replace_owned_folder`` (the writer defaults to ``build``)."""
-    return replace_owned_folder(target, files, writer)

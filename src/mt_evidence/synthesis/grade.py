@@ -104,7 +104,7 @@ def propose(studies: pd.DataFrame, result, mid: float | None) -> tuple[Judgement
     """Automatic judgements for one pooled analysis.
 
     ``studies``: the rows pooled (``yi``, ``vi``, ``n1``, ``n2``, ``rob_overall``, in the result's order);
-    ``result``: its :class:`~mt_evidence.pooling.PoolResult`; ``mid``: minimal important difference on the
+    ``result``: its :class:`~mt_evidence.stats.pooling.PoolResult`; ``mid``: minimal important difference on the
     effect's scale (None when unknown: imprecision is then judged on whether the CI includes no effect).
     """
     w = np.asarray(result.weights, float) / 100.0

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._conventions import Conventions, resolve
+from .conventions import Conventions, resolve
 from .pooling import PoolResult, pool
 from .regression import MetaRegressionResult, meta_regression
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import _atomic
-from . import analysis as A
+from ..evidence import atomic
+from ..evidence.io import Evidence
+from ..synthesis import analysis as A
 from . import plots as P
-from .io import Evidence
 
 
 def _slug(*parts: str) -> str:
@@ -94,9 +94,9 @@ def _legacy_figures(folder: Path, entries: list[str]) -> bool:
 
 def check_figures_output(out_dir: str | Path, ev: Evidence | None = None, data: str | Path | None = None) -> Path:
     """Refuse an output folder ``figures`` may not replace (``OutputRefused`` with the reason)."""
-    from .build import protected_inputs
+    from ..evidence.build import protected_inputs
 
-    return _atomic.check_output_folder(out_dir, "figures", protected=protected_inputs(ev, data),
+    return atomic.check_output_folder(out_dir, "figures", protected=protected_inputs(ev, data),
                                        legacy=_legacy_figures)
 
 
@@ -110,7 +110,7 @@ def write_figures(ev: Evidence, out_dir: str | Path, config: A.AnalysisConfig | 
 
     import matplotlib.pyplot as plt
 
-    from .build import protected_inputs
+    from ..evidence.build import protected_inputs
 
     out_dir = Path(out_dir)
     check_figures_output(out_dir, ev)
@@ -124,5 +124,5 @@ def write_figures(ev: Evidence, out_dir: str | Path, config: A.AnalysisConfig | 
                 files[Path(p).name] = Path(p).read_bytes()
             rows.append({"name": name, "kind": kind, "title": title, "alt": alt,
                          **{fmt: str(out_dir / Path(p).name) for fmt, p in zip(formats, paths)}})
-    _atomic.replace_owned_folder(out_dir, files, "figures", protected=protected_inputs(ev), legacy=_legacy_figures)
+    atomic.replace_owned_folder(out_dir, files, "figures", protected=protected_inputs(ev), legacy=_legacy_figures)
     return pd.DataFrame(rows)

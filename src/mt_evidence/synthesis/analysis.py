@@ -28,11 +28,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._resources import read_toml
-from .build import _arm_spread, _orient, _rank, _rescale, contrast_se
-from .effects import combine_arms, effect_size
-from .io import Evidence
-from .pooling import PoolResult, pool
+from ..evidence.build import arm_spread, contrast_se, difference_to_100, intervention_rank, orient
+from ..evidence.io import Evidence
+from ..evidence.tomlfile import read_toml
+from ..evidence.windows import Window
+from ..stats.effects import combine_arms, effect_size
+from ..stats.pooling import PoolResult, pool
 
 CONTROLS = ("usual_care", "advice", "sham", "wait_list")
 COMPARISONS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -57,24 +58,6 @@ COMPARISON_LABELS = {
     "exercise_vs_control": ("exercise", "control"),
     "combined_vs_control": ("manual therapy + exercise", "control"),
 }
-
-
-@dataclass(frozen=True)
-class Window:
-    name: str
-    label: str
-    lower: float
-    upper: float
-    include_lower: bool
-    include_upper: bool
-    target: float
-
-    def contains(self, weeks: float) -> bool:
-        if weeks is None or pd.isna(weeks):
-            return False
-        lo_ok = weeks >= self.lower if self.include_lower else weeks > self.lower
-        hi_ok = weeks <= self.upper if self.include_upper else weeks < self.upper
-        return bool(lo_ok and hi_ok)
 
 
 @dataclass(frozen=True)
@@ -142,10 +125,10 @@ def _side_summary(rows: list[pd.Series]) -> tuple[dict | None, str]:
     """One group from one or more arms of a side: (summary, note)."""
     if len(rows) == 1:
         r = rows[0]
-        se, sd, how = _arm_spread(r)
+        se, sd, how = arm_spread(r)
         return {"n": r["n"], "mean": r["mean"], "sd": sd, "se": se, "how": how, "arms": [r["arm"]],
                 "rows": [int(r.name) + 2]}, ""
-    spreads = [_arm_spread(r) for r in rows]
+    spreads = [arm_spread(r) for r in rows]
     if all(not pd.isna(sd) and not pd.isna(r["n"]) for r, (_, sd, _) in zip(rows, spreads)):
         n, m, sd = rows[0]["n"], rows[0]["mean"], spreads[0][1]
         for r, (_, sdi, _) in zip(rows[1:], spreads[1:]):
@@ -157,7 +140,7 @@ def _side_summary(rows: list[pd.Series]) -> tuple[dict | None, str]:
                  "arms": [r["arm"] for r in rows], "rows": [int(r.name) + 2 for r in rows]},
                 f"arms {', '.join(r['arm'] for r in rows)} combined")
     best = max(rows, key=lambda r: (-1 if pd.isna(r["n"]) else r["n"]))
-    se, sd, how = _arm_spread(best)
+    se, sd, how = arm_spread(best)
     return ({"n": best["n"], "mean": best["mean"], "sd": sd, "se": se, "how": how, "arms": [best["arm"]],
              "rows": [int(best.name) + 2]},
             f"arms {', '.join(r['arm'] for r in rows)} could not be combined (SD or n missing); arm {best['arm']} kept")
@@ -198,13 +181,13 @@ def _arm_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
             a, note_a = _side_summary(a_rows)
             b, note_b = _side_summary(b_rows)
             hiw = bool(a_rows[0]["higher_is_worse"])
-            md = _orient(a["mean"] - b["mean"], hiw)
+            md = orient(a["mean"] - b["mean"], hiw)
             md_se = float(np.sqrt(a["se"] ** 2 + b["se"] ** 2))
             smd = smd_var = np.nan
             if not any(pd.isna(x) for x in (a["sd"], b["sd"], a["n"], b["n"])):
                 es = effect_size("SMD", m1=[a["mean"]], sd1=[a["sd"]], n1=[a["n"]], m2=[b["mean"]], sd2=[b["sd"]],
                                  n2=[b["n"]])
-                smd, smd_var = _orient(float(es["yi"][0]), hiw), float(es["vi"][0])
+                smd, smd_var = orient(float(es["yi"][0]), hiw), float(es["vi"][0])
             r0 = a_rows[0]
             hows = [h for h in (a["how"], b["how"]) if h]
             out.append(dict(
@@ -213,8 +196,8 @@ def _arm_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
                 control_type="+".join(controls) if controls else "",
                 technique1=";".join(sorted({str(r["technique"]) for r in a_rows if r["technique"]})),
                 arm1="+".join(a["arms"]), arm2="+".join(b["arms"]), n1=a["n"], n2=b["n"],
-                md=md, md_se=md_se, md100=_rescale(md, r0["scale_min"], r0["scale_max"]),
-                md100_se=_rescale(md_se, r0["scale_min"], r0["scale_max"]), smd=smd, smd_var=smd_var,
+                md=md, md_se=md_se, md100=difference_to_100(md, r0["scale_min"], r0["scale_max"]),
+                md100_se=difference_to_100(md_se, r0["scale_min"], r0["scale_max"]), smd=smd, smd_var=smd_var,
                 source_kind="arms",
                 source_rows=";".join(f"{fname}:{x}" for x in a["rows"] + b["rows"]),
                 derived=bool(hows) or any(bool(r["derivation"]) for r in a_rows + b_rows),
@@ -233,13 +216,13 @@ def _contrast_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
     for i, r in con.iterrows():
         est = r["estimate"] if r["direction_stored"] == "arm1_minus_arm2" else -r["estimate"]
         i1, i2, a1, a2, n1, n2 = r["intervention1"], r["intervention2"], r["arm1"], r["arm2"], r["n1"], r["n2"]
-        if _rank(i1) > _rank(i2):
+        if intervention_rank(i1) > intervention_rank(i2):
             est, i1, i2, a1, a2, n1, n2 = -est, i2, i1, a2, a1, n2, n1
         for comp, (first, seconds) in COMPARISONS.items():
             if i1 != first or i2 not in seconds:
                 continue
             hiw = bool(r["higher_is_worse"])
-            md = _orient(est, hiw)
+            md = orient(est, hiw)
             se, derivation = contrast_se(r)
             if not np.isfinite(se):
                 continue
@@ -249,8 +232,8 @@ def _contrast_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
                 adjusted=bool(r["adjusted"]) if not pd.isna(r["adjusted"]) else False,
                 control_type=i2 if seconds == CONTROLS else "", arm1=a1, arm2=a2, n1=n1, n2=n2,
                 technique1=(r["technique1"] if i1 == r["intervention1"] else r["technique2"]) or "",
-                md=md, md_se=se, md100=_rescale(md, r["scale_min"], r["scale_max"]),
-                md100_se=_rescale(se, r["scale_min"], r["scale_max"]), smd=np.nan, smd_var=np.nan,
+                md=md, md_se=se, md100=difference_to_100(md, r["scale_min"], r["scale_max"]),
+                md100_se=difference_to_100(se, r["scale_min"], r["scale_max"]), smd=np.nan, smd_var=np.nan,
                 source_kind="contrasts", source_rows=f"{fname}:{i + 2}", derived=bool(derivation or r["derivation"]),
                 derivation=derivation, multiarm_note="",
             ))
@@ -417,7 +400,7 @@ def short_vs_long(frame: pd.DataFrame, comparison: str, outcome: str, config: An
     test for subgroup differences between the two windows is given too, labelled as such: it treats the
     windows as independent groups of trials, which they are not (Cochrane Handbook 10.11.3.1).
     A second estimate uses every trial of either window: a multilevel model with a random intercept per trial
-    (REML, Wald z interval; :mod:`mt_evidence.multilevel`, validated against metafor's ``rma.mv``), with the
+    (REML, Wald z interval; :mod:`mt_evidence.stats.multilevel`, validated against metafor's ``rma.mv``), with the
     same assumed within-trial correlation.
     Negative change = the difference between the cares grows in favour of the first-named care over time
     (for ``md100`` and ``smd`` effects, where negative favours the first-named care).
@@ -469,7 +452,7 @@ def short_vs_long(frame: pd.DataFrame, comparison: str, outcome: str, config: An
 
 def _multilevel(short: pd.DataFrame, long: pd.DataFrame, r: float):
     """Random-intercept model over every trial of both windows (within-trial covariance r sqrt(v_s v_l))."""
-    from .multilevel import fit_random_intercept
+    from ..stats.multilevel import fit_random_intercept
 
     ids = list(short.index) + list(long.index)
     y = np.concatenate([short["yi"].to_numpy(float), long["yi"].to_numpy(float)])
@@ -530,10 +513,10 @@ def control_subgroups(frame: pd.DataFrame, comparison: str, outcome: str, window
                       config: AnalysisConfig | None = None):
     """Subgroup analysis by control type (usual care, advice, sham, wait-list) for a "... vs control" comparison.
 
-    Returns a :class:`~mt_evidence.subgroups.SubgroupResult` (test for subgroup differences with separate and
+    Returns a :class:`~mt_evidence.stats.subgroups.SubgroupResult` (test for subgroup differences with separate and
     with common tau^2), or None when the comparison has no control or fewer than two trials.
     """
-    from .subgroups import subgroup
+    from ..stats.subgroups import subgroup
 
     config = config or load_config()
     f = frame[frame["used"] & (frame["comparison"] == comparison) & (frame["outcome"] == outcome)

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import _atomic
-from .pooling import PoolResult
+from ..evidence import atomic
+from ..stats.pooling import PoolResult
 
 ROB_COLOURS = {"low": "#2ca02c", "some_concerns": "#ffbf00", "unclear": "#ffbf00", "high": "#d62728",
                "not assessed": "#c7c7c7"}
@@ -68,7 +68,7 @@ def forest_frame(result: PoolResult, *, info: pd.DataFrame | None = None, level:
 
 def forest_frame_subgroups(sub, *, info: pd.DataFrame | None = None, digits: int = 1) -> pd.DataFrame:
     """Rows of a subgrouped forest plot: for each subgroup a header, its studies and its pooled row; then the
-    overall pooled row and prediction interval. ``sub`` is a :class:`~mt_evidence.subgroups.SubgroupResult`."""
+    overall pooled row and prediction interval. ``sub`` is a :class:`~mt_evidence.stats.subgroups.SubgroupResult`."""
     parts = []
     for name, res in sub.groups.items():
         parts.append(pd.DataFrame([{"row_type": "header", "label": str(name).replace("_", " "), "estimate": np.nan,
@@ -488,6 +488,6 @@ def save_figure(fig, stem: str | Path, formats: Sequence[str] = ("png", "svg", "
             meta = {**meta, "Description": alt}
         fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight", metadata=meta)
         path = stem.with_suffix(f".{fmt}")
-        _atomic.write_bytes(path, buf.getvalue())
+        atomic.write_bytes(path, buf.getvalue())
         out.append(path)
     return out

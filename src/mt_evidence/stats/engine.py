@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from . import _solvers
-from ._conventions import Conventions
+from . import solvers
+from .conventions import Conventions
 
 _EPS = np.finfo(float).eps
 
@@ -215,8 +215,8 @@ def solve_q_equals(batch: Batch, target: np.ndarray) -> np.ndarray:
         q, dq = q_stat_and_slope(sub, t)
         return q - tgt, dq
 
-    hi = _solvers.expand_upper(f, _upper_start(sub))
-    out[need] = _solvers.root_decreasing(f, np.zeros(need.sum()), hi, flo=q0[need] - tgt, fprime=fprime)
+    hi = solvers.expand_upper(f, _upper_start(sub))
+    out[need] = solvers.root_decreasing(f, np.zeros(need.sum()), hi, flo=q0[need] - tgt, fprime=fprime)
     return out
 
 
@@ -254,7 +254,7 @@ def tau2_likelihood(batch: Batch, kind: str, n_grid: int = 24) -> np.ndarray:
     def f(t: np.ndarray) -> np.ndarray:
         return score(batch, t, kind)
 
-    hi = _solvers.expand_upper(f, _upper_start(batch))
+    hi = solvers.expand_upper(f, _upper_start(batch))
     rel = np.concatenate([[0.0], np.logspace(-9, 0, n_grid)])
     grid = hi[:, None] * rel[None, :]  # (m, G)
     sg = _score_grid(batch, grid, kind)
@@ -270,7 +270,7 @@ def tau2_likelihood(batch: Batch, kind: str, n_grid: int = 24) -> np.ndarray:
         rows = rows_all[has]
         sub = batch.subset(has)
         lo, up = grid[rows, j], grid[rows, j + 1]
-        t = _solvers.root_decreasing(
+        t = solvers.root_decreasing(
             lambda x, sub=sub: score(sub, x, kind), lo, up, flo=sg[rows, j], fhi=sg[rows, j + 1]
         )
         ll = loglik(sub, t, kind)
@@ -281,7 +281,7 @@ def tau2_likelihood(batch: Batch, kind: str, n_grid: int = 24) -> np.ndarray:
     bad = ~np.isfinite(best_ll)
     if bad.any():
         sub = batch.subset(bad)
-        best_t[bad] = _solvers.golden_max(lambda x: loglik(sub, x, kind), np.zeros(bad.sum()), hi[bad])
+        best_t[bad] = solvers.golden_max(lambda x: loglik(sub, x, kind), np.zeros(bad.sum()), hi[bad])
     return best_t
 
 

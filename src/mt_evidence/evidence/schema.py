@@ -359,7 +359,7 @@ def schema_problems(df: pd.DataFrame, table: str, file: str) -> list[Problem]:
 def source_problems(df: pd.DataFrame, table: str, file: str) -> list[Problem]:
     """Every source address that is neither a web link (http/https with a host, or doi:) nor, for
     ``source_url``, a local file reference. ``sources`` in studies: every ``;``-separated part a web link."""
-    from ._links import LOCAL_EXPECTED, WEB_LINK_EXPECTED, source_problem, split_sources
+    from .links import LOCAL_EXPECTED, WEB_LINK_EXPECTED, source_problem, split_sources
 
     problems = []
     if table == "studies" and "sources" in df.columns:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import pandas as pd
 
-from . import _engine
-from ._conventions import Conventions, resolve
+from . import engine
+from .conventions import Conventions, resolve
 
 __all__ = ["PoolResult", "PoolManyResult", "pool", "pool_many"]
 
@@ -385,17 +385,17 @@ def pool_many(
 
 
 def _pool_arrays(Y: np.ndarray, V: np.ndarray, conv: Conventions, *, tau2_ci: bool = True) -> PoolManyResult:
-    batch = _engine.Batch.from_arrays(Y, V)
-    fa = _engine.fit(batch, conv)
-    pi_lo, pi_hi = _engine.prediction_interval(fa, conv)
+    batch = engine.Batch.from_arrays(Y, V)
+    fa = engine.fit(batch, conv)
+    pi_lo, pi_hi = engine.prediction_interval(fa, conv)
     if conv.method == "FE" or not tau2_ci:
         nan = np.full(len(fa.k), np.nan)
         t_lo, t_hi = nan, nan.copy()
     else:
-        t_lo, t_hi = _engine.tau2_ci_qprofile(batch, conv.level)
+        t_lo, t_hi = engine.tau2_ci_qprofile(batch, conv.level)
     with np.errstate(divide="ignore", invalid="ignore"):
         if conv.i2_type == "q" or conv.method == "FE":
-            i_lo, i_hi = _engine.i2_ci_higgins(fa.q, fa.k, conv.level)
+            i_lo, i_hi = engine.i2_ci_higgins(fa.q, fa.k, conv.level)
             h_lo, h_hi = 1 / (1 - i_lo / 100), 1 / (1 - i_hi / 100)
         else:
             i_lo = 100 * t_lo / (fa.vt + t_lo)

@@ -1,5 +1,5 @@
 """Readers: tidy CSV folders, Excel workbooks, wide extraction sheets (through a mapping file) and RevMan 5
-files, all validated against the data contract in :mod:`mt_evidence.schema`.
+files, all validated against the data contract in :mod:`mt_evidence.evidence.schema`.
 
 ``load_evidence(path=None)`` is the entry point: ``None`` loads the bundled evidence (``data/raw``).
 """
@@ -298,7 +298,7 @@ def write_template(path: str | os.PathLike) -> TemplateOutput:
     Nothing is ever overwritten: an existing workbook is refused (``OutputRefused``); in an existing folder only
     the missing files are written and the others are listed in ``kept``, unchanged.
     """
-    from . import _atomic
+    from . import atomic
 
     path = Path(path)
     dictionary = pd.DataFrame(
@@ -311,21 +311,21 @@ def write_template(path: str | os.PathLike) -> TemplateOutput:
         import io as _io
 
         if path.exists() or path.is_symlink():
-            raise _atomic.OutputRefused(f"{path} exists; choose a new name (nothing was written, the file is "
+            raise atomic.OutputRefused(f"{path} exists; choose a new name (nothing was written, the file is "
                                         "unchanged)")
         buf = _io.BytesIO()
         with pd.ExcelWriter(buf) as xw:
             for t, df in empty.items():
                 df.to_excel(xw, sheet_name=t, index=False)
             dictionary.to_excel(xw, sheet_name="dictionary", index=False)
-        written, kept = _atomic.write_new_files(path.parent, {path.name: buf.getvalue()})
+        written, kept = atomic.write_new_files(path.parent, {path.name: buf.getvalue()})
         if kept:
-            raise _atomic.OutputRefused(f"{path} appeared while the template was written; it was left unchanged")
+            raise atomic.OutputRefused(f"{path} appeared while the template was written; it was left unchanged")
         return TemplateOutput(path, written, kept)
     if path.suffix and not path.is_dir():
-        raise _atomic.OutputRefused(f"{path}: a template is an .xlsx workbook or a folder (a name without a suffix); "
+        raise atomic.OutputRefused(f"{path}: a template is an .xlsx workbook or a folder (a name without a suffix); "
                                     "nothing was written")
     files = {TABLE_FILES[t]: df.to_csv(index=False).encode("utf-8") for t, df in empty.items()}
     files["dictionary.csv"] = dictionary.to_csv(index=False).encode("utf-8")
-    written, kept = _atomic.write_new_files(path, files)
+    written, kept = atomic.write_new_files(path, files)
     return TemplateOutput(path, written, kept)

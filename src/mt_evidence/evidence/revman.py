@@ -58,7 +58,7 @@ __all__ = [
     "read_revman",
 ]
 
-#: Columns of the package's long "arms" format, in order (the data contract in :mod:`mt_evidence.schema`).
+#: Columns of the package's long "arms" format, in order (the data contract in :mod:`mt_evidence.evidence.schema`).
 ARMS_COLUMNS: tuple[str, ...] = tuple(_schema.ARM_COLUMNS)
 
 #: Columns :func:`read_revman` adds after :data:`ARMS_COLUMNS`.

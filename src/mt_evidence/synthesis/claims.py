@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..evidence.tomlfile import read_toml
+from ..stats.pooling import PoolResult, pool
 from . import analysis as A
-from ._resources import read_toml
 from . import grade
-from .pooling import PoolResult, pool
 
 RULES = (
     "A claim that a care helps is supported when the 95% CI excludes no effect in the claimed direction and the "

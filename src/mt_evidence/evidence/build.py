@@ -26,9 +26,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import _atomic
-from .effects import effect_size
+from ..stats.effects import effect_size
+from . import atomic
 from .io import Evidence
+from .windows import default_windows
 
 ORDER = ("combined", "manual_therapy", "exercise", "other", "sham", "advice", "usual_care", "wait_list")
 CONTROL_LABEL = {"usual_care": "control", "advice": "control", "sham": "control", "wait_list": "control"}
@@ -42,11 +43,12 @@ PROCESSED_COLUMNS = [
 ]
 
 
-def _rank(intervention: str) -> int:
+def intervention_rank(intervention: str) -> int:
+    """Position of an intervention in the comparison order (the first named side is the more active one)."""
     return ORDER.index(intervention) if intervention in ORDER else len(ORDER)
 
 
-def _arm_spread(r: pd.Series) -> tuple[float, float, str]:
+def arm_spread(r: pd.Series) -> tuple[float, float, str]:
     """(se, sd, how) of an arm's mean from sd, se or CI; ``how`` is empty when sd and se are printed as such."""
     n = r["n"]
     if not pd.isna(r["sd"]):
@@ -87,11 +89,13 @@ def contrast_se(r: pd.Series) -> tuple[float, str]:
     return np.nan, ""
 
 
-def _orient(diff: float, higher_is_worse: bool) -> float:
+def orient(diff: float, higher_is_worse: bool) -> float:
+    """A difference oriented so that negative favours the first arm (sign flipped when higher is better)."""
     return diff if higher_is_worse else -diff
 
 
-def _rescale(x: float, lo: float, hi: float) -> float:
+def difference_to_100(x: float, lo: float, hi: float) -> float:
+    """A difference (or its SE) on an instrument scaled ``lo``-``hi`` in points on 0-100; NaN if the range is unknown."""
     if pd.isna(lo) or pd.isna(hi) or hi <= lo:
         return np.nan
     return x * 100.0 / (hi - lo)
@@ -115,19 +119,19 @@ def _pairs_from_arms(ev: Evidence) -> list[dict]:
     usable = arms["mean"].notna() & (arms["timepoint_weeks"].isna() | (arms["timepoint_weeks"] > 0))
     for _, g in arms[usable].groupby(keys, dropna=False, sort=True):
         rows = [r for _, r in g.iterrows()]
-        rows.sort(key=lambda r: (_rank(r["intervention"]), r["arm"]))
+        rows.sort(key=lambda r: (intervention_rank(r["intervention"]), r["arm"]))
         for a, b in combinations(rows, 2):
             hiw = bool(a["higher_is_worse"])
-            se1, sd1, how1 = _arm_spread(a)
-            se2, sd2, how2 = _arm_spread(b)
-            diff = _orient(a["mean"] - b["mean"], hiw)
+            se1, sd1, how1 = arm_spread(a)
+            se2, sd2, how2 = arm_spread(b)
+            diff = orient(a["mean"] - b["mean"], hiw)
             md_se = np.sqrt(se1**2 + se2**2)
             derivs = sorted({h for h in (how1, how2) if h})
             smd = smd_var = np.nan
             if not any(pd.isna(x) for x in (sd1, sd2, a["n"], b["n"])):
                 es = effect_size("SMD", m1=[a["mean"]], sd1=[sd1], n1=[a["n"]], m2=[b["mean"]], sd2=[sd2],
                                  n2=[b["n"]])
-                smd, smd_var = _orient(float(es["yi"][0]), hiw), float(es["vi"][0])
+                smd, smd_var = orient(float(es["yi"][0]), hiw), float(es["vi"][0])
             notes = [x for x in (a["note"], b["note"]) if x]
             out.append(
                 dict(
@@ -137,8 +141,8 @@ def _pairs_from_arms(ev: Evidence) -> list[dict]:
                     timepoint_weeks=a["timepoint_weeks"], value_type=a["value_type"],
                     adjusted=bool(a["adjusted"]) if not pd.isna(a["adjusted"]) else False,
                     n1=a["n"], n2=b["n"], md=diff, md_se=md_se,
-                    md100=_rescale(diff, a["scale_min"], a["scale_max"]),
-                    md100_se=_rescale(md_se, a["scale_min"], a["scale_max"]), smd=smd, smd_var=smd_var,
+                    md100=difference_to_100(diff, a["scale_min"], a["scale_max"]),
+                    md100_se=difference_to_100(md_se, a["scale_min"], a["scale_max"]), smd=smd, smd_var=smd_var,
                     source_kind="arms", source_rows=f"{fname}:{a['_row']};{fname}:{b['_row']}",
                     derived=bool(derivs) or bool(a["derivation"]) or bool(b["derivation"]),
                     derivation="; ".join(derivs + [x for x in (a["derivation"], b["derivation"]) if x]),
@@ -157,13 +161,13 @@ def _from_contrasts(ev: Evidence) -> list[dict]:
         if r["estimate_type"] != "MD":
             continue  # SMD/ratio contrasts are kept in the raw data; pooling them is not supported yet
         # put the more active intervention first
-        flip_order = _rank(r["intervention1"]) > _rank(r["intervention2"])
+        flip_order = intervention_rank(r["intervention1"]) > intervention_rank(r["intervention2"])
         est = r["estimate"] if r["direction_stored"] == "arm1_minus_arm2" else -r["estimate"]
         i1, i2, a1, a2, n1, n2 = (r["intervention1"], r["intervention2"], r["arm1"], r["arm2"], r["n1"], r["n2"])
         if flip_order:
             est, i1, i2, a1, a2, n1, n2 = -est, i2, i1, a2, a1, n2, n1
         hiw = bool(r["higher_is_worse"]) if not pd.isna(r["higher_is_worse"]) else True
-        md = _orient(est, hiw)
+        md = orient(est, hiw)
         note = r["note"] or ""
         if r["direction_stored"] == "not_stated" and role == "primary":
             role, note = "excluded", "the source does not say which way the difference runs. " + note
@@ -179,8 +183,8 @@ def _from_contrasts(ev: Evidence) -> list[dict]:
                 instrument=r["instrument"], scale_min=r["scale_min"], scale_max=r["scale_max"], higher_is_worse=hiw,
                 timepoint_weeks=r["timepoint_weeks"], value_type="contrast",
                 adjusted=bool(r["adjusted"]) if not pd.isna(r["adjusted"]) else False, n1=n1, n2=n2, md=md,
-                md_se=se, md100=_rescale(md, r["scale_min"], r["scale_max"]),
-                md100_se=_rescale(se, r["scale_min"], r["scale_max"]), smd=np.nan, smd_var=np.nan,
+                md_se=se, md100=difference_to_100(md, r["scale_min"], r["scale_max"]),
+                md100_se=difference_to_100(se, r["scale_min"], r["scale_max"]), smd=np.nan, smd_var=np.nan,
                 source_kind="contrasts", source_rows=f"{fname}:{i + 2}", derived=bool(derivation),
                 derivation="; ".join(derivation), role=role, note=note.strip(),
             )
@@ -198,9 +202,8 @@ class BuildResult:
 
 
 def _windows(config):
-    from .analysis import load_config  # the analysis layer owns the follow-up windows (data/analysis.toml)
-
-    return (config or load_config()).windows
+    """The follow-up windows of ``config`` (any settings object with ``windows``), or the packaged default."""
+    return config.windows if config is not None else default_windows()
 
 
 def assemble(ev: Evidence, config=None) -> BuildResult:
@@ -255,7 +258,7 @@ def _csv_bytes(df: pd.DataFrame) -> bytes:
 
 
 PROCESSED_FILES = ("effects.csv", "exclusions.csv", "manifest.json")
-GENERATOR = "mt_evidence.build.build_processed"
+GENERATOR = "mt_evidence.build.build_processed"  # a stable identifier in manifest.json, not a module path
 
 
 def _legacy_processed(folder: Path, entries: list[str]) -> bool:
@@ -286,7 +289,7 @@ def protected_inputs(ev: Evidence | None = None, data: str | Path | None = None)
 
 def check_build_output(out_dir: str | Path, ev: Evidence | None = None, data: str | Path | None = None) -> Path:
     """Refuse an output folder ``build`` may not replace (raises ``OutputRefused`` with the reason)."""
-    return _atomic.check_output_folder(out_dir, "build", protected=protected_inputs(ev, data),
+    return atomic.check_output_folder(out_dir, "build", protected=protected_inputs(ev, data),
                                        legacy=_legacy_processed)
 
 
@@ -316,8 +319,9 @@ def build_processed(ev: Evidence, out_dir: str | Path, config=None) -> BuildResu
         "exclusions.csv": _csv_bytes(res.exclusions),
         "manifest.json": (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(),
     }
-    _atomic.replace_owned_folder(out_dir, files, "build", protected=protected_inputs(ev), legacy=_legacy_processed)
+    atomic.replace_owned_folder(out_dir, files, "build", protected=protected_inputs(ev), legacy=_legacy_processed)
     return res
 
 
-__all__ = ["assemble", "build_processed", "check_build_output", "BuildResult"]
+__all__ = ["assemble", "build_processed", "check_build_output", "BuildResult", "arm_spread", "contrast_se", "orient",
+           "intervention_rank", "difference_to_100", "protected_inputs"]
