@@ -36,7 +36,8 @@ def test_default_config_has_cochrane_windows():
     assert short.contains(13) and not short.contains(0) and not short.contains(14)
     assert inter.contains(26) and not inter.contains(52) and not inter.contains(13)
     assert long.contains(52) and long.contains(104)
-    assert cfg.thresholds["pain"] == 15 and "Ostelo" in cfg.threshold_source
+    assert cfg.important_difference["pain"] == 15 and "Hayden 2021" in cfg.important_difference_source
+    assert cfg.mic["pain"] == 15 and "Ostelo" in cfg.mic_source  # within-person change: kept apart
 
 
 def test_bad_config_is_a_clear_error(tmp_path):

@@ -37,7 +37,9 @@ def test_report_files_and_sections(built):
     assert "<table" in html and "data:image/png;base64," in html
     assert 'src="http' not in html and "<script" not in html  # self-contained, no requests
     assert "Ostelo 2008" in html and "metafor" in html and "sha256" in html
-    assert "Does the difference fade or grow" in html and "Naive subgroup test (not valid here" in html
+    assert "Does the difference fade or grow" in html and "Naive subgroup test" not in html  # not for clinicians
+    assert "Hayden 2021" in html and "Content-Security-Policy" in html
+    assert "What it means" in html and ("probably" in html or "may " in html or "very uncertain" in html)
     assert "Risk of bias as published" in html and "not assessed (no published judgement" in html
 
 
@@ -94,7 +96,7 @@ def test_claims_file_is_data_and_extensible(tmp_path):
     assert [c.id for c in claims] == list(range(1, 10))
     extra = tmp_path / "claims.toml"
     extra.write_text('[[claim]]\nid = 10\ntext = "Exercise helps disability at 12 months."\n[[claim.test]]\n'
-                     'comparison = "exercise_vs_control"\noutcome = "disability"\nwindow = "long"\nexpect = "benefit"\n')
+                     'comparison = "exercise_vs_pragmatic"\noutcome = "disability"\nwindow = "long"\nexpect = "benefit"\n')
     res = C.evaluate_claims(A.comparison_frame(me.load_evidence()), claims=C.load_claims(extra))
     assert res[0].claim.id == 10 and res[0].verdict in C.VERDICTS
     bad = tmp_path / "bad.toml"
@@ -115,14 +117,14 @@ def test_verdict_rules():
     import pandas as pd
 
     frame = pd.DataFrame({
-        "study_id": [f"S{i}" for i in range(6)], "comparison": "manual_therapy_vs_control", "outcome": "pain",
+        "study_id": [f"S{i}" for i in range(6)], "comparison": "manual_therapy_vs_sham", "outcome": "pain",
         "window": "short", "yi": [-30.0, -28, -32, -31, -29, -30], "vi": [4.0] * 6, "n1": [300.0] * 6,
         "n2": [300.0] * 6, "rob_overall": ["low"] * 6, "used": True, "population": "chronic", "technique1": "",
     })
-    t = C.ClaimTest("manual_therapy_vs_control", "pain", "short", "benefit")
+    t = C.ClaimTest("manual_therapy_vs_sham", "pain", "short", "benefit")
     r = C.evaluate_test(frame, t, A.load_config())
     assert r.certainty.level == "high" and r.verdict == "supported"
-    t2 = C.ClaimTest("manual_therapy_vs_control", "pain", "short", "no_important_benefit")
+    t2 = C.ClaimTest("manual_therapy_vs_sham", "pain", "short", "no_important_benefit")
     assert C.evaluate_test(frame, t2, A.load_config()).verdict == "not supported"
     small = frame.assign(yi=[-1.0, 0.5, -0.5, 0.0, 1.0, -0.2])
     assert C.evaluate_test(small, t, A.load_config()).verdict == "not supported"

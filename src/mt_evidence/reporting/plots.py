@@ -160,8 +160,8 @@ def plot_forest(result: PoolResult, ax=None, *, info: pd.DataFrame | None = None
                 subgroup_text: str | None = None, digits: int = 1, _frame: pd.DataFrame | None = None):
     """A forest plot of one pooled result, with columns: trial, n per arm, estimate [CI], weight, risk of bias.
 
-    ``favours`` names the care favoured left and right of zero; ``mid`` draws the minimal important
-    difference at +/- mid. Returns the Axes holding the plot.
+    ``favours`` names the care favoured left and right of zero; ``mid`` draws the important
+    difference between groups at +/- mid. Returns the Axes holding the plot.
     """
     plt = _plt()
     frame = forest_frame(result, info=info, digits=digits) if _frame is None else _frame
@@ -232,7 +232,8 @@ def _decorate(ax, frame: pd.DataFrame, ypos: np.ndarray, *, xlabel: str, favours
     if mid:
         for m in (-mid, mid):
             ax.axvline(m, color="#7f7f7f", lw=0.8, ls=(0, (4, 3)))
-        ax.text(-mid, ypos.max() + 0.55, f"MID {mid:g}", ha="center", va="bottom", fontsize=7, color="#555555")
+        ax.text(-mid, ypos.max() + 0.55, f"important difference {mid:g}", ha="center", va="bottom", fontsize=7,
+                color="#555555")
     ax.set_yticks([])
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)

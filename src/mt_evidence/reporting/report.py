@@ -63,10 +63,9 @@ def summary_of_findings(ev: Evidence, settings: ReportSettings) -> list[dict]:
 
     The absolute effect (points on 0-100) is the primary analysis; where no trial's instrument range is known,
     the row still appears with the SMD analysis and the certainty judged on it (imprecision then asks whether the
-    CI includes no effect, as there is no minimal important difference on the SMD scale).
+    CI includes no effect, as no important difference is set on the SMD scale). Each row carries the GRADE
+    statement (docs/methods.md section 8); rows of an "any control" pool are marked as views.
     """
-    from ..stats.pooling import pool
-
     cfg = settings.analysis
     md = A.comparison_frame(ev, cfg, measure="md100")
     smd = A.comparison_frame(ev, cfg, measure="smd")
@@ -81,10 +80,10 @@ def summary_of_findings(ev: Evidence, settings: ReportSettings) -> list[dict]:
         if outcome not in ("pain", "disability"):
             continue
         w_md, w_smd = by_md.get(key), by_smd.get(key)
-        mid = cfg.thresholds.get(outcome)
+        mid = cfg.important_difference.get(outcome)
         main = w_md or w_smd
-        cert = grade.certainty(grade.propose(main.studies, main.result, mid if w_md else None), key,
-                               settings.overrides)
+        threshold = mid if w_md else None
+        cert = grade.certainty(grade.propose(main.studies, main.result, threshold), key, settings.overrides)
         rel = "not computable (no trial gives both arms' SD)"
         if w_smd is not None:
             rs = w_smd.result
@@ -97,59 +96,69 @@ def summary_of_findings(ev: Evidence, settings: ReportSettings) -> list[dict]:
         st = main.studies
         instruments = sorted(set(st["instrument"]))
         if len(instruments) == 1 and st["md"].notna().all() and st["md_se"].notna().all():
-            ro = pool(st["md"].to_numpy(float), st["md_se"].to_numpy(float) ** 2, method=cfg.method, test=cfg.test)
+            ro = A.pool_analysis(st["md"].to_numpy(float), st["md_se"].to_numpy(float) ** 2, list(st["study_id"]),
+                                 cfg)
             original = f"{_f(ro.estimate, 2, True)} ({_f(ro.ci_low, 2)} to {_f(ro.ci_high, 2)}) on {instruments[0]}"
         else:
             original = "several instruments: " + "; ".join(instruments)
         first, second = A.COMPARISON_LABELS[comp]
+        mr = main.result
+        category = grade.size_category(mr.estimate, mr.ci_low, mr.ci_high, threshold)
+        statement = grade.statement(category, cert.level, OUTCOME_WORDS[outcome], first, second,
+                                    WINDOW_WORDS.get(window, ""))
+        if threshold is None and category == "shown":
+            statement += " (its size against an important difference cannot be judged on the SMD scale)"
         rows.append({
             "comparison": f"{first} vs {second}", "comparison_id": comp, "outcome": outcome,
-            "window": window, "window_label": cfg.window(window).label, "k": main.result.k,
+            "window": window, "window_label": cfg.window(window).label, "k": mr.k,
             "participants": _participants(st), "relative": rel, "absolute": absolute,
-            "has_absolute": w_md is not None,
+            "has_absolute": w_md is not None, "view": comp in A.ANY_CONTROL_VIEWS,
+            "estimate": mr.estimate, "ci_low": mr.ci_low, "ci_high": mr.ci_high,
+            "measure": "MD on 0-100" if w_md is not None else "SMD",
             "mid": f"{mid:g}" if (mid is not None and w_md is not None) else "",
-            "beyond_mid": (abs(w_md.result.estimate) >= mid) if (mid is not None and w_md is not None) else None,
+            "category": category, "statement": statement,
             "original": original, "certainty": cert.level, "symbol": cert.symbol, "reasons": cert.reasons(),
+            "certainty_if_unassessed_low": cert.level_if_unassessed_low or "",
             "overridden": any(j.overridden for j in cert.judgements),
+            "notes": list(mr.notes),
             "studies": ", ".join(st["study_id"]),
         })
     return rows
 
 
+KEY_ORDER = ["combined_vs_exercise", "manual_therapy_vs_sham", "manual_therapy_vs_pragmatic",
+             "manual_therapy_vs_exercise", "exercise_vs_sham", "exercise_vs_pragmatic", "combined_vs_sham",
+             "combined_vs_pragmatic", "combined_vs_manual_therapy", "manipulation_vs_mobilisation"]
+
+
 def key_messages(sof: list[dict], claims: list[C.ClaimResult]) -> list[str]:
-    """Plain-language messages with their numbers, most relevant first."""
-    order = ["combined_vs_exercise", "manual_therapy_vs_control", "combined_vs_control", "manual_therapy_vs_exercise",
-             "exercise_vs_control", "combined_vs_manual_therapy", "manipulation_vs_mobilisation"]
+    """Plain-language GRADE statements with their numbers, most relevant first (no "any control" views)."""
     by = {(r["comparison_id"], r["outcome"], r["window"]): r for r in sof}
     msgs = []
     if not any(k[0] == "combined_vs_exercise" and r["has_absolute"] for k, r in by.items()):
-        msgs.append("What manual therapy adds to exercise cannot be measured yet: no bundled trial compares "
-                    "manual therapy plus exercise with the same exercise alone on a 0-100 scale.")
-    for comp in order:
+        msgs.append("What manual therapy adds to exercise cannot be measured yet: no trial in this evidence "
+                    "compares manual therapy plus exercise with the same exercise alone on a 0-100 scale.")
+    for comp in KEY_ORDER:
         for outcome in ("pain", "disability"):
             for window in ("short", "long"):
                 r = by.get((comp, outcome, window))
                 if r is None or not r["has_absolute"]:
                     continue
-                first, second = A.COMPARISON_LABELS[comp]
-                size = ""
-                if r["mid"]:
-                    size = (" - the estimate reaches" if r["beyond_mid"] else " - the estimate is smaller than") + \
-                           f" the {r['mid']}-point change patients notice"
-                msgs.append(
-                    f"{first.capitalize()} compared with {second}, {OUTCOME_WORDS[outcome]} "
-                    f"{WINDOW_WORDS[window]}: {r['absolute']} on a 0-100 scale{size} "
-                    f"({r['k']} trial(s), "
-                    + (f"{r['participants']} participants" if r['participants'] != "not reported"
-                       else "participants not reported") + f"; {r['certainty']} certainty)."
-                )
-    n_not = sum(1 for c in claims if c.verdict == C.VERDICTS[3])
-    msgs.append(f"Of the {len(claims)} clinic claims checked, "
-                f"{sum(1 for c in claims if c.verdict == 'supported')} are supported, "
-                f"{sum(1 for c in claims if c.verdict == 'not supported')} are not supported, "
-                f"{sum(1 for c in claims if c.verdict == 'uncertain')} remain uncertain and {n_not} cannot be "
-                "tested with this evidence.")
+                people = (f"{r['participants']} participants" if r["participants"] != "not reported"
+                          else "participants not reported")
+                msgs.append(f"{r['statement']} {r['absolute']} on a 0-100 scale; important difference "
+                            f"{r['mid']} points ({r['k']} trial(s), {people}; {r['certainty']} certainty).")
+    counts = {v: sum(1 for c in claims if c.verdict == v) for v in C.VERDICTS}
+    msgs.append(f"Of the {len(claims)} clinic claims checked, {counts[C.SUPPORTED]} are supported, "
+                f"{counts[C.PARTLY]} partly supported, {counts[C.NOT_SUPPORTED]} not supported, "
+                f"{counts[C.UNCERTAIN]} remain uncertain and {counts[C.NOT_TESTABLE]} cannot be tested with this "
+                "evidence.")
     return msgs
+
+
+def verdict_css(verdict: str) -> str:
+    return {C.SUPPORTED: "supported", C.PARTLY: "partly", C.NOT_SUPPORTED: "not", C.UNCERTAIN: "uncertain",
+            C.NOT_TESTABLE: "untestable"}.get(verdict, "uncertain")
 
 
 def claims_rows(results: list[C.ClaimResult]) -> list[dict]:
@@ -157,34 +166,38 @@ def claims_rows(results: list[C.ClaimResult]) -> list[dict]:
     for cr in results:
         rows.append({
             "id": cr.claim.id, "text": cr.claim.text, "verdict": cr.verdict, "explanation": cr.explanation,
-            "css": cr.verdict.split()[0] if cr.verdict != C.VERDICTS[3] else "untestable",
+            "css": verdict_css(cr.verdict),
             "tests": [{"analysis": t.test.describe(), "verdict": t.verdict, "detail": t.explanation,
-                       "reasons": t.certainty.reasons() if t.certainty else []} for t in cr.tests],
+                       "why": t.test.why, "css": verdict_css(t.verdict),
+                       "reasons": t.certainty.reasons() if t.certainty else [],
+                       "both_ways": (t.certainty.level_if_unassessed_low
+                                     if t.certainty and t.certainty.level_if_unassessed_low != t.certainty.level
+                                     else "")} for t in cr.tests],
         })
     return rows
 
 
 def fade_table(frame: pd.DataFrame, config: A.AnalysisConfig) -> list[dict]:
-    """Does the effect fade or grow? One row per comparison x outcome with trials in both windows."""
+    """Does the effect fade or grow? One row per comparison x outcome with trials in both windows: the change
+    within trials, at the assumed correlation and over the sensitivity range. The naive subgroup test and the
+    multilevel model with one random intercept per trial (the same heterogeneity in both windows, Wald z) are
+    not shown to clinicians (docs/methods.md section 10); they stay in notebook 2."""
     rows = []
     for comp in A.ALL_COMPARISONS:
+        if comp in A.ANY_CONTROL_VIEWS:
+            continue
         for outcome in ("pain", "disability"):
             sl = A.short_vs_long(frame, comp, outcome, config)
             if sl.within is None:
                 continue
             w = sl.within
             s = sl.sensitivity
-            ml = "not estimable"
-            if sl.multilevel is not None:
-                c = sl.multilevel.coefficients.loc["long"]
-                ml = f"{_f(c['estimate'], 1, True)} ({_f(c['ci_low'])} to {_f(c['ci_high'])}); {sl.multilevel.n_groups} trials"
             first, second = A.COMPARISON_LABELS[comp]
             rows.append({
                 "comparison": f"{first} vs {second}", "outcome": outcome,
                 "within": f"{_f(w.estimate, 1, True)} ({_f(w.ci_low)} to {_f(w.ci_high)}); {w.k} trial(s)",
                 "range": f"{_f(s['ci_low'].min())} to {_f(s['ci_high'].max())}",
-                "multilevel": ml,
-                "naive": f"Q = {sl.naive_q:.2f}, p = {sl.naive_p:.3f}",
+                "notes": "; ".join(w.notes),
             })
     return rows
 
@@ -197,8 +210,9 @@ def limitations(ev: Evidence, frame: pd.DataFrame, sof: list[dict]) -> list[str]
         out.append(f"Few trials: each pooled result rests on {min(ks)} to {max(ks)} trial(s) "
                    f"({sum(1 for k in ks if k == 1)} of {len(ks)} results on a single trial).")
     n_abs = sum(1 for s in ev.studies.itertuples() if "abstract" in str(s.note).lower())
-    out.append(f"Most numbers come from trial abstracts or single table pages; {n_abs} trial notes say only the "
-               "abstract could be read. Missing values were left missing, never guessed.")
+    if n_abs:
+        out.append(f"{n_abs} of {len(ev.studies)} trial notes say only the abstract could be read, so those trials "
+                   "give few numbers. Missing values were left missing, never guessed.")
     if used["adjusted"].any():
         out.append(f"{int(used['adjusted'].sum())} of the {len(used)} effects used are model-adjusted estimates "
                    "as printed, pooled with unadjusted ones (see the sensitivity analyses in notebook 3).")
@@ -206,8 +220,11 @@ def limitations(ev: Evidence, frame: pd.DataFrame, sof: list[dict]) -> list[str]
         out.append(f"{int(used['derived'].sum())} effects needed a derived value (an SD from an SE or CI, an SE "
                    "from a CI or p-value); each derivation is stated in data/processed.")
     rob_trials = ev.rob["study_id"].nunique() if len(ev.rob) else 0
-    out.append(f"Risk of bias: published judgements were found for {rob_trials} of {len(ev.studies)} trials and "
-               "none with an overall judgement, so certainty is rated down for risk of bias almost everywhere.")
+    overall = ev.studies["rob_overall"].map(lambda x: isinstance(x, str) and bool(x)).sum()
+    out.append(f"Risk of bias: {overall} of {len(ev.studies)} trials have an overall judgement"
+               + (f" and {rob_trials} have published judgements of some domains" if rob_trials else "")
+               + ". Trials without an overall judgement count as at risk; where that changes the certainty, the "
+               "certainty they would give at low risk is shown beside it.")
     excl = ev.contrasts[ev.contrasts["direction_stored"] == "not_stated"]["study_id"].nunique()
     out.append(f"{excl} trial(s) report differences without saying which way they run; those results are left "
                "out rather than guessed.")
@@ -247,9 +264,10 @@ def provenance(ev: Evidence) -> list[dict]:
 # ----------------------------------------------------------------------------------------------- figures
 
 
-def embedded_figures(ev: Evidence, config: A.AnalysisConfig, kinds=("short_vs_long", "rob"),
+def embedded_figures(ev: Evidence, config: A.AnalysisConfig, kinds=("short_vs_long", "forest_subgroups", "rob"),
                      dpi: int = 110) -> list[dict]:
-    """The report's figures as base64 PNG data URIs with titles and alt texts (no network requests)."""
+    """The report's figures as base64 PNG data URIs with titles and alt texts (no network requests). An "any
+    control" pool appears only as its forest plot by control type, with the test for subgroup differences."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -260,6 +278,8 @@ def embedded_figures(ev: Evidence, config: A.AnalysisConfig, kinds=("short_vs_lo
     out = []
     for name, kind, title, alt, draw in figure_specs(ev, config):
         if kind not in kinds:
+            continue
+        if kind == "short_vs_long" and any(name.startswith(v) for v in A.ANY_CONTROL_VIEWS):
             continue
         fig = draw()
         buf = _io.BytesIO()
@@ -300,7 +320,7 @@ def render_html(ev: Evidence, settings: ReportSettings | None = None, *, generat
 
 
 def _render(ev: Evidence, settings: ReportSettings | None = None, *, generated: str | None = None,
-            progress: Callable[[str], None] | None = None) -> tuple[str, list]:
+            progress: Callable[[str], None] | None = None) -> tuple[str, list, list[dict]]:
     say = progress or (lambda _m: None)
     settings = settings or load_settings()
     cfg = settings.analysis
@@ -324,8 +344,14 @@ def _render(ev: Evidence, settings: ReportSettings | None = None, *, generated: 
         excluded_rows.append({"study_id": r.study_id, "what": "contrast", "outcome": r.outcome,
                               "why": "the source does not say which way the difference runs"})
     mf_version, n_ref = _reference_info()
-    pooling_conv = (f"tau² estimator {cfg.method}; confidence interval {cfg.test.upper() if cfg.test == 'hksj' else cfg.test}"
-                    f"; prediction interval t-based ({cfg.pi_type}); I² from tau²; Q-profile interval for tau²")
+    test_name = {"hksj": "Hartung-Knapp-Sidik-Jonkman (t on k - 1 df)", "z": "Wald z", "t": "t on k - 1 df"}.get(
+        cfg.test, cfg.test) + (" with the ad hoc variance floor" if cfg.adhoc and cfg.test == "hksj" else "")
+    pi_name = {"riley": "t on k - 2 df (Higgins 2009)", "t": "t on k - 1 df", "default": "the CI's quantile",
+               "simple": "normal"}.get(cfg.pi_type, cfg.pi_type)
+    pooling_conv = (f"one trial: its own result; two trials: common-effect model with a z interval (between-trial "
+                    f"variation cannot be estimated from two); {cfg.min_k_random} or more: random effects, tau² "
+                    f"estimator {cfg.method}, confidence interval {test_name}, prediction interval {pi_name}; I² "
+                    "from tau² (from Q for the common-effect model); Q-profile interval for tau²")
     say("writing the HTML")
     html = tpl.render(
         title="Manual therapy, exercise and combined care for low back pain: what the trials show",
@@ -345,7 +371,8 @@ def _render(ev: Evidence, settings: ReportSettings | None = None, *, generated: 
         excluded=excluded_rows,
         limitations=limitations(ev, frame, sof),
         windows=[{"label": w.label, "target": w.target} for w in cfg.windows],
-        thresholds=cfg.thresholds, threshold_source=cfg.threshold_source,
+        thresholds=cfg.important_difference, threshold_source=cfg.important_difference_source,
+        mic=cfg.mic, mic_source=cfg.mic_source,
         correlation=cfg.correlation, sensitivity=", ".join(f"{x:g}" for x in cfg.sensitivity),
         pooling=pooling_conv,
         grade_rules=grade.RULES,
@@ -356,7 +383,7 @@ def _render(ev: Evidence, settings: ReportSettings | None = None, *, generated: 
         n_reference=n_ref,
         software=_software(),
     )
-    return html, claim_results
+    return html, claim_results, sof
 
 
 def _display_source(source: str) -> str:
@@ -425,7 +452,7 @@ def write_pdf(html_path: Path, pdf_path: Path) -> Path:
     return pdf_path
 
 
-REPORT_FILES = ("index.html", "report.pdf", "claims.json")
+REPORT_FILES = ("index.html", "report.pdf", "claims.json", "summary_of_findings.csv")
 
 
 def _legacy_report(folder: Path, entries: list[str]) -> bool:
@@ -458,17 +485,45 @@ def claims_json(results: list[C.ClaimResult]) -> dict:
             r = t.result
             tests.append({
                 "analysis": t.test.describe(), "comparison": t.test.comparison, "outcome": t.test.outcome,
-                "window": t.test.window, "expect": t.test.expect, "verdict": t.verdict, "explanation": t.explanation,
-                "k": None if r is None else int(r.k), "participants": num(t.participants),
+                "window": t.test.window, "population": list(t.test.population), "technique": list(t.test.technique),
+                "expect": t.test.expect, "why": t.test.why, "verdict": t.verdict,
+                "k": None if r is None else int(r.k),
+                "participants": num(t.participants) if t.participants else None,
+                "measure": "change from short to long term, MD on 0-100" if t.test.window == "short_vs_long"
+                else "MD on 0-100",
                 "estimate": None if r is None else num(r.estimate),
                 "ci_low": None if r is None else num(r.ci_low), "ci_high": None if r is None else num(r.ci_high),
+                "important_difference": num(t.mid) if t.mid is not None else None,
+                "pooling": None if r is None else r.conventions.describe(),
+                "notes": [] if r is None else list(r.notes),
                 "certainty": None if t.certainty is None else t.certainty.level,
+                "certainty_if_unassessed_low": None if t.certainty is None else t.certainty.level_if_unassessed_low,
                 "certainty_reasons": [] if t.certainty is None else list(t.certainty.reasons()),
+                "statement": t.statement or None, "explanation": t.explanation,
                 "studies": list(t.studies),
             })
         out.append({"id": cr.claim.id, "claim": cr.claim.text, "verdict": cr.verdict, "explanation": cr.explanation,
-                    "analyses": tests})
-    return {"generator": f"mt_evidence {_version()}", "claims": out}
+                    "not_testable_because": cr.claim.not_testable or None, "analyses": tests})
+    return {"generator": f"mt_evidence {_version()}", "rule": list(C.RULES), "verdicts": list(C.VERDICTS),
+            "claims": out}
+
+
+SOF_CSV_COLUMNS = ["comparison_id", "comparison", "outcome", "window", "k", "participants", "measure", "estimate",
+                   "ci_low", "ci_high", "mid", "statement", "certainty", "certainty_if_unassessed_low", "reasons",
+                   "notes", "view", "studies"]
+
+
+def sof_csv(sof: list[dict]) -> bytes:
+    """The summary-of-findings rows as CSV (full precision; list cells joined with ' | ')."""
+    rows = []
+    for r in sof:
+        row = {c: r.get(c, "") for c in SOF_CSV_COLUMNS}
+        row["reasons"] = " | ".join(r["reasons"])
+        row["notes"] = " | ".join(r["notes"])
+        row["important_difference"] = row.pop("mid")
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=[c if c != "mid" else "important_difference" for c in SOF_CSV_COLUMNS])
+    return df.to_csv(index=False, float_format="%.10g", lineterminator="\n").encode("utf-8")
 
 
 def build_report(data: str | Path | None = None, out: str | Path = "reports", config: str | Path | None = None,
@@ -486,10 +541,11 @@ def build_report(data: str | Path | None = None, out: str | Path = "reports", co
     ev = load_evidence(data)
     check_report_output(out, ev)
     settings = load_settings(config)
-    html, claim_results = _render(ev, settings, progress=say)
+    html, claim_results, sof = _render(ev, settings, progress=say)
     out = Path(out)
     files = {"index.html": html.encode("utf-8"),
-             "claims.json": (json.dumps(claims_json(claim_results), indent=1, ensure_ascii=False) + "\n").encode()}
+             "claims.json": (json.dumps(claims_json(claim_results), indent=1, ensure_ascii=False) + "\n").encode(),
+             "summary_of_findings.csv": sof_csv(sof)}
     if pdf:
         say("printing the PDF")
         with tempfile.TemporaryDirectory(prefix="mt-evidence-pdf-") as td:

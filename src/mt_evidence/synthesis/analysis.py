@@ -6,9 +6,10 @@ frame a test can check) -> :func:`pool_windows` pools each comparison x outcome 
 
 Rules (all stated, all configurable in ``data/analysis.toml``):
 
-* **Comparisons.** manual therapy vs exercise; combined vs exercise (what manual therapy adds to exercise);
-  combined vs manual therapy (what exercise adds); manual therapy, exercise and combined each vs control, where
-  control is usual care, advice, sham or wait-list (kept as ``control_type`` for subgroups).
+* **Comparisons** (docs/methods.md section 1). manual therapy vs exercise; combined vs exercise (what manual
+  therapy adds to exercise); combined vs manual therapy (what exercise adds); manual therapy, exercise and
+  combined each vs sham (the specific effect) and vs a pragmatic control (usual care, advice or wait list),
+  kept apart; "... vs control" pools every control type as a labelled view only (``ANY_CONTROL_VIEWS``).
 * **Multi-arm trials.** Arms of the same category on one side (two manual-therapy arms against one control)
   are combined into one group with the Cochrane Handbook formula (Table 6.5.a) when their SDs are known, so
   the shared arm is never counted twice; when they cannot be combined, or when only between-group contrasts are
@@ -36,42 +37,79 @@ from ..stats.effects import combine_arms, effect_size
 from ..stats.pooling import PoolResult, pool
 
 CONTROLS = ("usual_care", "advice", "sham", "wait_list")
+SHAM = ("sham",)
+PRAGMATIC = ("usual_care", "advice", "wait_list")
 COMPARISONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "manual_therapy_vs_exercise": ("manual_therapy", ("exercise",)),
     "combined_vs_exercise": ("combined", ("exercise",)),
     "combined_vs_manual_therapy": ("combined", ("manual_therapy",)),
+    "manual_therapy_vs_sham": ("manual_therapy", SHAM),
+    "manual_therapy_vs_pragmatic": ("manual_therapy", PRAGMATIC),
+    "exercise_vs_sham": ("exercise", SHAM),
+    "exercise_vs_pragmatic": ("exercise", PRAGMATIC),
+    "combined_vs_sham": ("combined", SHAM),
+    "combined_vs_pragmatic": ("combined", PRAGMATIC),
     "manual_therapy_vs_control": ("manual_therapy", CONTROLS),
     "exercise_vs_control": ("exercise", CONTROLS),
     "combined_vs_control": ("combined", CONTROLS),
 }
+#: "any control" pools: sham and pragmatic controls answer different questions (docs/methods.md section 1), so
+#: these are labelled views shown with the test for subgroup differences by control type, never used for a verdict
+ANY_CONTROL_VIEWS = ("manual_therapy_vs_control", "exercise_vs_control", "combined_vs_control")
 # comparisons between techniques within manual therapy: (technique of the first side, of the second side)
 TECHNIQUE_COMPARISONS: dict[str, tuple[str, str]] = {
     "manipulation_vs_mobilisation": ("manipulation", "mobilisation"),
 }
 ALL_COMPARISONS: tuple[str, ...] = tuple(COMPARISONS) + tuple(TECHNIQUE_COMPARISONS)
+PRAGMATIC_LABEL = "usual care, advice or wait list"
 COMPARISON_LABELS = {
     "manipulation_vs_mobilisation": ("spinal manipulation (thrust)", "mobilisation"),
     "manual_therapy_vs_exercise": ("manual therapy", "exercise"),
     "combined_vs_exercise": ("manual therapy + exercise", "exercise"),
     "combined_vs_manual_therapy": ("manual therapy + exercise", "manual therapy"),
-    "manual_therapy_vs_control": ("manual therapy", "control"),
-    "exercise_vs_control": ("exercise", "control"),
-    "combined_vs_control": ("manual therapy + exercise", "control"),
+    "manual_therapy_vs_sham": ("manual therapy", "sham"),
+    "manual_therapy_vs_pragmatic": ("manual therapy", PRAGMATIC_LABEL),
+    "exercise_vs_sham": ("exercise", "sham"),
+    "exercise_vs_pragmatic": ("exercise", PRAGMATIC_LABEL),
+    "combined_vs_sham": ("manual therapy + exercise", "sham"),
+    "combined_vs_pragmatic": ("manual therapy + exercise", PRAGMATIC_LABEL),
+    "manual_therapy_vs_control": ("manual therapy", "any control (labelled view)"),
+    "exercise_vs_control": ("exercise", "any control (labelled view)"),
+    "combined_vs_control": ("manual therapy + exercise", "any control (labelled view)"),
 }
 
 
 @dataclass(frozen=True)
 class AnalysisConfig:
+    """The analysis settings (``data/analysis.toml``; the rules are in ``docs/methods.md``).
+
+    ``important_difference``: between-group important differences on 0-100 per outcome, used for statements,
+    imprecision and verdicts. ``mic``: within-person minimal important change, shown for orientation only.
+    """
+
     windows: tuple[Window, ...]
     instruments: dict[str, list[str]]
-    thresholds: dict[str, float]
-    threshold_source: str
+    important_difference: dict[str, float]
+    important_difference_source: str
     correlation: float
     sensitivity: tuple[float, ...]
     method: str = "REML"
     test: str = "hksj"
-    pi_type: str = "t"
+    pi_type: str = "riley"
+    adhoc: bool = False
+    min_k_random: int = 3
+    mic: dict[str, float] = field(default_factory=dict)
+    mic_source: str = ""
     source: str = "default"
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """The between-group important differences (the thresholds every judgement uses)."""
+        return self.important_difference
+
+    @property
+    def threshold_source(self) -> str:
+        return self.important_difference_source
 
     def window(self, name: str) -> Window:
         for w in self.windows:
@@ -81,33 +119,93 @@ class AnalysisConfig:
 
     def describe(self) -> str:
         ws = "; ".join(f"{w.name}: {w.label} (target {w.target:g} weeks)" for w in self.windows)
-        return (f"windows: {ws}. Pooling: {self.method}, {self.test}. Minimal important change (0-100): "
-                + ", ".join(f"{k} {v:g}" for k, v in self.thresholds.items()) + f" ({self.threshold_source}).")
+        return (f"windows: {ws}. Pooling: {self.method}, {self.test} from {self.min_k_random} trials (fewer: "
+                "common effect, z). Important difference between groups (0-100): "
+                + ", ".join(f"{k} {v:g}" for k, v in self.important_difference.items())
+                + f" ({self.important_difference_source}).")
+
+
+def _threshold_table(spec: dict, name: str, source: str) -> tuple[dict[str, float], str]:
+    table = dict(spec[name])
+    src = str(table.pop("source", ""))
+    out = {}
+    for k, v in table.items():
+        x = float(v)
+        if not np.isfinite(x) or x <= 0:
+            raise ValueError(f"{source}: [{name}] {k} = {v!r}; expected a positive number of points on 0-100")
+        out[k] = x
+    return out, src
 
 
 def load_config(path: str | Path | None = None) -> AnalysisConfig:
     """Read an analysis configuration (TOML); ``None`` gives the default shipped with the package."""
     spec, source = read_toml(path, "analysis.toml")
+    if "thresholds" in spec and "important_difference" not in spec:
+        raise ValueError(f"{source}: [thresholds] is now two tables: [important_difference] (between groups, used "
+                         "for every judgement) and [minimal_important_change] (within a patient, for orientation); "
+                         "see the default analysis.toml")
     try:
         windows = tuple(Window(**w) for w in spec["windows"])
-        thr = dict(spec["thresholds"])
-        src = str(thr.pop("source", ""))
+        idiff, isrc = _threshold_table(spec, "important_difference", source)
+        mic, msrc = _threshold_table(spec, "minimal_important_change", source) \
+            if "minimal_important_change" in spec else ({}, "")
         pooling = spec.get("pooling", {})
         svl = spec.get("short_vs_long", {})
+        min_k = int(pooling.get("min_k_random", 3))
+        if min_k < 3:
+            raise ValueError(f"{source}: [pooling] min_k_random = {min_k}; expected 3 or more (a random-effects "
+                             "interval from one or two trials is not usable; docs/methods.md section 5)")
         return AnalysisConfig(
             windows=windows,
             instruments={k: list(v) for k, v in spec.get("instruments", {}).items()},
-            thresholds={k: float(v) for k, v in thr.items()},
-            threshold_source=src,
+            important_difference=idiff,
+            important_difference_source=isrc,
             correlation=float(svl.get("correlation", 0.5)),
             sensitivity=tuple(float(x) for x in svl.get("sensitivity", (0.0, 0.5, 0.9))),
             method=pooling.get("method", "REML"),
             test=pooling.get("test", "hksj"),
-            pi_type=pooling.get("pi_type", "t"),
+            pi_type=pooling.get("pi_type", "riley"),
+            adhoc=bool(pooling.get("adhoc", False)),
+            min_k_random=min_k,
+            mic=mic,
+            mic_source=msrc,
             source=source,
         )
     except (KeyError, TypeError) as exc:
         raise ValueError(f"{source}: missing or malformed setting ({exc}); see the default analysis.toml") from None
+
+
+FEW_TRIALS_NOTES = {
+    1: "one trial: its own result (no pooling, no heterogeneity, no prediction interval)",
+    2: "two trials: common-effect estimate with a z interval, because between-trial variation cannot be estimated "
+       "from two trials (a t interval on 1 degree of freedom would be unusably wide); if the trials differ, the "
+       "interval is too narrow",
+}
+
+
+def pool_analysis(yi, vi, labels, config: AnalysisConfig | None = None, **pool_kw) -> PoolResult:
+    """Pool one analysis by the plan's rule for few trials (docs/methods.md section 5).
+
+    k = 1: the trial's own difference and normal 95% CI; k = 2 (fewer than ``min_k_random``): common effect,
+    z interval, with the caveat in ``notes``; from ``min_k_random`` (3) trials: the configured random-effects
+    model (REML, Hartung-Knapp-Sidik-Jonkman). No prediction interval below 3 trials; from 3, t on k - 2 df
+    (``pi_type="riley"``, Higgins 2009). ``pool_kw`` overrides the random-effects settings (sensitivity
+    analyses). Validated against metafor: ``rma(method="FE")`` and ``rma(method="REML", test="knha")``.
+    """
+    import dataclasses
+
+    config = config or load_config()
+    yi, vi = np.asarray(yi, float), np.asarray(vi, float)
+    k = len(yi)
+    if k < config.min_k_random:
+        r = pool(yi, vi, labels=labels, method="FE", test="z", pi_type=config.pi_type)
+        note = FEW_TRIALS_NOTES.get(k, FEW_TRIALS_NOTES[2].replace("two trials", f"{k} trials"))
+        return dataclasses.replace(r, pi_low=float("nan"), pi_high=float("nan"), notes=r.notes + (note,))
+    kw = dict(method=config.method, test=config.test, pi_type=config.pi_type)
+    kw.update(pool_kw)
+    if kw["test"] in ("hksj", "knha") and "adhoc" not in pool_kw:
+        kw["adhoc"] = config.adhoc
+    return pool(yi, vi, labels=labels, **kw)
 
 
 # ------------------------------------------------------------------------------------------ assembling
@@ -146,7 +244,8 @@ def _side_summary(rows: list[pd.Series]) -> tuple[dict | None, str]:
             f"arms {', '.join(r['arm'] for r in rows)} could not be combined (SD or n missing); arm {best['arm']} kept")
 
 
-def _has_technique(value, token: str) -> bool:
+def has_technique(value, token: str) -> bool:
+    """Whether a ``technique`` cell (tokens separated by ';' or ',') names ``token``."""
     return isinstance(value, str) and token in [t.strip() for t in value.replace(",", ";").split(";")]
 
 
@@ -157,11 +256,12 @@ def _sides(g: pd.DataFrame):
         a_rows = [r for r in rows if r["intervention"] == first]
         b_rows = [r for r in rows if r["intervention"] in seconds]
         if a_rows and b_rows:
-            yield comp, a_rows, b_rows, (sorted({r["intervention"] for r in b_rows}) if seconds == CONTROLS else [])
+            yield comp, a_rows, b_rows, (sorted({r["intervention"] for r in b_rows}) if set(seconds) <= set(CONTROLS)
+                                         else [])
     for comp, (t1, t2) in TECHNIQUE_COMPARISONS.items():
         mt = [r for r in rows if r["intervention"] == "manual_therapy"]
-        a_rows = [r for r in mt if _has_technique(r["technique"], t1) and not _has_technique(r["technique"], t2)]
-        b_rows = [r for r in mt if _has_technique(r["technique"], t2) and not _has_technique(r["technique"], t1)]
+        a_rows = [r for r in mt if has_technique(r["technique"], t1) and not has_technique(r["technique"], t2)]
+        b_rows = [r for r in mt if has_technique(r["technique"], t2) and not has_technique(r["technique"], t1)]
         if a_rows and b_rows:
             yield comp, a_rows, b_rows, []
 
@@ -230,7 +330,7 @@ def _contrast_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
                 study_id=r["study_id"], comparison=comp, outcome=r["outcome"], instrument=r["instrument"],
                 timepoint_weeks=r["timepoint_weeks"], value_type="contrast",
                 adjusted=bool(r["adjusted"]) if not pd.isna(r["adjusted"]) else False,
-                control_type=i2 if seconds == CONTROLS else "", arm1=a1, arm2=a2, n1=n1, n2=n2,
+                control_type=i2 if set(seconds) <= set(CONTROLS) else "", arm1=a1, arm2=a2, n1=n1, n2=n2,
                 technique1=(r["technique1"] if i1 == r["intervention1"] else r["technique2"]) or "",
                 md=md, md_se=se, md100=difference_to_100(md, r["scale_min"], r["scale_max"]),
                 md100_se=difference_to_100(se, r["scale_min"], r["scale_max"]), smd=np.nan, smd_var=np.nan,
@@ -322,10 +422,9 @@ class WindowResult:
 
 
 def pool_windows(frame: pd.DataFrame, config: AnalysisConfig | None = None, **pool_kw) -> list[WindowResult]:
-    """Pool every comparison x outcome x window of a :func:`comparison_frame` (used rows only)."""
+    """Pool every comparison x outcome x window of a :func:`comparison_frame` (used rows only), by the rule for
+    few trials (:func:`pool_analysis`)."""
     config = config or load_config()
-    kw = dict(method=config.method, test=config.test, pi_type=config.pi_type)
-    kw.update(pool_kw)
     out = []
     used = frame[frame["used"]]
     order = {w.name: i for i, w in enumerate(config.windows)}
@@ -333,7 +432,7 @@ def pool_windows(frame: pd.DataFrame, config: AnalysisConfig | None = None, **po
                                              key=lambda t: (ALL_COMPARISONS.index(t[0][0]), t[0][1],
                                                             order.get(t[0][2], 9))):
         g = g.sort_values("study_id")
-        r = pool(g["yi"].to_numpy(float), g["vi"].to_numpy(float), labels=list(g["study_id"]), **kw)
+        r = pool_analysis(g["yi"].to_numpy(float), g["vi"].to_numpy(float), list(g["study_id"]), config, **pool_kw)
         out.append(WindowResult(comp, outcome, window, r, g))
     return out
 
@@ -406,14 +505,14 @@ def short_vs_long(frame: pd.DataFrame, comparison: str, outcome: str, config: An
     (for ``md100`` and ``smd`` effects, where negative favours the first-named care).
     """
     config = config or load_config()
-    kw = dict(method=config.method, test=config.test, pi_type=config.pi_type)
-    kw.update(pool_kw)
     f = frame[frame["used"] & (frame["comparison"] == comparison) & (frame["outcome"] == outcome)]
     s = f[f["window"] == short].set_index("study_id")
     lo = f[f["window"] == long].set_index("study_id")
     both = sorted(set(s.index) & set(lo.index))
-    pooled_s = pool(s["yi"].to_numpy(float), s["vi"].to_numpy(float), labels=list(s.index), **kw) if len(s) else None
-    pooled_l = pool(lo["yi"].to_numpy(float), lo["vi"].to_numpy(float), labels=list(lo.index), **kw) if len(lo) else None
+    pooled_s = (pool_analysis(s["yi"].to_numpy(float), s["vi"].to_numpy(float), list(s.index), config, **pool_kw)
+                if len(s) else None)
+    pooled_l = (pool_analysis(lo["yi"].to_numpy(float), lo["vi"].to_numpy(float), list(lo.index), config, **pool_kw)
+                if len(lo) else None)
     if pooled_s is not None and pooled_l is not None:
         w = 1 / np.array([pooled_s.se**2, pooled_l.se**2])
         est = np.array([pooled_s.estimate, pooled_l.estimate])
@@ -437,7 +536,7 @@ def short_vs_long(frame: pd.DataFrame, comparison: str, outcome: str, config: An
 
     def fit(r: float) -> PoolResult:
         v = trials["short_var"] + trials["long_var"] - 2 * r * np.sqrt(trials["short_var"] * trials["long_var"])
-        return pool(d.to_numpy(float), v.to_numpy(float), labels=both, **kw)
+        return pool_analysis(d.to_numpy(float), v.to_numpy(float), both, config, **pool_kw)
 
     main = fit(config.correlation)
     ml = _multilevel(s, lo, config.correlation)
@@ -477,9 +576,10 @@ def sensitivity(frame: pd.DataFrame, comparison: str, outcome: str, window: str,
                 config: AnalysisConfig | None = None) -> pd.DataFrame:
     """The pooled effect under each sensitivity analysis, one row each:
 
-    * ``primary``: the configured random-effects model;
+    * ``primary``: the plan's model (:func:`pool_analysis`: common effect below 3 trials, else the configured
+      random-effects model);
     * ``common_effect``: the common-effect (FE) model;
-    * ``random_z``: random effects with the Wald z interval instead of HKSJ;
+    * ``random_z``: random effects with the Wald z interval instead of HKSJ (from 3 trials);
     * ``low_risk_of_bias``: trials judged at low risk of bias overall by a published source only (trials not
       assessed are left out, never guessed);
     * ``no_derived_values``: trials whose effect needed no derived value (no SD from SE or CI, no SE from a CI);
@@ -488,11 +588,11 @@ def sensitivity(frame: pd.DataFrame, comparison: str, outcome: str, window: str,
     config = config or load_config()
     f = frame[frame["used"] & (frame["comparison"] == comparison) & (frame["outcome"] == outcome)
               & (frame["window"] == window)]
-    base = dict(method=config.method, test=config.test, pi_type=config.pi_type)
+    base: dict = {}
     variants = [
         ("primary", f, base),
         ("common_effect", f, dict(method="FE", test="z")),
-        ("random_z", f, dict(method=config.method, test="z", pi_type=config.pi_type)),
+        ("random_z", f, dict(test="z")),
         ("low_risk_of_bias", f[f["rob_overall"] == "low"], base),
         ("no_derived_values", f[~f["derived"].astype(bool)], base),
         ("unadjusted_only", f[~f["adjusted"].astype(bool)], base),
@@ -503,7 +603,11 @@ def sensitivity(frame: pd.DataFrame, comparison: str, outcome: str, window: str,
             rows.append({"analysis": name, "k": 0, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan,
                          "i2": np.nan, "studies": "", "note": "no trial qualifies"})
             continue
-        r = pool(sub["yi"].to_numpy(float), sub["vi"].to_numpy(float), labels=list(sub["study_id"]), **kw)
+        if name == "common_effect":
+            r = pool(sub["yi"].to_numpy(float), sub["vi"].to_numpy(float), labels=list(sub["study_id"]), **kw)
+        else:
+            r = pool_analysis(sub["yi"].to_numpy(float), sub["vi"].to_numpy(float), list(sub["study_id"]), config,
+                              **kw)
         rows.append({"analysis": name, "k": r.k, "estimate": r.estimate, "ci_low": r.ci_low, "ci_high": r.ci_high,
                      "i2": r.i2, "studies": ", ".join(sub["study_id"]), "note": r.conventions.describe()})
     return pd.DataFrame(rows)

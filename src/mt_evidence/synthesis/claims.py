@@ -1,24 +1,21 @@
-"""Clinic claims checked against the evidence: each claim maps to analyses (``data/claims.toml``), each
-analysis gets a pooled result, a certainty rating and a verdict, and the claim a verdict worded with care.
+"""Clinic claims checked against the evidence: each claim maps to analyses (``data/claims.toml``, each mapping
+with its reason), each analysis gets a pooled result (by the rule for few trials), a certainty rating, a GRADE
+statement and a verdict; the claim gets a verdict from its tests. The rules are those of the analysis plan
+(``docs/methods.md`` sections 8 and 9); T is the between-group important difference of the outcome, and
+negative differences favour the first-named care.
 
-Verdict of one test (effects on 0-100, negative favours the first-named care; MID = minimal important
-difference of the outcome):
+A test expecting ``benefit``: **supported** when the estimate is an important benefit (<= -T) with moderate or
+high certainty; **not supported** when it is little or no difference or a harm with moderate or high certainty;
+**uncertain** at low or very low certainty. ``no_important_benefit``: the mirror image. ``worse`` (the second
+care is importantly better): supported when the estimate is >= +T with moderate or high certainty. Without a T (SMD-only
+analyses) a benefit is "shown" when the CI excludes no effect; its importance is not judged.
+A ``fades`` test (the change from short to long term within trials, at the assumed correlation and across the
+sensitivity range): **supported** when every interval lies above zero, **not supported** when every one lies
+below, otherwise **uncertain**. No trial: **not testable**.
 
-* ``benefit`` expected: **supported** when the 95% CI excludes no effect in the claimed direction and the
-  certainty is moderate or high; **not supported** when the CI excludes an important benefit (it lies above
-  -MID) with moderate or high certainty, or when the CI excludes no effect in the other direction;
-  otherwise **uncertain**.
-* ``no_important_benefit`` expected: **supported** when the CI excludes an important benefit (above -MID)
-  with moderate or high certainty; **not supported** when the CI lies wholly beyond -MID; otherwise
-  **uncertain**.
-* ``fades`` expected (within-trial change from short to long term, at the assumed correlation and across the
-  sensitivity range): **supported** when every interval of the range lies above zero (the difference shrinks);
-  **not supported** when every interval lies below zero; otherwise **uncertain**. No GRADE rating is made for
-  this within-trial contrast; it is reported as uncertain unless the sign is clear at every correlation.
-* No trial for the analysis: **not testable with this evidence**.
-
-A claim is supported when all its tests are; not supported when any test is not supported; not testable when
-none of its tests can be run; uncertain otherwise.
+A claim is **supported** when every test is; **not supported** when none is supported and at least one is not
+supported; **partly supported** when some tests are supported and others are not, are uncertain or cannot be
+tested; **uncertain** when no test is supported or not supported; **not testable** when no test can be run.
 """
 
 from __future__ import annotations
@@ -30,21 +27,28 @@ import numpy as np
 import pandas as pd
 
 from ..evidence.tomlfile import read_toml
-from ..stats.pooling import PoolResult, pool
+from ..stats.pooling import PoolResult
 from . import analysis as A
 from . import grade
 
 RULES = (
-    "A claim that a care helps is supported when the 95% CI excludes no effect in the claimed direction and the "
-    "certainty is moderate or high; not supported when the CI excludes an important benefit with moderate or high "
-    "certainty, or points the other way; uncertain otherwise.",
+    "Each claim is tested on the comparisons that answer it, each mapping stated in the claims file with its "
+    "reason; sham and pragmatic controls (usual care, advice, wait list) are never pooled for a verdict.",
+    "A test expecting a benefit is supported when the estimate is at least the important difference between groups "
+    "with moderate or high certainty; not supported when it shows little or no difference (or harm) with moderate "
+    "or high certainty; uncertain when the certainty is low or very low. A test expecting no important benefit is "
+    "the mirror image.",
     "A claim that an effect is short-lived is checked within trials that report both windows (the change from "
     "short to long term, with the correlation between a trial's two estimates assumed and varied): supported only "
     "when the difference shrinks at every assumed correlation.",
-    "A claim whose analyses have no trials is not testable with this evidence; a claim is supported when all its "
-    "analyses are, not supported when any is not, and uncertain otherwise.",
+    "A claim is supported when all its tests are; not supported when none is and at least one is not; partly "
+    "supported when some are and others are not, are uncertain or cannot be tested; uncertain when no test is "
+    "supported or not supported; not testable when none of its tests can be run.",
 )
-VERDICTS = ("supported", "not supported", "uncertain", "not testable with this evidence")
+SUPPORTED, PARTLY, NOT_SUPPORTED, UNCERTAIN, NOT_TESTABLE = (
+    "supported", "partly supported", "not supported", "uncertain", "not testable")
+VERDICTS = (SUPPORTED, PARTLY, NOT_SUPPORTED, UNCERTAIN, NOT_TESTABLE)
+EXPECTS = ("benefit", "no_important_benefit", "worse", "fades")
 
 
 @dataclass(frozen=True)
@@ -53,8 +57,9 @@ class ClaimTest:
     outcome: str
     window: str
     expect: str
-    population: str | None = None
-    technique: str | None = None
+    population: tuple[str, ...] = ()
+    technique: tuple[str, ...] = ()
+    why: str = ""
 
     def describe(self) -> str:
         first, second = A.COMPARISON_LABELS.get(self.comparison, (self.comparison, ""))
@@ -63,9 +68,9 @@ class ClaimTest:
                  "short_vs_long": "from short to long term"}.get(self.window, self.window)
         extra = []
         if self.population:
-            extra.append(f"{self.population} back pain")
+            extra.append(f"{' or '.join(self.population)} back pain")
         if self.technique:
-            extra.append(f"{self.technique.replace('_', ' ')} techniques")
+            extra.append(f"{' or '.join(t.replace('_', ' ') for t in self.technique)} techniques")
         ex = f" ({', '.join(extra)})" if extra else ""
         return f"{first} vs {second}, {self.outcome}, {where}{ex}"
 
@@ -89,6 +94,8 @@ class TestResult:
     participants: float = 0.0
     mid: float | None = None
     change: A.ShortLongResult | None = None
+    statement: str = ""
+    category: str = ""
 
 
 @dataclass(frozen=True)
@@ -118,11 +125,18 @@ def load_claims(path: str | Path | None = None) -> list[Claim]:
                 problems.append(f"claim {c['id']} test {j}: unknown comparison {t['comparison']!r} "
                                 f"(known: {', '.join(sorted(known))})")
                 continue
-            if t["expect"] not in ("benefit", "no_important_benefit", "fades"):
-                problems.append(f"claim {c['id']} test {j}: expect must be benefit, no_important_benefit or fades")
+            if t["comparison"] in A.ANY_CONTROL_VIEWS:
+                problems.append(f"claim {c['id']} test {j}: {t['comparison']!r} pools sham with usual care, advice "
+                                "and wait list, which answer different questions; test the claim on "
+                                f"{t['comparison'].replace('_control', '_sham')!r} and/or "
+                                f"{t['comparison'].replace('_control', '_pragmatic')!r} (docs/methods.md section 1)")
                 continue
-            tests.append(ClaimTest(t["comparison"], t["outcome"], t["window"], t["expect"], t.get("population"),
-                                   t.get("technique")))
+            if t["expect"] not in EXPECTS:
+                problems.append(f"claim {c['id']} test {j}: expect must be one of {', '.join(EXPECTS)}")
+                continue
+            tests.append(ClaimTest(t["comparison"], t["outcome"], t["window"], t["expect"],
+                                   _as_tuple(t.get("population")), _as_tuple(t.get("technique")),
+                                   str(t.get("why", ""))))
         if not tests and not c.get("not_testable"):
             problems.append(f"claim {c['id']}: give at least one [[claim.test]] or a not_testable reason")
         claims.append(Claim(int(c["id"]), str(c["text"]), tuple(tests), str(c.get("not_testable", ""))))
@@ -131,32 +145,55 @@ def load_claims(path: str | Path | None = None) -> list[Claim]:
     return claims
 
 
-def _filter(frame: pd.DataFrame, t: ClaimTest) -> pd.DataFrame:
-    f = frame[frame["used"] & (frame["comparison"] == t.comparison) & (frame["outcome"] == t.outcome)]
+def _as_tuple(value) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    return (str(value),) if isinstance(value, str) else tuple(str(v) for v in value)
+
+
+def _filter(frame: pd.DataFrame, t: ClaimTest, used_only: bool = True) -> pd.DataFrame:
+    f = frame[(frame["comparison"] == t.comparison) & (frame["outcome"] == t.outcome)]
+    if used_only:
+        f = f[f["used"]]
     if t.population:
-        f = f[f["population"] == t.population]
+        f = f[f["population"].isin(t.population)]
     if t.technique:
-        mask = np.array([A._has_technique(x, t.technique) for x in f["technique1"].fillna("")], dtype=bool)
+        mask = np.array([any(A.has_technique(x, tok) for tok in t.technique) for x in f["technique1"].fillna("")],
+                        dtype=bool)
         f = f.loc[mask] if len(f) else f
     return f
 
 
+def _test_verdict(expect: str, category: str, level: str) -> str:
+    good = level in ("moderate", "high")
+    if not good:
+        return UNCERTAIN
+    if expect == "benefit":
+        return SUPPORTED if category in ("benefit", "shown") else NOT_SUPPORTED if category in ("little", "harm") \
+            else UNCERTAIN
+    if expect == "worse":
+        return SUPPORTED if category == "harm" else NOT_SUPPORTED if category in ("little", "benefit", "shown") \
+            else UNCERTAIN
+    return SUPPORTED if category in ("little", "harm") else NOT_SUPPORTED if category == "benefit" else UNCERTAIN
+
+
 def evaluate_test(frame: pd.DataFrame, t: ClaimTest, config: A.AnalysisConfig,
                   overrides: grade.Overrides | None = None) -> TestResult:
-    mid = config.thresholds.get(t.outcome)
+    mid = config.important_difference.get(t.outcome)
     f = _filter(frame, t)
+    first, second = A.COMPARISON_LABELS.get(t.comparison, (t.comparison, "its comparator"))
     if t.window == "short_vs_long":
         sl = A.short_vs_long(f, t.comparison, t.outcome, config)
         if sl.within is None:
-            return TestResult(t, VERDICTS[3], "no trial reports both the short and the long term for this "
+            return TestResult(t, NOT_TESTABLE, "no trial reports both the short and the long term for this "
                               "analysis", change=sl)
         s = sl.sensitivity
         if (s["ci_low"] > 0).all():
-            v = "supported"
+            v = SUPPORTED
         elif (s["ci_high"] < 0).all():
-            v = "not supported"
+            v = NOT_SUPPORTED
         else:
-            v = "uncertain"
+            v = UNCERTAIN
         w = sl.within
         expl = (f"within {w.k} trial(s) the difference changes by {w.estimate:+.1f} points from short to long term "
                 f"(95% CI {w.ci_low:.1f} to {w.ci_high:.1f}, correlation assumed {sl.correlation:g}; range of "
@@ -164,59 +201,57 @@ def evaluate_test(frame: pd.DataFrame, t: ClaimTest, config: A.AnalysisConfig,
         return TestResult(t, v, expl, result=w, studies=tuple(sl.trials["study_id"]), mid=mid, change=sl)
     g = f[f["window"] == t.window].sort_values("study_id")
     if g.empty:
-        tried = frame[(frame["comparison"] == t.comparison) & (frame["outcome"] == t.outcome)
-                      & (frame["window"] == t.window) & ~frame["used"]]
+        tried = _filter(frame, t, used_only=False)
+        tried = tried[(tried["window"] == t.window) & ~tried["used"]]
+        who = f" of {' or '.join(t.population)} back pain" if t.population else ""
         if len(tried):
             why = "; ".join(sorted({f"{r.study_id}: {r.why_not}" for r in tried.itertuples()}))
-            return TestResult(t, VERDICTS[3], f"trials report this comparison but none can be used ({why})", mid=mid)
-        return TestResult(t, VERDICTS[3], "no trial in the bundled evidence reports this comparison", mid=mid)
-    r = pool(g["yi"].to_numpy(float), g["vi"].to_numpy(float), labels=list(g["study_id"]), method=config.method,
-             test=config.test, pi_type=config.pi_type)
+            return TestResult(t, NOT_TESTABLE, f"trials{who} report this comparison but none can be used ({why})",
+                              mid=mid)
+        others = frame[(frame["comparison"] == t.comparison) & (frame["outcome"] == t.outcome)
+                       & (frame["window"] == t.window) & frame["used"]]
+        extra = (f" ({others['study_id'].nunique()} trial(s) of other populations or techniques do)"
+                 if len(others) and (t.population or t.technique) else "")
+        return TestResult(t, NOT_TESTABLE, f"no trial{who} in this evidence reports this comparison{extra}", mid=mid)
+    r = A.pool_analysis(g["yi"].to_numpy(float), g["vi"].to_numpy(float), list(g["study_id"]), config)
     cert = grade.certainty(grade.propose(g, r, mid), (t.comparison, t.outcome, t.window), overrides)
     n = float(np.nansum(g["n1"].to_numpy(float)) + np.nansum(g["n2"].to_numpy(float)))
-    good = cert.level in ("moderate", "high")
-    lo, hi = r.ci_low, r.ci_high
-    m = mid if mid is not None else 0.0
-    if t.expect == "benefit":
-        if hi < 0 and good:
-            v = "supported"
-        elif (lo > -m and good) or lo > 0:
-            v = "not supported"
-        else:
-            v = "uncertain"
-    else:  # no_important_benefit
-        if lo > -m and good:
-            v = "supported"
-        elif hi < -m:
-            v = "not supported"
-        else:
-            v = "uncertain"
-    size = ""
-    if mid is not None:
-        size = (" - smaller than the minimal important difference of " if abs(r.estimate) < mid
-                else " - at least the minimal important difference of ") + f"{mid:g}"
-    expl = (f"{r.k} trial(s), {n:.0f} participants: {r.estimate:+.1f} points on 0-100 (95% CI {lo:.1f} to "
-            f"{hi:.1f}){size}; certainty {cert.level}")
-    return TestResult(t, v, expl, result=r, certainty=cert, studies=tuple(g["study_id"]), participants=n, mid=mid)
+    cat = grade.size_category(r.estimate, r.ci_low, r.ci_high, mid)
+    v = _test_verdict(t.expect, cat, cert.level)
+    when = {"short": "at up to 3 months", "intermediate": "at 3 to 12 months",
+            "long": "at 12 months or more"}.get(t.window, "")
+    outcome_word = {"disability": "function and disability"}.get(t.outcome, t.outcome.replace("_", " "))
+    st = grade.statement(cat, cert.level, outcome_word, first, second, when)
+    size = ("no between-group important difference is set for this outcome, so its size is not judged"
+            if mid is None else f"the important difference between groups is {mid:g} points")
+    people = f"{n:.0f} participants" if n > 0 else "participants not reported"
+    expl = (f"{r.k} trial(s), {people}: {r.estimate:+.1f} points on 0-100 (95% CI {r.ci_low:.1f} to "
+            f"{r.ci_high:.1f}); {size}; certainty {cert.level}. {st}")
+    return TestResult(t, v, expl, result=r, certainty=cert, studies=tuple(g["study_id"]), participants=n, mid=mid,
+                      statement=st, category=cat)
 
 
 def combine(tests: list[TestResult]) -> str:
+    """The claim's verdict from its tests' (rule in the module docstring)."""
     verdicts = [t.verdict for t in tests]
-    testable = [v for v in verdicts if v != VERDICTS[3]]
-    if not testable:
-        return VERDICTS[3]
-    if "not supported" in testable:
-        return "not supported"
-    if all(v == "supported" for v in verdicts):
-        return "supported"
-    return "uncertain"
+    if all(v == NOT_TESTABLE for v in verdicts):
+        return NOT_TESTABLE
+    if all(v == SUPPORTED for v in verdicts):
+        return SUPPORTED
+    if SUPPORTED in verdicts:
+        return PARTLY
+    if NOT_SUPPORTED in verdicts:
+        return NOT_SUPPORTED
+    return UNCERTAIN
 
 
 WORDING = {
-    "supported": "The trials support this claim.",
-    "not supported": "The trials do not support this claim.",
-    "uncertain": "The trials leave this uncertain: the evidence is too limited or too imprecise to say.",
-    "not testable with this evidence": "This claim cannot be tested with the evidence bundled here.",
+    SUPPORTED: "The trials support this claim.",
+    PARTLY: "The trials support part of this claim, not all of it.",
+    NOT_SUPPORTED: "The trials do not support this claim: where they answer it, they show little or no important "
+                   "difference, or the opposite.",
+    UNCERTAIN: "The trials leave this uncertain: the evidence is too limited or too imprecise to say.",
+    NOT_TESTABLE: "This claim cannot be tested with this evidence.",
 }
 
 
@@ -227,12 +262,12 @@ def evaluate_claims(frame: pd.DataFrame, config: A.AnalysisConfig | None = None,
     out = []
     for c in claims:
         if not c.tests:
-            out.append(ClaimResult(c, VERDICTS[3], c.not_testable or WORDING[VERDICTS[3]]))
+            out.append(ClaimResult(c, NOT_TESTABLE, c.not_testable or WORDING[NOT_TESTABLE]))
             continue
         tests = [evaluate_test(frame, t, config, overrides) for t in c.tests]
         v = combine(tests)
         extra = ""
-        if v == "uncertain" and any(t.verdict == VERDICTS[3] for t in tests):
+        if v in (UNCERTAIN, PARTLY, NOT_SUPPORTED) and any(t.verdict == NOT_TESTABLE for t in tests):
             extra = " Part of the claim could not be tested with this evidence."
         out.append(ClaimResult(c, v, WORDING[v] + extra, tuple(tests)))
     return out
