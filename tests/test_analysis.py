@@ -233,3 +233,56 @@ def test_contrast_only_multi_arm_trial_keeps_one_comparison(synth):
     rows = f[(f["comparison"] == "combined_vs_control") & (f["window"] == "long")]
     assert len(rows) == 2 and rows["used"].sum() == 1
     assert rows.loc[~rows["used"], "why_not"].iloc[0].startswith("multi-arm trial")
+
+
+def test_smd_rules_change_scores_adjusted_means_and_contrasts(synth):
+    """docs/methods.md section 3: SMD from final values only; no SD rebuilt from an adjusted mean's SE; a
+    contrast-only trial gives an SMD from the SE of an unadjusted difference and both group sizes."""
+    from scipy import stats
+
+    arms = pd.read_csv(synth / "arms.csv", dtype=str, keep_default_na=False)
+    week4 = arms["timepoint_weeks"] == "4"
+    arms.loc[week4, "value_type"] = "change"  # SynthA week 4 becomes change scores
+    arms.to_csv(synth / "arms.csv", index=False)
+    con = pd.read_csv(synth / "contrasts.csv", dtype=str, keep_default_na=False)
+    con.loc[0, "adjusted"] = "false"
+    con.to_csv(synth / "contrasts.csv", index=False)
+    ev = me.load_evidence(synth)
+    smd = A.comparison_frame(ev, measure="smd")
+    md = A.comparison_frame(ev, measure="md100")
+    a4 = smd[(smd["study_id"] == "SynthA2020") & (smd["timepoint_weeks"] == 4)].iloc[0]
+    assert not a4["used"] and "final values only" in a4["why_not"]
+    assert md[(md["study_id"] == "SynthA2020") & (md["timepoint_weeks"] == 4)]["used"].all()  # MD may mix them
+    b52 = smd[(smd["study_id"] == "SynthB2021") & (smd["timepoint_weeks"] == 52)].iloc[0]
+    # by hand: MD 1.5 (usual care minus combined) -> -1.5 for combined first; SE from the 95% CI; SD from SE
+    se = (2.5 - 0.5) / (2 * stats.norm.ppf(0.975))
+    n1, n2 = 37.0, 38.0
+    d = -1.5 / (se / np.sqrt(1 / n1 + 1 / n2))
+    m = n1 + n2 - 2
+    from scipy.special import gammaln
+
+    j = np.exp(gammaln(m / 2) - 0.5 * np.log(m / 2) - gammaln((m - 1) / 2))  # exact correction, as metafor
+    assert b52["used"] and b52["yi"] == pytest.approx(j * d, rel=1e-9)
+    assert b52["vi"] == pytest.approx(1 / n1 + 1 / n2 + (j * d) ** 2 / (2 * (n1 + n2)), rel=1e-9)
+    assert b52["derived"] and "6.5.2.3" in b52["derivation"]
+    con.loc[0, "adjusted"] = "true"
+    con.to_csv(synth / "contrasts.csv", index=False)
+    smd2 = A.comparison_frame(me.load_evidence(synth), measure="smd")
+    b52 = smd2[(smd2["study_id"] == "SynthB2021") & (smd2["timepoint_weeks"] == 52)].iloc[0]
+    assert not b52["used"] and "model-adjusted" in b52["why_not"]
+
+
+def test_no_smd_from_the_se_of_adjusted_means(synth):
+    arms = pd.read_csv(synth / "arms.csv", dtype=str, keep_default_na=False)
+    w12 = arms["timepoint_weeks"] == "12"
+    arms.loc[w12, "sd"] = ""
+    arms.loc[w12, "se"] = "0.5"
+    arms.loc[w12, "adjusted"] = "true"
+    arms.to_csv(synth / "arms.csv", index=False)
+    smd = A.comparison_frame(me.load_evidence(synth), measure="smd")
+    row = smd[(smd["study_id"] == "SynthB2021") & (smd["timepoint_weeks"] == 12)].iloc[0]
+    assert not row["used"] and "adjusted mean" in row["why_not"]
+    arms.loc[w12, "adjusted"] = "false"  # unadjusted means: SD = SE x sqrt(n) is the Handbook's rule
+    arms.to_csv(synth / "arms.csv", index=False)
+    smd = A.comparison_frame(me.load_evidence(synth), measure="smd")
+    assert smd[(smd["study_id"] == "SynthB2021") & (smd["timepoint_weeks"] == 12)]["used"].all()

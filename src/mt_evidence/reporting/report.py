@@ -54,8 +54,11 @@ def _f(x, digits: int = 1, signed: bool = False) -> str:
 
 
 def _participants(df: pd.DataFrame) -> str:
-    n = float(np.nansum(df["n1"].to_numpy(float)) + np.nansum(df["n2"].to_numpy(float)))
-    return f"{n:.0f}" if n > 0 else "not reported"
+    ns = np.concatenate([df["n1"].to_numpy(float), df["n2"].to_numpy(float)])
+    n = float(np.nansum(ns))
+    if n <= 0:
+        return "not reported"
+    return f"{n:.0f}" if np.isfinite(ns).all() else f"at least {n:.0f}"
 
 
 def summary_of_findings(ev: Evidence, settings: ReportSettings) -> list[dict]:

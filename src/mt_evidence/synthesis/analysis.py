@@ -284,7 +284,14 @@ def _arm_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
             md = orient(a["mean"] - b["mean"], hiw)
             md_se = float(np.sqrt(a["se"] ** 2 + b["se"] ** 2))
             smd = smd_var = np.nan
-            if not any(pd.isna(x) for x in (a["sd"], b["sd"], a["n"], b["n"])):
+            adjusted = bool(key[5]) if not pd.isna(key[5]) else False
+            sd_rebuilt = any("SD =" in h for h in (a["how"], b["how"]))
+            smd_note = ""
+            if key[4] == "change":
+                smd_note = SMD_NOT_CHANGE
+            elif adjusted and sd_rebuilt:
+                smd_note = SMD_NOT_ADJUSTED
+            elif not any(pd.isna(x) for x in (a["sd"], b["sd"], a["n"], b["n"])):
                 es = effect_size("SMD", m1=[a["mean"]], sd1=[a["sd"]], n1=[a["n"]], m2=[b["mean"]], sd2=[b["sd"]],
                                  n2=[b["n"]])
                 smd, smd_var = orient(float(es["yi"][0]), hiw), float(es["vi"][0])
@@ -298,6 +305,7 @@ def _arm_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
                 arm1="+".join(a["arms"]), arm2="+".join(b["arms"]), n1=a["n"], n2=b["n"],
                 md=md, md_se=md_se, md100=difference_to_100(md, r0["scale_min"], r0["scale_max"]),
                 md100_se=difference_to_100(md_se, r0["scale_min"], r0["scale_max"]), smd=smd, smd_var=smd_var,
+                smd_note=smd_note,
                 source_kind="arms",
                 source_rows=";".join(f"{fname}:{x}" for x in a["rows"] + b["rows"]),
                 derived=bool(hows) or any(bool(r["derivation"]) for r in a_rows + b_rows),
@@ -306,16 +314,51 @@ def _arm_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
     return out
 
 
+SMD_NOT_CHANGE = ("change-from-baseline values: the SMD analyses use final values only (change and final SMDs are "
+                  "not pooled together, Cochrane Handbook 10.5.2)")
+SMD_NOT_ADJUSTED = ("model-adjusted means without printed SDs: an SD rebuilt from the SE of an adjusted mean is not "
+                    "the outcome's SD, so no SMD")
+SMD_FROM_CONTRAST = ("SMD from the SE of the difference and the group sizes: SD = SE / sqrt(1/n1 + 1/n2) (Cochrane "
+                     "Handbook 6.5.2.3); approximate if the difference was of change scores")
+
+
+def _contrast_smd(md: float, se: float, n1, n2, adjusted: bool) -> tuple[float, float, str]:
+    """Hedges' g of a printed between-group difference (unadjusted, with both group sizes), else NaN and why."""
+    if adjusted:
+        return np.nan, np.nan, ("a model-adjusted difference: its SE does not give the outcome's SD, so no SMD")
+    if pd.isna(n1) or pd.isna(n2) or n1 < 2 or n2 < 2:
+        return np.nan, np.nan, "an SMD from a printed difference needs both group sizes"
+    sd = se / np.sqrt(1 / n1 + 1 / n2)
+    es = effect_size("SMD", m1=[md], sd1=[sd], n1=[n1], m2=[0.0], sd2=[sd], n2=[n2])
+    return float(es["yi"][0]), float(es["vi"][0]), SMD_FROM_CONTRAST
+
+
 def _contrast_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
     con = ev.contrasts
     con = con[(con["role"].fillna("primary") == "primary") & (con["estimate_type"] == "MD")
               & (con["direction_stored"] != "not_stated") & con["higher_is_worse"].notna()
               & con["timepoint_weeks"].notna()]
     fname = Path(ev.files.get("contrasts", "contrasts.csv")).name
+    arms = ev.arms[ev.arms["n"].notna()]
+
+    def arm_n(study, arm, outcome, week):
+        """A contrast without group sizes: the arm's n from the arms table, at the nearest time point."""
+        a = arms[(arms["study_id"] == study) & (arms["arm"] == arm)]
+        if a.empty or pd.isna(arm):
+            return np.nan
+        same = a[a["outcome"] == outcome]
+        a = same if len(same) else a
+        t = a["timepoint_weeks"].fillna(0)
+        return float(a.loc[(t - week).abs().idxmin(), "n"])
+
     out = []
     for i, r in con.iterrows():
         est = r["estimate"] if r["direction_stored"] == "arm1_minus_arm2" else -r["estimate"]
         i1, i2, a1, a2, n1, n2 = r["intervention1"], r["intervention2"], r["arm1"], r["arm2"], r["n1"], r["n2"]
+        if pd.isna(n1):
+            n1 = arm_n(r["study_id"], a1, r["outcome"], r["timepoint_weeks"])
+        if pd.isna(n2):
+            n2 = arm_n(r["study_id"], a2, r["outcome"], r["timepoint_weeks"])
         if intervention_rank(i1) > intervention_rank(i2):
             est, i1, i2, a1, a2, n1, n2 = -est, i2, i1, a2, a1, n2, n1
         for comp, (first, seconds) in COMPARISONS.items():
@@ -326,6 +369,8 @@ def _contrast_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
             se, derivation = contrast_se(r)
             if not np.isfinite(se):
                 continue
+            adjusted = bool(r["adjusted"]) if not pd.isna(r["adjusted"]) else False
+            smd, smd_var, smd_note = _contrast_smd(md, se, n1, n2, adjusted)
             out.append(dict(
                 study_id=r["study_id"], comparison=comp, outcome=r["outcome"], instrument=r["instrument"],
                 timepoint_weeks=r["timepoint_weeks"], value_type="contrast",
@@ -333,7 +378,8 @@ def _contrast_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
                 control_type=i2 if set(seconds) <= set(CONTROLS) else "", arm1=a1, arm2=a2, n1=n1, n2=n2,
                 technique1=(r["technique1"] if i1 == r["intervention1"] else r["technique2"]) or "",
                 md=md, md_se=se, md100=difference_to_100(md, r["scale_min"], r["scale_max"]),
-                md100_se=difference_to_100(se, r["scale_min"], r["scale_max"]), smd=np.nan, smd_var=np.nan,
+                md100_se=difference_to_100(se, r["scale_min"], r["scale_max"]), smd=smd, smd_var=smd_var,
+                smd_note=smd_note,
                 source_kind="contrasts", source_rows=f"{fname}:{i + 2}", derived=bool(derivation or r["derivation"]),
                 derivation=derivation, multiarm_note="",
             ))
@@ -342,7 +388,8 @@ def _contrast_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
 
 FRAME_COLUMNS = ["study_id", "comparison", "outcome", "instrument", "timepoint_weeks", "value_type", "adjusted",
                  "control_type", "technique1", "arm1", "arm2", "n1", "n2", "md", "md_se", "md100", "md100_se", "smd",
-                 "smd_var", "source_kind", "source_rows", "derived", "derivation", "multiarm_note", "window", "yi",
+                 "smd_var", "smd_note", "source_kind", "source_rows", "derived", "derivation", "multiarm_note", "window",
+                 "yi",
                  "vi", "used", "why_not", "population", "rob_overall"]
 
 
@@ -375,6 +422,13 @@ def comparison_frame(ev: Evidence, config: AnalysisConfig | None = None, *, meas
     df.loc[missing, "used"] = False
     df.loc[missing, "why_not"] = ("not on a 0-100 scale (instrument range unknown) or no SE" if measure == "md100"
                                   else "SMD needs both arms' SD and n")
+    if measure == "smd":
+        noted = missing & df["smd_note"].astype(str).str.len().gt(0)
+        df.loc[noted, "why_not"] = df.loc[noted, "smd_note"]
+        contrast_smd = ~missing & (df["smd_note"] == SMD_FROM_CONTRAST)
+        df.loc[contrast_smd, "derived"] = True
+        df.loc[contrast_smd, "derivation"] = [
+            "; ".join(x for x in (d, SMD_FROM_CONTRAST) if x) for d in df.loc[contrast_smd, "derivation"]]
     df.loc[df["window"].isna() & df["used"], ["used", "why_not"]] = [False, "time point outside every window"]
     # contrast-only multi-arm trials first: several contrasts of one trial, at the same time point and on the same
     # instrument, share an arm. Keep the one with the largest first group (arm-level multi-arm trials were

@@ -224,7 +224,9 @@ def evaluate_test(frame: pd.DataFrame, t: ClaimTest, config: A.AnalysisConfig,
     st = grade.statement(cat, cert.level, outcome_word, first, second, when)
     size = ("no between-group important difference is set for this outcome, so its size is not judged"
             if mid is None else f"the important difference between groups is {mid:g} points")
-    people = f"{n:.0f} participants" if n > 0 else "participants not reported"
+    complete = np.isfinite(g[["n1", "n2"]].to_numpy(float)).all()
+    people = ("participants not reported" if n <= 0 else f"{n:.0f} participants" if complete
+              else f"at least {n:.0f} participants (some group sizes not reported)")
     expl = (f"{r.k} trial(s), {people}: {r.estimate:+.1f} points on 0-100 (95% CI {r.ci_low:.1f} to "
             f"{r.ci_high:.1f}); {size}; certainty {cert.level}. {st}")
     return TestResult(t, v, expl, result=r, certainty=cert, studies=tuple(g["study_id"]), participants=n, mid=mid,
