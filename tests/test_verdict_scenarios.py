@@ -191,6 +191,8 @@ def test_acute_but_not_chronic_gives_partly_supported(tmp_path):
     assert acute["verdict"] == "supported" and chronic["verdict"] == "not supported"
     assert acute["studies"] == ["Synusuac0", "Synusuac1", "Synusuac2"]
     assert res[1]["verdict"] == "partly supported"
+    (diff,) = res[1]["subgroup_tests"]  # the difference itself is tested, not only each population apart
+    assert diff["groups"] == ["acute", "chronic"] and diff["df"] == 1 and diff["p"] < 0.001
 
 
 def test_unassessed_risk_of_bias_is_shown_both_ways(tmp_path):

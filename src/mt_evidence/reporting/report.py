@@ -170,6 +170,7 @@ def claims_rows(results: list[C.ClaimResult]) -> list[dict]:
         rows.append({
             "id": cr.claim.id, "text": cr.claim.text, "verdict": cr.verdict, "explanation": cr.explanation,
             "css": verdict_css(cr.verdict),
+            "subgroup_tests": [d["text"] for d in cr.subgroup_tests],
             "tests": [{"analysis": t.test.describe(), "verdict": t.verdict, "detail": t.explanation,
                        "why": t.test.why, "css": verdict_css(t.verdict),
                        "reasons": t.certainty.reasons() if t.certainty else [],
@@ -203,6 +204,44 @@ def fade_table(frame: pd.DataFrame, config: A.AnalysisConfig) -> list[dict]:
                 "notes": "; ".join(w.notes),
             })
     return rows
+
+
+SENSITIVITY_LABELS = {
+    "primary": "as analysed", "common_effect": "common-effect model", "random_z": "random effects, z interval",
+    "low_risk_of_bias": "trials at low risk of bias only", "no_derived_values": "no derived values",
+    "unadjusted_only": "unadjusted estimates only", "final_values_only": "final values only (no change scores)",
+}
+
+
+def sensitivity_rows(frame: pd.DataFrame, config: A.AnalysisConfig) -> list[dict]:
+    """For every analysis with 2 or more trials (no "any control" views): the estimate under each sensitivity
+    analysis, and whether the GRADE size category (important benefit, little or no difference, harm) changes."""
+    out = []
+    used = frame[frame["used"] & frame["outcome"].isin(["pain", "disability"])]
+    for (comp, outcome, window), g in used.groupby(["comparison", "outcome", "window"], sort=True):
+        if comp in A.ANY_CONTROL_VIEWS or len(g) < 2:
+            continue
+        s = A.sensitivity(frame, comp, outcome, window, config)
+        mid = config.important_difference.get(outcome)
+        prim = s.iloc[0]
+        cat0 = grade.size_category(prim["estimate"], prim["ci_low"], prim["ci_high"], mid)
+        first, second = A.COMPARISON_LABELS[comp]
+        variants = []
+        for r in s.itertuples():
+            if r.analysis == "primary":
+                continue
+            if r.k == 0:
+                variants.append({"name": SENSITIVITY_LABELS.get(r.analysis, r.analysis), "result": "no trial qualifies",
+                                 "flips": False})
+                continue
+            cat = grade.size_category(r.estimate, r.ci_low, r.ci_high, mid)
+            variants.append({"name": SENSITIVITY_LABELS.get(r.analysis, r.analysis),
+                             "result": f"{_f(r.estimate, 1, True)} ({_f(r.ci_low)} to {_f(r.ci_high)}); {r.k} trial(s)",
+                             "flips": cat != cat0})
+        out.append({"analysis": f"{first} vs {second}, {OUTCOME_WORDS[outcome]}, {config.window(window).label}",
+                    "primary": f"{_f(prim['estimate'], 1, True)} ({_f(prim['ci_low'])} to {_f(prim['ci_high'])}); "
+                               f"{int(prim['k'])} trial(s)", "variants": variants})
+    return out
 
 
 def limitations(ev: Evidence, frame: pd.DataFrame, sof: list[dict]) -> list[str]:
@@ -369,6 +408,7 @@ def _render(ev: Evidence, settings: ReportSettings | None = None, *, generated: 
                     for label in dict.fromkeys(r["comparison"] for r in sof)],
         figures=figures,
         fade=fade_table(frame, cfg),
+        sensitivity_rows=sensitivity_rows(frame, cfg),
         studies=provenance(ev),
         not_used=not_used.to_dict("records"),
         excluded=excluded_rows,
@@ -506,7 +546,9 @@ def claims_json(results: list[C.ClaimResult]) -> dict:
                 "studies": list(t.studies),
             })
         out.append({"id": cr.claim.id, "claim": cr.claim.text, "verdict": cr.verdict, "explanation": cr.explanation,
-                    "not_testable_because": cr.claim.not_testable or None, "analyses": tests})
+                    "not_testable_because": cr.claim.not_testable or None, "analyses": tests,
+                    "subgroup_tests": [{k: (num(v) if isinstance(v, float) else v) for k, v in d.items()}
+                                       for d in cr.subgroup_tests]})
     return {"generator": f"mt_evidence {_version()}", "rule": list(C.RULES), "verdicts": list(C.VERDICTS),
             "claims": out}
 

@@ -637,7 +637,8 @@ def sensitivity(frame: pd.DataFrame, comparison: str, outcome: str, window: str,
     * ``low_risk_of_bias``: trials judged at low risk of bias overall by a published source only (trials not
       assessed are left out, never guessed);
     * ``no_derived_values``: trials whose effect needed no derived value (no SD from SE or CI, no SE from a CI);
-    * ``unadjusted_only``: trials whose printed values are not model-adjusted.
+    * ``unadjusted_only``: trials whose printed values are not model-adjusted;
+    * ``final_values_only``: trials whose arms give final values (change from baseline left out).
     """
     config = config or load_config()
     f = frame[frame["used"] & (frame["comparison"] == comparison) & (frame["outcome"] == outcome)
@@ -650,6 +651,7 @@ def sensitivity(frame: pd.DataFrame, comparison: str, outcome: str, window: str,
         ("low_risk_of_bias", f[f["rob_overall"] == "low"], base),
         ("no_derived_values", f[~f["derived"].astype(bool)], base),
         ("unadjusted_only", f[~f["adjusted"].astype(bool)], base),
+        ("final_values_only", f[f["value_type"] != "change"], base),
     ]
     rows = []
     for name, sub, kw in variants:
@@ -665,6 +667,22 @@ def sensitivity(frame: pd.DataFrame, comparison: str, outcome: str, window: str,
         rows.append({"analysis": name, "k": r.k, "estimate": r.estimate, "ci_low": r.ci_low, "ci_high": r.ci_high,
                      "i2": r.i2, "studies": ", ".join(sub["study_id"]), "note": r.conventions.describe()})
     return pd.DataFrame(rows)
+
+
+def subgroup_difference(results: dict[str, PoolResult]) -> dict:
+    """Test for subgroup differences from each subgroup's pooled result (separate models, as RevMan's test):
+    Q = sum of w_g (estimate_g - weighted mean)^2 with w_g = 1 / se_g^2, on (groups - 1) df."""
+    from scipy import stats
+
+    names = [g for g, r in results.items() if r is not None and np.isfinite(r.se) and r.se > 0]
+    if len(names) < 2:
+        return {"q": float("nan"), "df": 0, "p": float("nan"), "groups": names}
+    est = np.array([results[g].estimate for g in names])
+    w = 1 / np.array([results[g].se for g in names]) ** 2
+    mu = float(np.sum(w * est) / np.sum(w))
+    q = float(np.sum(w * (est - mu) ** 2))
+    df = len(names) - 1
+    return {"q": q, "df": df, "p": float(stats.chi2.sf(q, df)), "groups": names}
 
 
 def control_subgroups(frame: pd.DataFrame, comparison: str, outcome: str, window: str,

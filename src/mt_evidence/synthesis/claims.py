@@ -104,6 +104,8 @@ class ClaimResult:
     verdict: str
     explanation: str
     tests: tuple[TestResult, ...] = field(default_factory=tuple)
+    #: tests for subgroup differences between tests that differ only by population (e.g. acute vs chronic)
+    subgroup_tests: tuple[dict, ...] = ()
 
 
 def load_claims(path: str | Path | None = None) -> list[Claim]:
@@ -271,5 +273,31 @@ def evaluate_claims(frame: pd.DataFrame, config: A.AnalysisConfig | None = None,
         extra = ""
         if v in (UNCERTAIN, PARTLY, NOT_SUPPORTED) and any(t.verdict == NOT_TESTABLE for t in tests):
             extra = " Part of the claim could not be tested with this evidence."
-        out.append(ClaimResult(c, v, WORDING[v] + extra, tuple(tests)))
+        out.append(ClaimResult(c, v, WORDING[v] + extra, tuple(tests), population_differences(tests)))
     return out
+
+
+def population_differences(tests: list[TestResult]) -> tuple[dict, ...]:
+    """For tests of one comparison, outcome and window that differ only by population: the test for a difference
+    between those populations (docs/methods.md section 9). Separate verdicts cannot show that an effect differs."""
+    groups: dict[tuple, list[TestResult]] = {}
+    for t in tests:
+        if t.test.population and t.result is not None and t.test.window != "short_vs_long":
+            key = (t.test.comparison, t.test.outcome, t.test.window, t.test.technique)
+            groups.setdefault(key, []).append(t)
+    out = []
+    for (comp, outcome, window, _tech), ts in groups.items():
+        labels = {" or ".join(t.test.population): t.result for t in ts}
+        if len(labels) < 2:
+            continue
+        d = A.subgroup_difference(labels)
+        first, second = A.COMPARISON_LABELS.get(comp, (comp, ""))
+        est = "; ".join(f"{g}: {labels[g].estimate:+.1f} ({labels[g].ci_low:.1f} to {labels[g].ci_high:.1f})"
+                        for g in d["groups"])
+        out.append({"comparison": comp, "outcome": outcome, "window": window, "groups": d["groups"],
+                    "q": d["q"], "df": d["df"], "p": d["p"],
+                    "text": (f"Does the effect differ by population? {first} vs {second}, {outcome}, {window}: {est}; "
+                             f"test for subgroup differences Q = {d['q']:.2f} on {d['df']} df, p = {d['p']:.3f}. "
+                             "Few trials per group make this test weak: a large p-value does not show the effects "
+                             "are the same.")})
+    return tuple(out)
