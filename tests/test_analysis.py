@@ -116,7 +116,7 @@ def test_sensitivity_rows(synth):
     f = A.comparison_frame(ev)
     s = A.sensitivity(f, "combined_vs_control", "disability", "short")
     assert list(s["analysis"]) == ["primary", "common_effect", "random_z", "low_risk_of_bias",
-                                   "no_derived_values", "unadjusted_only"]
+                                   "no_derived_values", "unadjusted_only", "final_values_only"]
     assert s.set_index("analysis").loc["low_risk_of_bias", "k"] == 1  # SynthB2021 is judged low (synthetic)
     assert s.set_index("analysis").loc["no_derived_values", "k"] == 0  # its SD came from the SE
 
