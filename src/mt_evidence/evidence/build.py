@@ -16,7 +16,6 @@ preferred; a between-group contrast is used where the arms are not available. Ro
 
 from __future__ import annotations
 
-import io as _io
 import json
 from dataclasses import dataclass
 from itertools import combinations
@@ -28,6 +27,7 @@ from scipy import stats
 
 from ..stats.effects import effect_size
 from . import atomic
+from .export import csv_bytes
 from .io import Evidence
 from .windows import default_windows
 
@@ -248,13 +248,11 @@ def assemble(ev: Evidence, config=None) -> BuildResult:
     for sid in excluded_studies:
         excl.append({"row_id": "", "study_id": sid, "comparison": "", "outcome": "", "timepoint_weeks": np.nan,
                      "reason": "no usable effect estimate in the raw data", "source_rows": "", "note": ""})
-    return BuildResult(effects=df[PROCESSED_COLUMNS], exclusions=pd.DataFrame(excl))
+    return BuildResult(effects=df[PROCESSED_COLUMNS], exclusions=pd.DataFrame(excl, columns=EXCLUSION_COLUMNS))
 
 
-def _csv_bytes(df: pd.DataFrame) -> bytes:
-    buf = _io.StringIO()
-    df.to_csv(buf, index=False, float_format="%.10g", lineterminator="\n")
-    return buf.getvalue().encode("utf-8")
+EXCLUSION_COLUMNS = ["row_id", "study_id", "comparison", "outcome", "timepoint_weeks", "reason", "source_rows",
+                     "note"]
 
 
 PROCESSED_FILES = ("effects.csv", "exclusions.csv", "manifest.json")
@@ -315,8 +313,8 @@ def build_processed(ev: Evidence, out_dir: str | Path, config=None) -> BuildResu
         "generator": GENERATOR,
     }
     files = {
-        "effects.csv": _csv_bytes(res.effects),
-        "exclusions.csv": _csv_bytes(res.exclusions),
+        "effects.csv": csv_bytes(res.effects, PROCESSED_COLUMNS),
+        "exclusions.csv": csv_bytes(res.exclusions, EXCLUSION_COLUMNS),
         "manifest.json": (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(),
     }
     atomic.replace_owned_folder(out_dir, files, "build", protected=protected_inputs(ev), legacy=_legacy_processed)

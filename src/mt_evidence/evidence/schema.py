@@ -54,7 +54,7 @@ ARM_COLUMNS = {
     "adjusted": "bool", "role": "str", "source_url": "str", "source_location": "str", "derivation": "str",
     "note": "str",
 }
-ARM_REQUIRED = ("study_id", "arm", "intervention", "outcome", "instrument", "higher_is_worse", "value_type",
+ARM_REQUIRED = ("study_id", "arm", "intervention", "outcome", "instrument", "higher_is_worse", "value_type", "n",
                 "source_url", "source_location")
 
 CONTRAST_COLUMNS = {
@@ -127,6 +127,23 @@ def _blank(v) -> bool:
     return v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and v.strip() == "") or v is pd.NA
 
 
+#: counts: whole numbers (a group of 29.5 people is a typing error, and would be summed as participants)
+COUNT_COLUMNS = frozenset({"n", "n1", "n2", "n_randomised"})
+MAX_COUNT = 10_000_000
+#: characters that hide or reorder text (NUL, controls, bidirectional overrides, zero-width): never in evidence
+HIDDEN_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+
+
+def _hidden_char_name(text: str) -> str | None:
+    m = HIDDEN_CHARS.search(text)
+    if m is None:
+        return None
+    c = m.group(0)
+    return {"\x00": "a NUL byte", "\u202e": "a right-to-left override (U+202E)",
+            "\u202d": "a left-to-right override (U+202D)", "\ufeff": "a zero-width no-break space (U+FEFF)",
+            "\u200b": "a zero-width space (U+200B)"}.get(c, f"an invisible or control character (U+{ord(c):04X})")
+
+
 def coerce_table(df: pd.DataFrame, table: str, file: str) -> tuple[pd.DataFrame, list[Problem]]:
     """Check required columns and coerce types; return the typed frame and the problems found.
 
@@ -157,11 +174,22 @@ def coerce_table(df: pd.DataFrame, table: str, file: str) -> tuple[pd.DataFrame,
                     vals.append(np.nan)
                     continue
                 try:
-                    vals.append(float(str(v).strip()) if isinstance(v, str) else float(v))
+                    x = float(str(v).strip()) if isinstance(v, str) else float(v)
                 except (TypeError, ValueError):
                     vals.append(np.nan)
                     problems.append(Problem(file, _row(i), col, f"'{v}' (not a number)",
                                             "a number (decimal point '.', no units or text; leave empty if missing)"))
+                    continue
+                if not np.isfinite(x):
+                    vals.append(np.nan)
+                    problems.append(Problem(file, _row(i), col, f"'{v}' (not a finite number)",
+                                            "a finite number; leave the cell empty if the value is missing"))
+                elif col in COUNT_COLUMNS and (x != int(x) or x < 0 or x > MAX_COUNT):
+                    vals.append(np.nan)
+                    problems.append(Problem(file, _row(i), col, f"'{v}' (not a count of people)",
+                                            f"a whole number of participants from 0 to {MAX_COUNT:,}"))
+                else:
+                    vals.append(x)
             out[col] = pd.Series(vals, index=df.index, dtype=float)
         elif kind == "int":
             vals = []
@@ -171,10 +199,10 @@ def coerce_table(df: pd.DataFrame, table: str, file: str) -> tuple[pd.DataFrame,
                     continue
                 try:
                     f = float(str(v).strip())
-                    if f != int(f):
+                    if not np.isfinite(f) or f != int(f) or abs(f) > 1e9:
                         raise ValueError
                     vals.append(int(f))
-                except (TypeError, ValueError):
+                except (TypeError, ValueError, OverflowError):
                     vals.append(None)
                     problems.append(Problem(file, _row(i), col, f"'{v}' (not a whole number)", "a whole number"))
             out[col] = pd.Series(vals, index=df.index, dtype="Int64")
@@ -194,6 +222,13 @@ def coerce_table(df: pd.DataFrame, table: str, file: str) -> tuple[pd.DataFrame,
                     problems.append(Problem(file, _row(i), col, f"'{v}'", "true or false"))
             out[col] = pd.Series(vals, index=df.index, dtype="boolean")
         else:
+            for i, v in raw.items():
+                if isinstance(v, str):
+                    hidden = _hidden_char_name(v)
+                    if hidden:
+                        problems.append(Problem(file, _row(i), col, f"{hidden} in '{HIDDEN_CHARS.sub('?', v)}'",
+                                                "plain text without invisible, control or direction-changing "
+                                                "characters (they can make a report show something else)"))
             out[col] = pd.Series(
                 [None if _blank(v) else str(v).strip() for v in raw], index=df.index, dtype=object
             )
@@ -269,6 +304,7 @@ CONTRASTS_SCHEMA = pa.DataFrameSchema(
         "intervention2": _isin(INTERVENTIONS),
         "outcome": _isin(OUTCOMES),
         "estimate_type": _isin(ESTIMATE_TYPES),
+        "estimate": pa.Column(float, nullable=False),
         "direction_stored": _isin(DIRECTIONS),
         "timepoint_weeks": _num(pa.Check.in_range(0, 260)),
         "se": _num(pa.Check.gt(0)),
@@ -396,6 +432,9 @@ def _ci_problems(file: str, row: int, r: pd.Series, centre: str) -> list[Problem
     if r["ci_low"] > r["ci_high"]:
         return [Problem(file, row, "ci_low", f"ci_low {_fmt(r['ci_low'])} above ci_high {_fmt(r['ci_high'])}",
                         "ci_low <= ci_high")]
+    if r["ci_low"] == r["ci_high"]:
+        return [Problem(file, row, "ci_high", f"a CI of zero width ({_fmt(r['ci_low'])} to {_fmt(r['ci_high'])})",
+                        "ci_low < ci_high (a zero-width CI gives a standard error of 0 and an infinite weight)")]
     if not pd.isna(r[centre]) and not (r["ci_low"] <= r[centre] <= r["ci_high"]):
         return [Problem(file, row, centre, f"{centre} {_fmt(r[centre])} outside its CI [{_fmt(r['ci_low'])}, "
                         f"{_fmt(r['ci_high'])}]", f"a CI that contains the {centre} (check the columns or the sign)")]

@@ -25,6 +25,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ..evidence import atomic
 from ..evidence.io import Evidence, load_evidence
+from ..evidence.export import csv_bytes
 from ..evidence.links import safe_href, split_sources
 from ..synthesis import analysis as A
 from ..synthesis import claims as C
@@ -567,8 +568,7 @@ def sof_csv(sof: list[dict]) -> bytes:
         row["notes"] = " | ".join(r["notes"])
         row["important_difference"] = row.pop("mid")
         rows.append(row)
-    df = pd.DataFrame(rows, columns=[c if c != "mid" else "important_difference" for c in SOF_CSV_COLUMNS])
-    return df.to_csv(index=False, float_format="%.10g", lineterminator="\n").encode("utf-8")
+    return csv_bytes(pd.DataFrame(rows), [c if c != "mid" else "important_difference" for c in SOF_CSV_COLUMNS])
 
 
 def build_report(data: str | Path | None = None, out: str | Path = "reports", config: str | Path | None = None,
