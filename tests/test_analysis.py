@@ -43,7 +43,7 @@ def test_default_config_has_cochrane_windows():
 def test_bad_config_is_a_clear_error(tmp_path):
     p = tmp_path / "c.toml"
     p.write_text("[[windows]]\nname = 'short'\n")
-    with pytest.raises(ValueError, match="missing or malformed setting"):
+    with pytest.raises(ValueError, match="missing 'label'"):
         A.load_config(p)
 
 

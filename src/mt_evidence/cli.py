@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 app = typer.Typer(
@@ -28,7 +29,7 @@ def _load_or_exit(data: Optional[Path], out: Path):
         raise typer.Exit(1) from None
 
 
-def _refused(err: Exception) -> None:
+def _refused(err: Exception | str) -> None:
     console.print(str(err), style="red", markup=False, highlight=False)
     raise typer.Exit(1)
 
@@ -42,10 +43,10 @@ def validate(
 
     problems = validate_path(path)
     if not problems:
-        console.print(f"[green]OK[/green]: {path} has no problems.")
+        console.print(f"[green]OK[/green]: {escape(str(path))} has no problems.")
         raise typer.Exit(0)
     out = Console(soft_wrap=True)
-    out.print(f"[bold red]{len(problems)} problem(s)[/bold red] in {path}:", highlight=False)
+    out.print(f"[bold red]{len(problems)} problem(s)[/bold red] in {escape(str(path))}:", highlight=False)
     for p in problems:
         out.print(f"  {p}", markup=False, highlight=False)
     raise typer.Exit(1)
@@ -91,6 +92,8 @@ def build(
         res = build_processed(ev, out)
     except OutputRefused as err:
         _refused(err)
+    except OSError as err:
+        _refused(f"{out}: cannot be written ({err.strerror or err}); nothing was written")
     console.print(f"{ev.summary()}\nwrote {len(res.effects)} effect rows "
                   f"({(res.effects['role'] == 'primary').sum()} primary) to {out}")
 
@@ -109,7 +112,7 @@ def report(
     from .reporting.report import ReportError, build_report
 
     if config is not None and not config.exists():
-        console.print(f"[red]{config}: no such configuration file[/red]")
+        console.print(f"{config}: no such configuration file", style="red", markup=False, highlight=False)
         raise typer.Exit(2)
     from .reporting.report import REPORT_STEPS
 
@@ -121,6 +124,10 @@ def report(
                                progress=lambda msg: progress.update(task, description=msg, advance=1))
         except (EvidenceError, ValueError, ReportError) as err:
             console.print(f"{err}\nThe report was not changed.", style="red", markup=False, highlight=False)
+            raise typer.Exit(1) from None
+        except OSError as err:
+            console.print(f"{out}: cannot be written ({err.strerror or err}). The report was not changed.",
+                          style="red", markup=False, highlight=False)
             raise typer.Exit(1) from None
     written = f"{res.html_path} and {res.pdf_path}" if res.pdf_path else f"{res.html_path} (no PDF)"
     console.print(f"wrote {written} ({res.n_trials} trials, {res.n_pooled} pooled analyses)")
@@ -145,8 +152,10 @@ def figures(
     ev = _load_or_exit(data, out)
     try:
         table = write_figures(ev, out, load_config(config), measure=measure)
-    except OutputRefused as err:
+    except (OutputRefused, ValueError) as err:
         _refused(err)
+    except OSError as err:
+        _refused(f"{out}: cannot be written ({err.strerror or err}); nothing was written")
     console.print(f"wrote {len(table)} figures (PNG, SVG, PDF) to {out}")
 
 

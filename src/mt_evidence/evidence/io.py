@@ -65,8 +65,16 @@ class Evidence:
 
 
 def _read_csv_checked(path: Path) -> tuple[pd.DataFrame | None, list[Problem], bytes]:
+    from .files import MAX_CSV_BYTES, file_problem
+
+    problem = file_problem(path, MAX_CSV_BYTES)
+    if problem:
+        return None, [Problem(str(path), None, None, problem, "a CSV file (comma-separated text)")], b""
     data = path.read_bytes()
     problems: list[Problem] = []
+    if not data.strip():
+        return None, [Problem(str(path), 1, None, "an empty file",
+                              "a header line naming the columns (mt-evidence template writes one)")], data
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -77,11 +85,28 @@ def _read_csv_checked(path: Path) -> tuple[pd.DataFrame | None, list[Problem], b
         text = data.decode("utf-8", errors="replace")
     import io as _io
 
+    first = text.splitlines()[0] if text.splitlines() else ""
+    if ";" in first and "," not in first:
+        problems.append(Problem(str(path), 1, None, "a header separated by semicolons (';')",
+                                "comma-separated values: save as 'CSV UTF-8 (comma delimited)', or change the list "
+                                "separator of your spreadsheet program to a comma"))
+        return None, problems, data
     try:
         df = pd.read_csv(_io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
-    except pd.errors.ParserError as exc:
-        problems.append(Problem(str(path), None, None, f"a malformed CSV ({exc})",
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        problems.append(Problem(str(path), None, None, f"a malformed CSV ({str(exc).strip()})",
                                 "comma-separated values with the same number of fields on every line"))
+        return None, problems, data
+    import csv
+
+    header = [c.strip() for c in next(csv.reader([first]), [])]
+    seen: set[str] = set()
+    for c in header:
+        if c in seen:
+            problems.append(Problem(str(path), 1, c, f"the column '{c}' twice in the header",
+                                    "each column once (remove or rename the second one)"))
+        seen.add(c)
+    if len(seen) < len(header):
         return None, problems, data
     df.columns = [str(c).strip() for c in df.columns]
     return df, problems, data
@@ -108,7 +133,14 @@ def _raw_tables_from_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], dict
 
 
 def _raw_tables_from_workbook(path: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str], list[Problem], bytes]:
+    from .files import workbook_problem
+
     tables, files, problems = {}, {}, []
+    problem = workbook_problem(path)
+    if problem:
+        return ({t: pd.DataFrame(columns=list(schema.TABLES[t][0])) for t in TABLE_FILES},
+                {t: f"{path} [{t}]" for t in TABLE_FILES},
+                [Problem(str(path), None, None, problem, "an .xlsx workbook")], b"")
     try:
         book = pd.read_excel(path, sheet_name=None, dtype=str)
     except Exception as exc:  # openpyxl raises several types for a broken file
@@ -168,7 +200,11 @@ def _read_any(path: Path) -> tuple[dict, dict, list[Problem], bytes]:
         return _raw_tables_from_workbook(path)
     if path.suffix.lower() == ".csv" and path.name in TABLE_FILES.values():
         return _raw_tables_from_folder(path.parent)
-    raise ValueError(f"{path}: give a folder with studies.csv/arms.csv/contrasts.csv or an .xlsx workbook")
+    return ({t: pd.DataFrame(columns=list(schema.TABLES[t][0])) for t in TABLE_FILES},
+            {t: str(path) for t in TABLE_FILES},
+            [Problem(str(path), None, None, f"a {path.suffix or 'suffix-less'} file",
+                     "a folder with studies.csv, arms.csv and contrasts.csv, or an .xlsx workbook (an old .xls: "
+                     "save it as .xlsx)")], b"")
 
 
 def validate_path(path: str | os.PathLike) -> list[Problem]:

@@ -522,11 +522,15 @@ def cross_problems(studies: pd.DataFrame, arms: pd.DataFrame, contrasts: pd.Data
                 out.append(Problem(files[table], _row(i), "study_id", f"'{sid}', which is not in studies",
                                    f"a study_id listed in {files['studies']}"))
     keys = ["study_id", "arm", "outcome", "instrument", "timepoint_weeks", "value_type", "adjusted"]
-    dup = arms.duplicated(subset=keys, keep="first")
-    # NA-safe comparison whatever the column types (pandas keeps NA through astype(str))
+    # NA-safe keys whatever the column types; the first row of each key found in one pass (linear time)
     as_text = arms[keys].apply(lambda col: col.map(lambda v: "" if pd.isna(v) else str(v)))
-    for i in arms.index[dup]:
-        first = arms.index[(as_text == as_text.loc[i]).all(axis=1)][0]
+    key_tuples = list(as_text.itertuples(index=False, name=None))
+    first_of: dict[tuple, object] = {}
+    for i, k in zip(arms.index, key_tuples):
+        if k not in first_of:
+            first_of[k] = i
+            continue
+        first = first_of[k]
         out.append(Problem(files["arms"], _row(i), None, f"a duplicate of row {_row(first)} (same study, arm, "
                            "outcome, instrument, time point, value type and adjustment)",
                            "one row per trial x arm x outcome x time point"))

@@ -16,8 +16,13 @@ def read_toml(path: str | Path | None, default: str) -> tuple[dict, str]:
         text = resources.files("mt_evidence").joinpath(f"data/{default}").read_text(encoding="utf-8")
         source = f"{default} (default)"
     else:
-        text = Path(path).read_text(encoding="utf-8")
+        from .files import MAX_SETTINGS_BYTES, read_bytes
+
         source = str(path)
+        try:
+            text = read_bytes(path, MAX_SETTINGS_BYTES, "a settings file (TOML text)").decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"{source}: not UTF-8 text; save the settings file as UTF-8") from None
     try:
         return tomllib.loads(text), source
     except tomllib.TOMLDecodeError as exc:

@@ -24,6 +24,22 @@ ROB_COLOURS = {"low": "#2ca02c", "some_concerns": "#ffbf00", "unclear": "#ffbf00
 ROB_SYMBOLS = {"low": "+", "some_concerns": "?", "unclear": "?", "high": "-", "not assessed": ""}
 
 
+def literal_text(func):
+    """Draw every string literally: data text such as '$\\cmd$' must never be parsed as mathtext (it would
+    raise, or show something else). Text objects keep the setting they were created with."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        import matplotlib
+
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+
 def _fmt_ci(est: float, lo: float, hi: float, digits: int = 1) -> str:
     return f"{est:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
@@ -155,6 +171,7 @@ def _wrap(label: str, width: int = 34) -> str:
     return "\n".join(textwrap.wrap(str(label), width)) or str(label)
 
 
+@literal_text
 def plot_forest(result: PoolResult, ax=None, *, info: pd.DataFrame | None = None, xlabel: str = "Mean difference",
                 favours: tuple[str, str] = ("first", "second"), mid: float | None = None, title: str | None = None,
                 subgroup_text: str | None = None, digits: int = 1, _frame: pd.DataFrame | None = None):
@@ -246,6 +263,7 @@ def _decorate(ax, frame: pd.DataFrame, ypos: np.ndarray, *, xlabel: str, favours
                 textcoords="offset points", ha="left", va="top", fontsize=8)
 
 
+@literal_text
 def plot_forest_subgroups(sub, ax=None, *, info: pd.DataFrame | None = None, xlabel: str = "Mean difference",
                           favours: tuple[str, str] = ("first", "second"), mid: float | None = None,
                           title: str | None = None, digits: int = 1):
@@ -285,6 +303,7 @@ def short_long_frame(short: PoolResult | None, long: PoolResult | None, digits: 
     return pd.DataFrame(rows)
 
 
+@literal_text
 def plot_short_long(short: PoolResult | None, long: PoolResult | None, *, fig=None, xlabel: str = "Mean difference",
                     favours: tuple[str, str] = ("first", "second"), mid: float | None = None,
                     title: str | None = None, change_text: str | None = None,
@@ -352,6 +371,7 @@ def funnel_frame(result: PoolResult, levels: Sequence[float] = (0.90, 0.95, 0.99
     )
 
 
+@literal_text
 def plot_funnel(result: PoolResult, ax=None, *, levels: Sequence[float] = (0.90, 0.95, 0.99),
                 xlabel: str = "Effect", centre: float = 0.0):
     """Contour-enhanced funnel plot (contours of significance around ``centre``, as metafor's
@@ -440,6 +460,7 @@ def rob_frame(studies: pd.DataFrame, rob: pd.DataFrame | None = None) -> pd.Data
     return pd.DataFrame(rows)
 
 
+@literal_text
 def plot_rob(studies: pd.DataFrame, rob: pd.DataFrame | None = None, ax=None):
     """Traffic-light plot of published risk-of-bias judgements by domain; grey where none was published."""
     plt = _plt()

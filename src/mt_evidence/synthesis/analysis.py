@@ -137,13 +137,101 @@ def _threshold_table(spec: dict, name: str, source: str) -> tuple[dict[str, floa
     return out, src
 
 
+SETTINGS_KEYS = {
+    "windows": None, "instruments": None, "important_difference": None, "minimal_important_change": None,
+    "short_vs_long": {"correlation", "sensitivity"},
+    "pooling": {"method", "test", "adhoc", "pi_type", "min_k_random"},
+    "report": {"claims", "overrides"},
+}
+WINDOW_KEYS = ("name", "label", "lower", "upper", "include_lower", "include_upper", "target")
+POOLING_CHOICES = {"method": ("REML", "ML", "DL", "HE", "HS", "SJ", "PM", "EB", "FE"), "test": ("hksj", "z", "t"),
+                   "pi_type": ("riley", "t", "default", "simple")}
+
+
+def settings_problems(spec: dict, source: str) -> list[str]:
+    """Every problem in a settings file: unknown keys (a misspelt key would silently keep the default), wrong
+    types and values out of range, each naming the key and what is allowed."""
+    out = []
+    for key, value in spec.items():
+        if key not in SETTINGS_KEYS:
+            out.append(f"unknown table or key [{key}] (known: {', '.join(SETTINGS_KEYS)})")
+            continue
+        allowed = SETTINGS_KEYS[key]
+        if allowed is not None:
+            if not isinstance(value, dict):
+                out.append(f"[{key}] must be a table")
+                continue
+            for k in value:
+                if k not in allowed:
+                    out.append(f"unknown key {k!r} in [{key}] (known: {', '.join(sorted(allowed))})")
+    windows = spec.get("windows", [])
+    if not isinstance(windows, list) or not windows:
+        out.append("[[windows]]: at least one window is needed")
+        windows = []
+    names = []
+    for i, w in enumerate(windows, start=1):
+        if not isinstance(w, dict):
+            out.append(f"[[windows]] {i}: must be a table")
+            continue
+        for k in w:
+            if k not in WINDOW_KEYS:
+                out.append(f"[[windows]] {i}: unknown key {k!r} (known: {', '.join(WINDOW_KEYS)})")
+        for k in WINDOW_KEYS:
+            if k not in w:
+                out.append(f"[[windows]] {i}: missing {k!r}")
+        for k in ("lower", "upper", "target"):
+            if k in w and (isinstance(w[k], bool) or not isinstance(w[k], (int, float)) or not np.isfinite(w[k])):
+                out.append(f"[[windows]] {i}: {k} = {w[k]!r}; expected a number of weeks")
+        for k in ("include_lower", "include_upper"):
+            if k in w and not isinstance(w[k], bool):
+                out.append(f"[[windows]] {i}: {k} = {w[k]!r}; expected true or false")
+        if all(isinstance(w.get(k), (int, float)) for k in ("lower", "upper")) and w["lower"] >= w["upper"]:
+            out.append(f"[[windows]] {i}: lower {w['lower']} is not below upper {w['upper']}")
+        if "name" in w:
+            if w["name"] in names:
+                out.append(f"[[windows]] {i}: a second window named {w['name']!r} (each name once)")
+            names.append(w["name"])
+    pooling = spec.get("pooling", {}) if isinstance(spec.get("pooling", {}), dict) else {}
+    for k, choices in POOLING_CHOICES.items():
+        if k in pooling and pooling[k] not in choices:
+            out.append(f"[pooling] {k} = {pooling[k]!r}; expected one of {', '.join(choices)}")
+    if "adhoc" in pooling and not isinstance(pooling["adhoc"], bool):
+        out.append(f"[pooling] adhoc = {pooling['adhoc']!r}; expected true or false")
+    if "min_k_random" in pooling and (isinstance(pooling["min_k_random"], bool)
+                                      or not isinstance(pooling["min_k_random"], int)):
+        out.append(f"[pooling] min_k_random = {pooling['min_k_random']!r}; expected a whole number, 3 or more")
+    svl = spec.get("short_vs_long", {}) if isinstance(spec.get("short_vs_long", {}), dict) else {}
+    rs = [("correlation", svl["correlation"])] if "correlation" in svl else []
+    rs += [("sensitivity", x) for x in svl.get("sensitivity", [])] if isinstance(svl.get("sensitivity", []), list) \
+        else [("sensitivity", svl.get("sensitivity"))]
+    for k, r in rs:
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not (-1 <= r <= 1):
+            out.append(f"[short_vs_long] {k} = {r!r}; expected a correlation between -1 and 1")
+    for table in ("important_difference", "minimal_important_change"):
+        t = spec.get(table, {})
+        if isinstance(t, dict):
+            for k, v in t.items():
+                if k == "source":
+                    continue
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
+                    out.append(f"[{table}] {k} = {v!r}; expected a positive number of points on 0-100")
+    return out
+
+
 def load_config(path: str | Path | None = None) -> AnalysisConfig:
-    """Read an analysis configuration (TOML); ``None`` gives the default shipped with the package."""
+    """Read an analysis configuration (TOML); ``None`` gives the default shipped with the package.
+
+    Every problem in the file (unknown keys, wrong types, values out of range, two windows of one name) is
+    reported at once as a ValueError naming the file and the key."""
     spec, source = read_toml(path, "analysis.toml")
     if "thresholds" in spec and "important_difference" not in spec:
         raise ValueError(f"{source}: [thresholds] is now two tables: [important_difference] (between groups, used "
                          "for every judgement) and [minimal_important_change] (within a patient, for orientation); "
                          "see the default analysis.toml")
+    problems = settings_problems(spec, source)
+    if problems:
+        raise ValueError(f"{source}: {len(problems)} problem(s) in the settings:\n" + "\n".join(
+            f"  - {p}" for p in problems) + "\nSee the default settings: src/mt_evidence/data/analysis.toml")
     try:
         windows = tuple(Window(**w) for w in spec["windows"])
         idiff, isrc = _threshold_table(spec, "important_difference", source)

@@ -233,10 +233,13 @@ class Overrides:
     def load(cls, path: str | Path | None) -> Overrides:
         if path is None:
             return cls()
+        from ..evidence.files import MAX_SETTINGS_BYTES, read_bytes
+
         p = Path(path)
         try:
-            spec = tomllib.loads(p.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+            spec = tomllib.loads(read_bytes(p, MAX_SETTINGS_BYTES, "a certainty overrides file (TOML)")
+                                 .decode("utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ValueError(f"{p}: cannot read the certainty overrides ({exc})") from None
         entries, problems = {}, []
         for i, o in enumerate(spec.get("override", []), start=1):

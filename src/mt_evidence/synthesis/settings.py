@@ -3,10 +3,10 @@ certainty overrides, read from one TOML file."""
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..evidence.tomlfile import read_toml
 from . import analysis as A
 from . import claims as C
 from . import grade
@@ -27,14 +27,36 @@ def load_settings(path: str | Path | None = None) -> ReportSettings:
     cfg = A.load_config(path)
     claims_path = overrides_path = None
     if path is not None:
-        spec = tomllib.loads(Path(path).read_text(encoding="utf-8")).get("report", {})
+        spec = read_toml(path, "analysis.toml")[0].get("report", {})
         base = Path(path).parent
         if "claims" in spec:
-            claims_path = base / spec["claims"]
+            claims_path = _inside(base, spec["claims"], path, "claims")
         if "overrides" in spec:
-            overrides_path = base / spec["overrides"]
-    return ReportSettings(cfg, C.load_claims(claims_path), grade.Overrides.load(overrides_path),
-                          "default" if path is None else str(path))
+            overrides_path = _inside(base, spec["overrides"], path, "overrides")
+    claims = C.load_claims(claims_path)
+    problems = claim_window_problems(claims, cfg)
+    if problems:
+        raise ValueError(f"{claims_path or 'claims.toml (default)'}: " + "; ".join(problems))
+    return ReportSettings(cfg, claims, grade.Overrides.load(overrides_path), "default" if path is None else str(path))
+
+
+def _inside(base: Path, value, settings: str | Path, key: str) -> Path:
+    """A file named in the settings, resolved in the settings file's folder; never outside it (a settings file
+    must not make the report print an unrelated file)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{settings}: [report] {key} = {value!r}; expected a file name next to the settings file")
+    target = (base / value).resolve()
+    if not target.is_relative_to(base.resolve()):
+        raise ValueError(f"{settings}: [report] {key} = {value!r} points outside the settings file's folder "
+                         f"({base.resolve()}); put the file in that folder and name it there")
+    return target
+
+
+def claim_window_problems(claims: list, cfg: A.AnalysisConfig) -> list[str]:
+    """Claims naming a window the settings do not define (a misspelt window would read as 'no trial')."""
+    names = {w.name for w in cfg.windows} | {"short_vs_long"}
+    return [f"claim {c.id}: window {t.window!r} is not defined (windows: {', '.join(sorted(names))})"
+            for c in claims for t in c.tests if t.window not in names]
 
 
 __all__ = ["ReportSettings", "load_settings"]
