@@ -187,3 +187,18 @@ def test_pdf_pages_are_not_blank(built, tmp_path):
         with Image.open(p) as im:
             arr = np.asarray(im.convert("L"), dtype=float)
         assert arr.std() > 5, f"{p.name} looks blank"
+
+
+def test_pdf_shows_where_every_number_came_from(built, tmp_path):
+    """The HTML keeps the provenance behind <details>; the PDF prints it open."""
+    import shutil as _sh
+
+    if _sh.which("pdftotext") is None:  # installed with poppler-utils by `make setup`
+        pytest.fail("pdftotext (poppler-utils) is needed; run make setup")
+    txt = tmp_path / "report.txt"
+    subprocess.run(["pdftotext", str(built.pdf_path), str(txt)], check=True)
+    text = " ".join(txt.read_text().split())
+    ev = me.load_evidence()
+    arm = ev.arms.iloc[0]
+    assert "Included trials and where every number came from" in text
+    assert " ".join(str(arm["source_location"]).split())[:30] in text

@@ -480,6 +480,8 @@ def print_pdf(html_path: Path) -> bytes:
                 page.route("**/*", lambda route: route.continue_()
                            if route.request.url.startswith(("file:", "data:")) else route.abort())
                 page.goto(html_path.resolve().as_uri(), wait_until="load")
+                # the PDF shows everything the HTML hides behind <details> (where every number came from)
+                page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
                 return page.pdf(format="A4", print_background=True,
                                 margin={"top": "14mm", "bottom": "14mm", "left": "12mm", "right": "12mm"})
             finally:
