@@ -78,6 +78,8 @@ def run(tmp_path: Path, trials: list[dict], claims: list[tuple[str, list[dict]]]
             text += TEST_TEMPLATE.format(**t)
             if "population" in t:
                 text += f'population = "{t["population"]}"\n'
+            if "minus" in t:
+                text += f'minus = "{t["minus"]}"\n'
     (tmp_path / "claims.toml").write_text(text)
     default = (Path(A.__file__).parents[1] / "data" / "analysis.toml").read_text()
     (tmp_path / "settings.toml").write_text(default + '\n[report]\nclaims = "claims.toml"\n')
@@ -179,6 +181,24 @@ def test_an_effect_that_fades_while_exercise_lasts(tmp_path):
     verdicts = [a["verdict"] for a in res[1]["analyses"]]
     assert verdicts == ["supported"] * 3, res[1]
     assert res[1]["verdict"] == "supported"
+
+
+def test_manual_therapy_fades_more_than_exercise(tmp_path):
+    """Claim 2's difference of changes: manual therapy -25 -> -2 points, exercise -20 -> -20, in separate trials."""
+    trials = []
+    for i in range(3):
+        trials.append(trial(f"SynMt{i}", "chronic", [
+            ("mt", "manual_therapy", "manipulation", {6: 2.5 + 0.05 * i, 52: 4.8 + 0.05 * i}),
+            ("uc", "usual_care", "none", {6: 5.0, 52: 5.0})]))
+        trials.append(trial(f"SynEx{i}", "chronic", [
+            ("ex", "exercise", "general_exercise", {6: 3.0 + 0.05 * i, 52: 3.0 + 0.05 * i}),
+            ("uc", "usual_care", "none", {6: 5.0, 52: 5.0})]))
+    res = run(tmp_path, trials, [("manual therapy fades more than exercise", [
+        {"comparison": "manual_therapy_vs_pragmatic", "window": "short_vs_long", "expect": "fades_more",
+         "minus": "exercise_vs_pragmatic"}])], n=300)
+    a = res[1]["analyses"][0]
+    assert a["verdict"] == "supported", a
+    assert "differs by +23.0 points" in a["explanation"]
 
 
 def test_acute_but_not_chronic_gives_partly_supported(tmp_path):

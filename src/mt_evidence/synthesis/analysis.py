@@ -685,10 +685,30 @@ def short_vs_long(frame: pd.DataFrame, comparison: str, outcome: str, config: An
     sens = []
     for r in config.sensitivity:
         res = fit(r)
-        sens.append({"correlation": r, "estimate": res.estimate, "ci_low": res.ci_low, "ci_high": res.ci_high,
-                     "p": res.p, "k": res.k})
+        sens.append({"correlation": r, "estimate": res.estimate, "se": res.se, "ci_low": res.ci_low,
+                     "ci_high": res.ci_high, "p": res.p, "k": res.k})
     return ShortLongResult(comparison, outcome, config.correlation, main, pd.DataFrame(sens), trials, q, p,
                            pooled_s, pooled_l, ml)
+
+
+def difference_of_changes(a: ShortLongResult, b: ShortLongResult, level: float = 0.95) -> pd.DataFrame:
+    """Does the first comparison's effect fade more than the second's? For each assumed correlation: the
+    change from short to long term of ``a`` minus that of ``b`` (positive: ``a`` fades more), from independent
+    sets of trials, so the variance is the sum; normal (z) interval. Empty when either change is not
+    estimable. A trial in both comparisons (e.g. a three-arm trial) would make the two changes correlated: it is
+    listed in ``shared`` and the interval is then too narrow."""
+    from scipy import stats
+
+    if a.within is None or b.within is None:
+        return pd.DataFrame()
+    z = stats.norm.ppf(1 - (1 - level) / 2)
+    m = a.sensitivity.merge(b.sensitivity, on="correlation", suffixes=("_a", "_b"))
+    est = m["estimate_a"] - m["estimate_b"]
+    se = np.sqrt(m["se_a"] ** 2 + m["se_b"] ** 2)
+    shared = sorted(set(a.trials["study_id"]) & set(b.trials["study_id"]))
+    return pd.DataFrame({"correlation": m["correlation"], "estimate": est, "se": se, "ci_low": est - z * se,
+                         "ci_high": est + z * se, "k_a": m["k_a"], "k_b": m["k_b"],
+                         "shared": ", ".join(shared)})
 
 
 def _multilevel(short: pd.DataFrame, long: pd.DataFrame, r: float):

@@ -48,7 +48,7 @@ RULES = (
 SUPPORTED, PARTLY, NOT_SUPPORTED, UNCERTAIN, NOT_TESTABLE = (
     "supported", "partly supported", "not supported", "uncertain", "not testable")
 VERDICTS = (SUPPORTED, PARTLY, NOT_SUPPORTED, UNCERTAIN, NOT_TESTABLE)
-EXPECTS = ("benefit", "no_important_benefit", "worse", "fades")
+EXPECTS = ("benefit", "no_important_benefit", "worse", "fades", "fades_more")
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,7 @@ class ClaimTest:
     population: tuple[str, ...] = ()
     technique: tuple[str, ...] = ()
     why: str = ""
+    minus: str = ""  # short_vs_long only: compare this comparison's change over time with another's
 
     def describe(self) -> str:
         first, second = A.COMPARISON_LABELS.get(self.comparison, (self.comparison, ""))
@@ -72,6 +73,9 @@ class ClaimTest:
         if self.technique:
             extra.append(f"{' or '.join(t.replace('_', ' ') for t in self.technique)} techniques")
         ex = f" ({', '.join(extra)})" if extra else ""
+        if self.minus:
+            f2, s2 = A.COMPARISON_LABELS.get(self.minus, (self.minus, ""))
+            return (f"change {where} of {first} vs {second}, against that of {f2} vs {s2}, {self.outcome}{ex}")
         return f"{first} vs {second}, {self.outcome}, {where}{ex}"
 
 
@@ -133,12 +137,22 @@ def load_claims(path: str | Path | None = None) -> list[Claim]:
                                 f"{t['comparison'].replace('_control', '_sham')!r} and/or "
                                 f"{t['comparison'].replace('_control', '_pragmatic')!r} (docs/methods.md section 1)")
                 continue
+            minus = str(t.get("minus", ""))
+            if minus and (minus not in known or minus in A.ANY_CONTROL_VIEWS or t["window"] != "short_vs_long"
+                          or t["expect"] != "fades_more"):
+                problems.append(f"claim {c['id']} test {j}: minus = {minus!r} needs window = \"short_vs_long\", "
+                                "expect = \"fades_more\" and a known comparison other than an any-control view")
+                continue
+            if (t["expect"] == "fades_more") != bool(minus):
+                problems.append(f"claim {c['id']} test {j}: expect = \"fades_more\" goes with minus = "
+                                "\"<comparison>\" (the change it is compared with)")
+                continue
             if t["expect"] not in EXPECTS:
                 problems.append(f"claim {c['id']} test {j}: expect must be one of {', '.join(EXPECTS)}")
                 continue
             tests.append(ClaimTest(t["comparison"], t["outcome"], t["window"], t["expect"],
                                    _as_tuple(t.get("population")), _as_tuple(t.get("technique")),
-                                   str(t.get("why", ""))))
+                                   str(t.get("why", "")), minus))
         if not tests and not c.get("not_testable"):
             problems.append(f"claim {c['id']}: give at least one [[claim.test]] or a not_testable reason")
         claims.append(Claim(int(c["id"]), str(c["text"]), tuple(tests), str(c.get("not_testable", ""))))
@@ -184,6 +198,8 @@ def evaluate_test(frame: pd.DataFrame, t: ClaimTest, config: A.AnalysisConfig,
     mid = config.important_difference.get(t.outcome)
     f = _filter(frame, t)
     first, second = A.COMPARISON_LABELS.get(t.comparison, (t.comparison, "its comparator"))
+    if t.window == "short_vs_long" and t.minus:
+        return _evaluate_fades_more(frame, t, config, mid)
     if t.window == "short_vs_long":
         sl = A.short_vs_long(f, t.comparison, t.outcome, config)
         if sl.within is None:
@@ -233,6 +249,35 @@ def evaluate_test(frame: pd.DataFrame, t: ClaimTest, config: A.AnalysisConfig,
             f"{r.ci_high:.1f}); {size}; certainty {cert.level}. {st}")
     return TestResult(t, v, expl, result=r, certainty=cert, studies=tuple(g["study_id"]), participants=n, mid=mid,
                       statement=st, category=cat)
+
+
+def _evaluate_fades_more(frame: pd.DataFrame, t: ClaimTest, config: A.AnalysisConfig, mid) -> TestResult:
+    """Does the first comparison's effect fade more than the second's (claim 2: manual therapy's against
+    exercise's)? The difference of the two within-trial changes, at every assumed correlation."""
+    f = _filter(frame, t)
+    other = ClaimTest(t.minus, t.outcome, t.window, t.expect, t.population, t.technique)
+    a = A.short_vs_long(f, t.comparison, t.outcome, config)
+    b = A.short_vs_long(_filter(frame, other), t.minus, t.outcome, config)
+    d = A.difference_of_changes(a, b)
+    if d.empty:
+        missing = [c for c, sl in ((t.comparison, a), (t.minus, b)) if sl.within is None]
+        return TestResult(t, NOT_TESTABLE, "no trial reports both the short and the long term for "
+                          + " and ".join(A.COMPARISON_LABELS.get(c, (c, ""))[0] + " vs "
+                                         + A.COMPARISON_LABELS.get(c, ("", c))[1] for c in missing), mid=mid)
+    if (d["ci_low"] > 0).all():
+        v = SUPPORTED
+    elif (d["ci_high"] < 0).all():
+        v = NOT_SUPPORTED
+    else:
+        v = UNCERTAIN
+    main = d.iloc[(d["correlation"] - config.correlation).abs().argmin()]
+    shared = f"; trials in both: {main['shared']} (the interval is then too narrow)" if main["shared"] else ""
+    expl = (f"the change from short to long term differs by {main['estimate']:+.1f} points (95% CI "
+            f"{main['ci_low']:.1f} to {main['ci_high']:.1f}; {int(main['k_a'])} and {int(main['k_b'])} trial(s); "
+            f"correlation assumed {config.correlation:g}, range {d['correlation'].min():g} to "
+            f"{d['correlation'].max():g}){shared}")
+    return TestResult(t, v, expl, result=a.within, mid=mid, change=a,
+                      studies=tuple(sorted(set(a.trials["study_id"]) | set(b.trials["study_id"]))))
 
 
 def combine(tests: list[TestResult]) -> str:
