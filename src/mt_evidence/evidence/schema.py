@@ -144,6 +144,51 @@ def _hidden_char_name(text: str) -> str | None:
             "\u200b": "a zero-width space (U+200B)"}.get(c, f"an invisible or control character (U+{ord(c):04X})")
 
 
+_EDGE_SPACE = re.compile(r"\n[ \t\r\f\v]|[ \t\r\f\v]\n")
+
+
+def _joined(values: np.ndarray) -> str:
+    try:
+        return "\n".join(values)  # all text: one C-level join
+    except TypeError:
+        return "\n".join(v if isinstance(v, str) else str(v) for v in values)
+
+
+def _needs_strip(values: np.ndarray) -> bool:
+    """Whether any text value starts or ends with whitespace (one regex over the joined column)."""
+    if not len(values):
+        return False
+    joined = "\n" + _joined(values) + "\n"
+    return _EDGE_SPACE.search(joined) is not None
+
+
+def _blank_mask(series: pd.Series) -> np.ndarray:
+    """Vectorised ``_blank``: missing, or text that is empty after stripping."""
+    vals = series.astype(object).to_numpy(object)
+    na = pd.isna(vals)
+    out = na.copy()
+    present = vals[~na]
+    if len(present):
+        if _needs_strip(present):
+            present = np.array([str(v).strip() for v in present], dtype=object)
+        out[~na] = present == ""
+    return out
+
+
+def _text_values(series: pd.Series) -> np.ndarray:
+    """Text cells stripped of surrounding whitespace, None where blank (one pass; strips only when needed)."""
+    vals = series.astype(object).to_numpy(object)
+    na = pd.isna(vals)
+    out = np.full(len(vals), None, dtype=object)
+    present = vals[~na]
+    if len(present):
+        if _needs_strip(present) or not all(isinstance(v, str) for v in present[:1]):
+            present = np.array([str(v).strip() for v in present], dtype=object)
+        out[~na] = present
+        out[out == ""] = None
+    return out
+
+
 def coerce_table(df: pd.DataFrame, table: str, file: str) -> tuple[pd.DataFrame, list[Problem]]:
     """Check required columns and coerce types; return the typed frame and the problems found.
 
@@ -168,28 +213,35 @@ def coerce_table(df: pd.DataFrame, table: str, file: str) -> tuple[pd.DataFrame,
             continue
         raw = df[col]
         if kind == "num":
-            vals = []
-            for i, v in raw.items():
-                if _blank(v):
-                    vals.append(np.nan)
-                    continue
+            cells = raw.astype(object).to_numpy(object)
+            blank = pd.isna(cells)
+            fast = pd.to_numeric(pd.Series(np.where(blank, None, cells)), errors="coerce").to_numpy(float)
+            for pos in np.flatnonzero(~blank & ~np.isfinite(fast)):
+                blank[pos] = _blank(cells[pos])  # text that is only whitespace is an empty cell
+            suspect = ~blank & ~np.isfinite(fast)
+            if col in COUNT_COLUMNS:
+                with np.errstate(invalid="ignore"):
+                    suspect |= np.isfinite(fast) & ((fast != np.floor(fast)) | (fast < 0) | (fast > MAX_COUNT))
+            vals = np.where(blank, np.nan, fast)
+            for pos in np.flatnonzero(suspect):
+                i, v = raw.index[pos], raw.iloc[pos]
                 try:
                     x = float(str(v).strip()) if isinstance(v, str) else float(v)
                 except (TypeError, ValueError):
-                    vals.append(np.nan)
+                    vals[pos] = np.nan
                     problems.append(Problem(file, _row(i), col, f"'{v}' (not a number)",
                                             "a number (decimal point '.', no units or text; leave empty if missing)"))
                     continue
                 if not np.isfinite(x):
-                    vals.append(np.nan)
+                    vals[pos] = np.nan
                     problems.append(Problem(file, _row(i), col, f"'{v}' (not a finite number)",
                                             "a finite number; leave the cell empty if the value is missing"))
                 elif col in COUNT_COLUMNS and (x != int(x) or x < 0 or x > MAX_COUNT):
-                    vals.append(np.nan)
+                    vals[pos] = np.nan
                     problems.append(Problem(file, _row(i), col, f"'{v}' (not a count of people)",
                                             f"a whole number of participants from 0 to {MAX_COUNT:,}"))
                 else:
-                    vals.append(x)
+                    vals[pos] = x
             out[col] = pd.Series(vals, index=df.index, dtype=float)
         elif kind == "int":
             vals = []
@@ -207,31 +259,34 @@ def coerce_table(df: pd.DataFrame, table: str, file: str) -> tuple[pd.DataFrame,
                     problems.append(Problem(file, _row(i), col, f"'{v}' (not a whole number)", "a whole number"))
             out[col] = pd.Series(vals, index=df.index, dtype="Int64")
         elif kind == "bool":
-            vals = []
-            for i, v in raw.items():
+            cells = pd.Series(raw.astype(object).to_numpy(object), index=df.index)
+
+            def parse(v):
                 if _blank(v):
-                    vals.append(None)
-                    continue
-                s = str(v).strip().lower()
-                if s in _TRUE:
-                    vals.append(True)
-                elif s in _FALSE:
-                    vals.append(False)
-                else:
-                    vals.append(None)
-                    problems.append(Problem(file, _row(i), col, f"'{v}'", "true or false"))
-            out[col] = pd.Series(vals, index=df.index, dtype="boolean")
+                    return None
+                t = str(v).strip().lower()
+                return True if t in _TRUE else False if t in _FALSE else "?"
+
+            meaning = {v: parse(v) for v in pd.unique(cells.dropna())}
+            vals = cells.map(meaning)  # a dict lookup per cell; parsing once per distinct value
+            bad = vals.astype(object).to_numpy(object) == "?"
+            for i in cells.index[bad]:
+                problems.append(Problem(file, _row(i), col, f"'{raw[i]}'", "true or false"))
+            vals = vals.astype(object).where(~bad & vals.notna().to_numpy(bool), None)
+            out[col] = pd.Series(list(vals), index=df.index, dtype="boolean")
         else:
-            for i, v in raw.items():
-                if isinstance(v, str):
-                    hidden = _hidden_char_name(v)
-                    if hidden:
-                        problems.append(Problem(file, _row(i), col, f"{hidden} in '{HIDDEN_CHARS.sub('?', v)}'",
-                                                "plain text without invisible, control or direction-changing "
-                                                "characters (they can make a report show something else)"))
-            out[col] = pd.Series(
-                [None if _blank(v) else str(v).strip() for v in raw], index=df.index, dtype=object
-            )
+            texts = _text_values(raw)
+            present = texts[texts != None]  # noqa: E711 - elementwise on an object array
+            if len(present) and HIDDEN_CHARS.search(_joined(present)):  # one search; cells only when found
+                for pos, v in enumerate(raw.astype(object).to_numpy(object)):
+                    if isinstance(v, str):
+                        hidden = _hidden_char_name(v)
+                        if hidden:
+                            problems.append(Problem(file, _row(raw.index[pos]), col,
+                                                    f"{hidden} in '{HIDDEN_CHARS.sub('?', v)}'",
+                                                    "plain text without invisible, control or direction-changing "
+                                                    "characters (they can make a report show something else)"))
+            out[col] = pd.Series(texts, index=df.index, dtype=object)
     for c in df.columns:
         if str(c).startswith("x_"):
             out[c] = df[c]
@@ -409,10 +464,10 @@ def source_problems(df: pd.DataFrame, table: str, file: str) -> list[Problem]:
                     problems.append(Problem(file, _row(i), "sources", f"'{part}' ({what})",
                                             "web addresses separated by ';', each " + WEB_LINK_EXPECTED))
     elif "source_url" in df.columns:
-        for i, v in df["source_url"].items():
-            if _blank(v):
-                continue
-            what = source_problem(str(v), local_ok=True)
+        verdict = {v: source_problem(str(v), local_ok=True) for v in df["source_url"].dropna().unique()}
+        bad = df["source_url"].map(lambda v: v is not None and not _blank(v) and bool(verdict.get(v)))
+        for i, v in df["source_url"][bad.to_numpy(bool)].items():
+            what = verdict[v]
             if what:
                 problems.append(Problem(file, _row(i), "source_url", f"'{v}' ({what})", LOCAL_EXPECTED))
     return problems
@@ -441,9 +496,43 @@ def _ci_problems(file: str, row: int, r: pd.Series, centre: str) -> list[Problem
     return []
 
 
+def _suspect_arms(arms: pd.DataFrame) -> np.ndarray:
+    """Rows that may break a rule of ``row_problems_arms`` (a cheap, vectorised screen; the exact checks and
+    messages then run on these rows only). Every rule's condition implies its row is flagged here."""
+    def isna(c):
+        return arms[c].isna().to_numpy(bool)
+
+    def val(c):
+        return arms[c].to_numpy(float)
+
+    note_blank = _blank_mask(arms["note"])
+    flag = isna("mean") & isna("median")
+    flag |= ~isna("mean") & isna("sd") & isna("se") & isna("ci_low") & isna("ci_high") & note_blank
+    lo, hi = val("ci_low"), val("ci_high")
+    with np.errstate(invalid="ignore"):
+        has_ci = ~np.isnan(lo) & ~np.isnan(hi)
+        m = val("mean")
+        flag |= has_ci & ((lo >= hi) | (~np.isnan(m) & ((m < lo) | (m > hi))))
+        smin, smax = val("scale_min"), val("scale_max")
+        has_scale = ~np.isnan(smin) & ~np.isnan(smax)
+        flag |= has_scale & (smin >= smax)
+        vt = arms["value_type"].astype(object).to_numpy()
+        for c in ("mean", "median", "q1", "q3", "min", "max"):
+            v = val(c)
+            present = has_scale & ~np.isnan(v)
+            flag |= present & (vt == "final") & ((v < smin) | (v > smax))
+            flag |= present & (vt == "change") & (np.abs(v) > (smax - smin))
+        flag |= ~_blank_mask(arms["change_sign"]) & (vt != "change")
+        for a, b in (("q1", "median"), ("median", "q3"), ("min", "q1"), ("q3", "max")):
+            flag |= val(a) > val(b)
+    deriv = ~_blank_mask(arms["derivation"])
+    flag |= deriv & ~isna("sd") & ~isna("se") & isna("n")
+    return flag
+
+
 def row_problems_arms(arms: pd.DataFrame, file: str) -> list[Problem]:
     out: list[Problem] = []
-    for i, r in arms.iterrows():
+    for i, r in arms[_suspect_arms(arms)].iterrows():
         row = _row(i)
         has_summary = any(not pd.isna(r[c]) for c in ("mean", "median"))
         if not has_summary:
@@ -485,9 +574,26 @@ def row_problems_arms(arms: pd.DataFrame, file: str) -> list[Problem]:
     return out
 
 
+def _suspect_contrasts(con: pd.DataFrame) -> np.ndarray:
+    """A vectorised screen for ``row_problems_contrasts`` (exact checks then run on flagged rows only)."""
+    def val(c):
+        return con[c].to_numpy(float)
+
+    est, lo, hi, se = val("estimate"), val("ci_low"), val("ci_high"), val("se")
+    note_blank = _blank_mask(con["note"])
+    with np.errstate(invalid="ignore"):
+        flag = np.isnan(se) & (np.isnan(lo) | np.isnan(hi)) & note_blank
+        has_ci = ~np.isnan(lo) & ~np.isnan(hi)
+        flag |= has_ci & ((lo >= hi) | (est < lo) | (est > hi))
+        flag |= (con["arm1"].astype(object) == con["arm2"].astype(object)).to_numpy(bool)
+        smin, smax = val("scale_min"), val("scale_max")
+        flag |= (con["estimate_type"].astype(object) == "MD").to_numpy(bool) & (np.abs(est) > smax - smin)
+    return flag & ~np.isnan(est)
+
+
 def row_problems_contrasts(con: pd.DataFrame, file: str) -> list[Problem]:
     out: list[Problem] = []
-    for i, r in con.iterrows():
+    for i, r in con[_suspect_contrasts(con)].iterrows():
         row = _row(i)
         if pd.isna(r["estimate"]):
             continue  # reported by the schema
@@ -517,16 +623,19 @@ def cross_problems(studies: pd.DataFrame, arms: pd.DataFrame, contrasts: pd.Data
             out.append(Problem(files["rob"], _row(i), "domain", f"a second judgement of '{rob.loc[i, 'domain']}' "
                                f"for {rob.loc[i, 'study_id']} ({rob.loc[i, 'tool']})", "one row per trial x tool x domain"))
     for table, df in tables:
-        for i, sid in df["study_id"].items():
+        orphan = df["study_id"].notna().to_numpy(bool) & ~df["study_id"].isin(known).to_numpy(bool)
+        for i, sid in df["study_id"][orphan].items():
             if sid and sid not in known:
                 out.append(Problem(files[table], _row(i), "study_id", f"'{sid}', which is not in studies",
                                    f"a study_id listed in {files['studies']}"))
     keys = ["study_id", "arm", "outcome", "instrument", "timepoint_weeks", "value_type", "adjusted"]
     # NA-safe keys whatever the column types; the first row of each key found in one pass (linear time)
-    as_text = arms[keys].apply(lambda col: col.map(lambda v: "" if pd.isna(v) else str(v)))
+    dup_rows = arms.duplicated(subset=keys, keep=False).to_numpy(bool)  # hashing in C; NA equals NA
+    sub = arms.loc[dup_rows, keys]
+    as_text = sub.astype(object).astype(str).where(sub.notna().to_numpy(bool), "")
     key_tuples = list(as_text.itertuples(index=False, name=None))
     first_of: dict[tuple, object] = {}
-    for i, k in zip(arms.index, key_tuples):
+    for i, k in zip(sub.index, key_tuples):
         if k not in first_of:
             first_of[k] = i
             continue
@@ -535,7 +644,10 @@ def cross_problems(studies: pd.DataFrame, arms: pd.DataFrame, contrasts: pd.Data
                            "outcome, instrument, time point, value type and adjustment)",
                            "one row per trial x arm x outcome x time point"))
     # an arm must keep one intervention label within a study
-    for (sid, arm), g in arms.groupby(["study_id", "arm"], dropna=True):
+    counts = arms.groupby(["study_id", "arm"], dropna=True)["intervention"].nunique()
+    several = set(counts.index[counts > 1])
+    mask = np.array([k in several for k in zip(arms["study_id"], arms["arm"])], dtype=bool)
+    for (sid, arm), g in arms.loc[mask].groupby(["study_id", "arm"], dropna=True):
         labels = set(g["intervention"].dropna())
         if len(labels) > 1:
             out.append(Problem(files["arms"], _row(g.index[0]), "intervention",
