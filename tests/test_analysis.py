@@ -221,11 +221,12 @@ def test_control_type_subgroups_on_bundled_data():
     assert A.control_subgroups(f, "manual_therapy_vs_exercise", "disability", "short") is None
 
 
-def test_contrast_only_multi_arm_trial_keeps_one_comparison(synth):
+def test_contrast_only_multi_arm_trial_without_group_sizes_keeps_one_comparison(synth):
+    """When the shared arm cannot be split (a group size unknown), one contrast is kept and the other is listed."""
     df = pd.read_csv(synth / "contrasts.csv", dtype=str)
     row = df.iloc[0].copy()
     extra = row.copy()
-    extra["arm1"], extra["n2"], extra["estimate"] = "uc", "38", "1.0"
+    extra["arm1"], extra["n2"], extra["estimate"] = "uc", "", "1.0"
     extra["arm2"] = "combo2"
     df = pd.concat([df, pd.DataFrame([extra])], ignore_index=True)
     df.to_csv(synth / "contrasts.csv", index=False)
@@ -233,6 +234,7 @@ def test_contrast_only_multi_arm_trial_keeps_one_comparison(synth):
     rows = f[(f["comparison"] == "combined_vs_control") & (f["window"] == "long")]
     assert len(rows) == 2 and rows["used"].sum() == 1
     assert rows.loc[~rows["used"], "why_not"].iloc[0].startswith("multi-arm trial")
+    assert "cannot be split" in rows.loc[~rows["used"], "why_not"].iloc[0]
 
 
 def test_smd_rules_change_scores_adjusted_means_and_contrasts(synth):
@@ -286,3 +288,26 @@ def test_no_smd_from_the_se_of_adjusted_means(synth):
     arms.to_csv(synth / "arms.csv", index=False)
     smd = A.comparison_frame(me.load_evidence(synth), measure="smd")
     assert smd[(smd["study_id"] == "SynthB2021") & (smd["timepoint_weeks"] == 12)]["used"].all()
+
+
+def test_contrast_only_multi_arm_trial_splits_the_shared_arm(synth):
+    """Two manual-therapy arms against one usual-care arm, contrasts only (SYNTHETIC): both contrasts are used,
+    each with the shared arm's n halved (Cochrane Handbook 23.3.4), never one chosen over the other."""
+    con = pd.read_csv(synth / "contrasts.csv", dtype=str, keep_default_na=False)
+    base = dict(con.iloc[0])
+    base.update(study_id="SynthA2020", arm1="uc", arm2="mt1", intervention1="usual_care",
+                intervention2="manual_therapy", outcome="pain", instrument="NRS (0-10)", scale_min="0",
+                scale_max="10", timepoint_weeks="8", estimate="1.5", se="0.4", ci_low="", ci_high="", n1="40",
+                n2="38", adjusted="false", direction_printed="usual care minus manual therapy")
+    other = dict(base, arm2="mt2", estimate="1.0", se="0.5", n2="42")
+    con = pd.concat([con, pd.DataFrame([base, other])], ignore_index=True)
+    con.to_csv(synth / "contrasts.csv", index=False)
+    f = A.comparison_frame(me.load_evidence(synth))
+    rows = f[(f["comparison"] == "manual_therapy_vs_pragmatic") & (f["timepoint_weeks"] == 8)]
+    assert rows["used"].all() and len(rows) == 2
+    assert set(rows["study_id"]) == {"SynthA2020 (mt1)", "SynthA2020 (mt2)"}
+    r1 = rows[rows["study_id"] == "SynthA2020 (mt1)"].iloc[0]
+    # by hand: SE 0.4 on 0-10 -> 4 points; control n 40 halved to 20
+    factor = (1 / 38 + 1 / 20) / (1 / 38 + 1 / 40)
+    assert r1["vi"] == pytest.approx(4.0**2 * factor, rel=1e-12) and r1["n2"] == 20
+    assert r1["population"] == "chronic" and "23.3.4" in r1["multiarm_note"]

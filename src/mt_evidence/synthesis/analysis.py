@@ -519,17 +519,41 @@ def comparison_frame(ev: Evidence, config: AnalysisConfig | None = None, *, meas
             "; ".join(x for x in (d, SMD_FROM_CONTRAST) if x) for d in df.loc[contrast_smd, "derivation"]]
     df.loc[df["window"].isna() & df["used"], ["used", "why_not"]] = [False, "time point outside every window"]
     # contrast-only multi-arm trials first: several contrasts of one trial, at the same time point and on the same
-    # instrument, share an arm. Keep the one with the largest first group (arm-level multi-arm trials were
-    # combined above and never reach this).
+    # instrument, share an arm (arm-level multi-arm trials were combined above and never reach this). The shared
+    # arm is split between the contrasts (Cochrane Handbook 23.3.4): each keeps its difference and enters with
+    # the shared group's n divided by the number of contrasts, which widens its variance; no contrast is chosen
+    # over another. Where the group sizes are not known, the contrasts cannot be split: the one with the largest
+    # first group is kept and the others are listed as not used.
     key = ["study_id", "comparison", "outcome", "window"]
     df["_n1"] = df["n1"].fillna(-1)
     df = df.sort_values(key + ["instrument", "timepoint_weeks", "_n1"], ascending=[True] * 6 + [False],
                         kind="mergesort")
     same = key + ["instrument", "timepoint_weeks"]
-    shared = df["used"] & df[df["used"]].duplicated(same, keep="first").reindex(df.index, fill_value=False)
-    df.loc[shared, "used"] = False
-    df.loc[shared, "why_not"] = ("multi-arm trial: another comparison sharing this trial's arm is used "
-                                 "(no double counting)")
+    df["_split"] = ""
+    used = df[df["used"]]
+    for _, g in used[used.duplicated(same, keep=False)].groupby(same, dropna=False, sort=False):
+        n1, n2 = g["n1"].to_numpy(float), g["n2"].to_numpy(float)
+        if g["arm2"].nunique() == 1 and np.isfinite(n1).all() and np.isfinite(n2).all():
+            k = len(g)
+            n2s = n2 / k
+            if measure == "md100":
+                factor = (1 / n1 + 1 / n2s) / (1 / n1 + 1 / n2)
+                df.loc[g.index, "vi"] = g["vi"].to_numpy(float) * factor
+            else:
+                y = g["yi"].to_numpy(float)
+                df.loc[g.index, "vi"] = 1 / n1 + 1 / n2s + y**2 / (2 * (n1 + n2s))
+            df.loc[g.index, "n2"] = n2s
+            df.loc[g.index, "_split"] = g["arm1"].astype(str)
+            df.loc[g.index, "multiarm_note"] = (f"shared arm {g['arm2'].iloc[0]} split between {k} contrasts "
+                                                "(n divided by " + str(k) + "; Cochrane Handbook 23.3.4)")
+        else:
+            drop = g.index[1:]
+            df.loc[drop, "used"] = False
+            df.loc[drop, "why_not"] = ("multi-arm trial: another comparison sharing this trial's arm is used "
+                                       "(group sizes unknown, so the shared arm cannot be split)")
+    split = df["_split"] != ""
+    df.loc[split, "study_id"] = df.loc[split, "study_id"] + " (" + df.loc[split, "_split"] + ")"
+    df["_trial"] = df["study_id"].str.replace(r" \(.*\)$", "", regex=True)
     # then one instrument and one time point per trial x comparison x outcome x window
     df["_irank"] = [_instrument_rank(o, i, config) for o, i in zip(df["outcome"], df["instrument"])]
     targets = {w.name: w.target for w in config.windows}
@@ -539,11 +563,11 @@ def comparison_frame(ev: Evidence, config: AnalysisConfig | None = None, *, meas
     dup = df["used"] & df[df["used"]].duplicated(key, keep="first").reindex(df.index, fill_value=False)
     df.loc[dup, "used"] = False
     df.loc[dup, "why_not"] = "another time point or instrument of this trial is used in this window"
-    df = df.drop(columns=["_irank", "_dist", "_n1"])
     st = ev.studies.set_index("study_id")
-    df["population"] = [st["population"].get(s) for s in df["study_id"]]
+    df["population"] = [st["population"].get(s) for s in df["_trial"]]
     df["rob_overall"] = [st["rob_overall"].get(s) if st["rob_overall"].get(s) else "not assessed"
-                         for s in df["study_id"]]
+                         for s in df["_trial"]]
+    df = df.drop(columns=["_irank", "_dist", "_n1", "_split", "_trial"])
     return df.sort_values(["comparison", "outcome", "window", "study_id"], kind="mergesort").reset_index(drop=True)
 
 
