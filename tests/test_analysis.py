@@ -311,3 +311,23 @@ def test_contrast_only_multi_arm_trial_splits_the_shared_arm(synth):
     factor = (1 / 38 + 1 / 20) / (1 / 38 + 1 / 40)
     assert r1["vi"] == pytest.approx(4.0**2 * factor, rel=1e-12) and r1["n2"] == 20
     assert r1["population"] == "chronic" and "23.3.4" in r1["multiarm_note"]
+
+
+def test_md_and_smd_versions_use_the_same_row_of_each_trial(synth):
+    """A trial with a preferred instrument that gives only the MD (adjusted means, SE) and another that gives both:
+    both versions of the analysis take the row that gives both (docs/methods.md section 3). SYNTHETIC."""
+    for arm, intervention, technique, mean in (("manip", "manual_therapy", "manipulation", "30"),
+                                                ("exer", "exercise", "general_exercise", "40")):
+        add_arm(synth, study_id="SynthA2020", arm=arm, intervention=intervention, technique=technique,
+                outcome="pain", instrument="VAS (0-100)", scale_min="0", scale_max="100", higher_is_worse="true",
+                timepoint_weeks="4", value_type="final", n="29", mean=mean, se="3", adjusted="true",
+                source_url="https://example.org/synthetic-a", source_location="Table 3")
+    ev = me.load_evidence(synth)
+    md = A.comparison_frame(ev, measure="md100")
+    smd = A.comparison_frame(ev, measure="smd")
+    pick = {}
+    for name, f in (("md", md), ("smd", smd)):
+        row = f[(f["study_id"] == "SynthA2020") & (f["window"] == "short") & (f["outcome"] == "pain")
+                & (f["comparison"] == "manual_therapy_vs_exercise") & f["used"]]
+        pick[name] = tuple(row[["instrument", "timepoint_weeks"]].iloc[0])
+    assert pick["md"] == pick["smd"] == ("NRS (0-10)", 4)

@@ -90,8 +90,14 @@ def summary_of_findings(ev: Evidence, settings: ReportSettings) -> list[dict]:
         cert = grade.certainty(grade.propose(main.studies, main.result, threshold), key, settings.overrides)
         rel = "not computable (no trial gives both arms' SD)"
         if w_smd is not None:
-            rs = w_smd.result
-            rel = f"SMD {_f(rs.estimate, 2)} ({_f(rs.ci_low, 2)} to {_f(rs.ci_high, 2)}); {rs.k} trial(s)"
+            sm = w_smd.studies
+            if w_md is not None:  # the same trials as the MD, where they give an SMD
+                sm = sm[sm["study_id"].isin(set(w_md.studies["study_id"]))]
+            if len(sm):
+                rs = A.pool_analysis(sm["yi"].to_numpy(float), sm["vi"].to_numpy(float), list(sm["study_id"]), cfg)
+                of = f" of the {w_md.result.k}" if w_md is not None and rs.k < w_md.result.k else ""
+                rel = (f"SMD {_f(rs.estimate, 2)} ({_f(rs.ci_low, 2)} to {_f(rs.ci_high, 2)}); {rs.k}{of} trial(s)"
+                       + (" (the others give no SDs)" if of else ""))
         if w_md is not None:
             r = w_md.result
             absolute = f"{_f(r.estimate, 1, True)} points ({_f(r.ci_low)} to {_f(r.ci_high)})"

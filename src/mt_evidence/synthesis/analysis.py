@@ -554,11 +554,16 @@ def comparison_frame(ev: Evidence, config: AnalysisConfig | None = None, *, meas
     split = df["_split"] != ""
     df.loc[split, "study_id"] = df.loc[split, "study_id"] + " (" + df.loc[split, "_split"] + ")"
     df["_trial"] = df["study_id"].str.replace(r" \(.*\)$", "", regex=True)
-    # then one instrument and one time point per trial x comparison x outcome x window
+    # then one instrument and one time point per trial x comparison x outcome x window: rows that give both the
+    # MD on 0-100 and the SMD first (so that both versions of an analysis use the same row of each trial), then
+    # the preferred instrument, then the time point closest to the window's target
+    both = (np.isfinite(df["md100"].to_numpy(float)) & np.isfinite(df["md100_se"].to_numpy(float))
+            & np.isfinite(df["smd"].to_numpy(float)) & np.isfinite(df["smd_var"].to_numpy(float)))
+    df["_nboth"] = np.where(both, 0, 1)
     df["_irank"] = [_instrument_rank(o, i, config) for o, i in zip(df["outcome"], df["instrument"])]
     targets = {w.name: w.target for w in config.windows}
     df["_dist"] = [abs(t - targets.get(w, t)) if w else np.inf for t, w in zip(df["timepoint_weeks"], df["window"])]
-    df = df.sort_values(key + ["_irank", "_dist", "timepoint_weeks"], ascending=[True] * 6 + [False],
+    df = df.sort_values(key + ["_nboth", "_irank", "_dist", "timepoint_weeks"], ascending=[True] * 7 + [False],
                         kind="mergesort")
     dup = df["used"] & df[df["used"]].duplicated(key, keep="first").reindex(df.index, fill_value=False)
     df.loc[dup, "used"] = False
@@ -567,7 +572,7 @@ def comparison_frame(ev: Evidence, config: AnalysisConfig | None = None, *, meas
     df["population"] = [st["population"].get(s) for s in df["_trial"]]
     df["rob_overall"] = [st["rob_overall"].get(s) if st["rob_overall"].get(s) else "not assessed"
                          for s in df["_trial"]]
-    df = df.drop(columns=["_irank", "_dist", "_n1", "_split", "_trial"])
+    df = df.drop(columns=["_nboth", "_irank", "_dist", "_n1", "_split", "_trial"])
     return df.sort_values(["comparison", "outcome", "window", "study_id"], kind="mergesort").reset_index(drop=True)
 
 
