@@ -64,6 +64,7 @@ bench: setup
 # Regenerate the metafor reference values (needs R with metafor, metadat, jsonlite)
 reference:
 	Rscript tests/reference/make_reference.R
+	Rscript tests/reference/make_window_reference.R
 
 clean:
 	rm -rf $(VENV) reports/*.html reports/*.pdf reports/*.png reports/figures

@@ -643,6 +643,7 @@ class ShortLongResult:
     short: PoolResult | None
     long: PoolResult | None
     multilevel: object | None = None  # MultilevelResult: all trials of both windows, trial random intercept
+    window_model: object | None = None  # WindowModelResult: all trials, heterogeneity by window, t (3+ trials)
 
     def summary(self) -> str:
         if self.within is None:
@@ -711,13 +712,14 @@ def short_vs_long(frame: pd.DataFrame, comparison: str, outcome: str, config: An
 
     main = fit(config.correlation)
     ml = _multilevel(s, lo, config.correlation)
+    wm = _window_model(s, lo, config.correlation)
     sens = []
     for r in config.sensitivity:
         res = fit(r)
         sens.append({"correlation": r, "estimate": res.estimate, "se": res.se, "ci_low": res.ci_low,
                      "ci_high": res.ci_high, "p": res.p, "k": res.k})
     return ShortLongResult(comparison, outcome, config.correlation, main, pd.DataFrame(sens), trials, q, p,
-                           pooled_s, pooled_l, ml)
+                           pooled_s, pooled_l, ml, wm)
 
 
 def difference_of_changes(a: ShortLongResult, b: ShortLongResult, level: float = 0.95) -> pd.DataFrame:
@@ -738,6 +740,28 @@ def difference_of_changes(a: ShortLongResult, b: ShortLongResult, level: float =
     return pd.DataFrame({"correlation": m["correlation"], "estimate": est, "se": se, "ci_low": est - z * se,
                          "ci_high": est + z * se, "k_a": m["k_a"], "k_b": m["k_b"],
                          "shared": ", ".join(shared)})
+
+
+def _window_model(short: pd.DataFrame, long: pd.DataFrame, r: float):
+    """Every trial of either window, a between-trial variance per window, t-based inference (docs/methods.md
+    section 10); None below 3 trials or when it cannot be fitted."""
+    from ..stats.multilevel import fit_window_heterogeneity
+
+    ids = list(short.index) + list(long.index)
+    if len(set(ids)) < 3:
+        return None
+    y = np.concatenate([short["yi"].to_numpy(float), long["yi"].to_numpy(float)])
+    v = np.concatenate([short["vi"].to_numpy(float), long["vi"].to_numpy(float)])
+    x = np.r_[np.zeros(len(short)), np.ones(len(long))]
+    V = np.diag(v)
+    for t in set(short.index) & set(long.index):
+        i, j = list(short.index).index(t), len(short) + list(long.index).index(t)
+        V[i, j] = V[j, i] = r * np.sqrt(v[i] * v[j])
+    try:
+        return fit_window_heterogeneity(y, V, np.column_stack([np.ones_like(x), x]),
+                                        np.where(x == 1, "long", "short"), ids, names=["intrcpt", "long"])
+    except (ValueError, np.linalg.LinAlgError):
+        return None
 
 
 def _multilevel(short: pd.DataFrame, long: pd.DataFrame, r: float):
