@@ -29,6 +29,12 @@ def _load_or_exit(data: Optional[Path], out: Path):
         raise typer.Exit(1) from None
 
 
+def _progress() -> Progress:
+    """A transient progress bar on standard error (hidden when not a terminal)."""
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console, transient=True)
+
+
 def _refused(err: Exception | str) -> None:
     console.print(str(err), style="red", markup=False, highlight=False)
     raise typer.Exit(1)
@@ -81,19 +87,22 @@ def build(
 ) -> None:
     """Write analysis-ready effect sizes to data/processed (all or nothing)."""
     from .evidence.atomic import OutputRefused
-    from .evidence.build import build_processed, check_build_output
+    from .evidence.build import BUILD_STEPS, build_processed, check_build_output
 
     try:
         check_build_output(out, data=data)  # before loading: a wrong --out is refused at once
     except OutputRefused as err:
         _refused(err)
-    ev = _load_or_exit(data, out)
-    try:
-        res = build_processed(ev, out)
-    except OutputRefused as err:
-        _refused(err)
-    except OSError as err:
-        _refused(f"{out}: cannot be written ({err.strerror or err}); nothing was written")
+    with _progress() as progress:
+        task = progress.add_task("loading and validating the evidence", total=BUILD_STEPS + 1)
+        ev = _load_or_exit(data, out)
+        progress.update(task, advance=1)
+        try:
+            res = build_processed(ev, out, progress=lambda msg: progress.update(task, description=msg, advance=1))
+        except OutputRefused as err:
+            _refused(err)
+        except OSError as err:
+            _refused(f"{out}: cannot be written ({err.strerror or err}); nothing was written")
     console.print(f"{ev.summary()}\nwrote {len(res.effects)} effect rows "
                   f"({(res.effects['role'] == 'primary').sum()} primary) to {out}")
 

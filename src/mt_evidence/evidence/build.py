@@ -116,9 +116,12 @@ def _pairs_from_arms(ev: Evidence) -> list[dict]:
     fname = Path(ev.files.get("arms", "arms.csv")).name
     keys = ["study_id", "outcome", "instrument", "timepoint_weeks", "value_type", "adjusted", "role"]
     out = []
+    smd_jobs: list[tuple[int, float, float, float, float, float, float, bool]] = []
     usable = arms["mean"].notna() & (arms["timepoint_weeks"].isna() | (arms["timepoint_weeks"] > 0))
-    for _, g in arms[usable].groupby(keys, dropna=False, sort=True):
-        rows = [r for _, r in g.iterrows()]
+    g_all = arms[usable].reset_index(drop=True)
+    records = g_all.to_dict("records")  # plain dicts: far faster than rows of a DataFrame
+    for positions in g_all.groupby(keys, dropna=False, sort=True).indices.values():
+        rows = [records[i] for i in positions]
         rows.sort(key=lambda r: (intervention_rank(r["intervention"]), r["arm"]))
         for a, b in combinations(rows, 2):
             hiw = bool(a["higher_is_worse"])
@@ -128,11 +131,9 @@ def _pairs_from_arms(ev: Evidence) -> list[dict]:
             md_se = np.sqrt(se1**2 + se2**2)
             derivs = sorted({h for h in (how1, how2) if h})
             smd = smd_var = np.nan
-            if not any(pd.isna(x) for x in (sd1, sd2, a["n"], b["n"])):
-                es = effect_size("SMD", m1=[a["mean"]], sd1=[sd1], n1=[a["n"]], m2=[b["mean"]], sd2=[sd2],
-                                 n2=[b["n"]])
-                smd, smd_var = orient(float(es["yi"][0]), hiw), float(es["vi"][0])
-            notes = [x for x in (a["note"], b["note"]) if x]
+            if not any(pd.isna(x) for x in (sd1, sd2, a["n"], b["n"])):  # computed below, all pairs at once
+                smd_jobs.append((len(out), a["mean"], sd1, a["n"], b["mean"], sd2, b["n"], hiw))
+            notes = [x for x in (a["note"], b["note"]) if x and not pd.isna(x)]
             out.append(
                 dict(
                     study_id=a["study_id"], intervention1=a["intervention"], intervention2=b["intervention"],
@@ -144,19 +145,28 @@ def _pairs_from_arms(ev: Evidence) -> list[dict]:
                     md100=difference_to_100(diff, a["scale_min"], a["scale_max"]),
                     md100_se=difference_to_100(md_se, a["scale_min"], a["scale_max"]), smd=smd, smd_var=smd_var,
                     source_kind="arms", source_rows=f"{fname}:{a['_row']};{fname}:{b['_row']}",
-                    derived=bool(derivs) or bool(a["derivation"]) or bool(b["derivation"]),
-                    derivation="; ".join(derivs + [x for x in (a["derivation"], b["derivation"]) if x]),
+                    derived=bool(derivs) or _text(a["derivation"]) != "" or _text(b["derivation"]) != "",
+                    derivation="; ".join(derivs + [x for x in (_text(a["derivation"]), _text(b["derivation"])) if x]),
                     role=a["role"], note=" | ".join(notes),
                 )
             )
+    if smd_jobs:
+        j = np.array([x[1:7] for x in smd_jobs], dtype=float)
+        es = effect_size("SMD", m1=j[:, 0], sd1=j[:, 1], n1=j[:, 2], m2=j[:, 3], sd2=j[:, 4], n2=j[:, 5])
+        for (pos, *_rest, hiw), yi, vi in zip(smd_jobs, es["yi"], es["vi"]):
+            out[pos]["smd"], out[pos]["smd_var"] = orient(float(yi), hiw), float(vi)
     return out
+
+
+def _text(x) -> str:
+    return "" if x is None or (isinstance(x, float) and np.isnan(x)) else str(x)
 
 
 def _from_contrasts(ev: Evidence) -> list[dict]:
     con = ev.contrasts.copy()
     fname = Path(ev.files.get("contrasts", "contrasts.csv")).name
     out = []
-    for i, r in con.iterrows():
+    for i, r in zip(con.index, con.to_dict("records")):  # plain dicts: far faster than DataFrame rows
         role = r["role"] or "primary"
         if r["estimate_type"] != "MD":
             continue  # SMD/ratio contrasts are kept in the raw data; pooling them is not supported yet
@@ -213,7 +223,6 @@ def assemble(ev: Evidence, config=None) -> BuildResult:
     rows = _pairs_from_arms(ev)
     arm_keys = {(r["study_id"], r["intervention1"], r["intervention2"], r["arm1"], r["arm2"], r["outcome"],
                  r["instrument"], r["timepoint_weeks"]) for r in rows if r["role"] == "primary"}
-    excl = []
     for r in _from_contrasts(ev):
         key = (r["study_id"], r["intervention1"], r["intervention2"], r["arm1"], r["arm2"], r["outcome"],
                r["instrument"], r["timepoint_weeks"])
@@ -229,21 +238,19 @@ def assemble(ev: Evidence, config=None) -> BuildResult:
     df = df.sort_values(["study_id", "comparison", "outcome", "instrument", "timepoint_weeks", "source_kind",
                          "arm1", "arm2"], kind="mergesort").reset_index(drop=True)
     df["row_id"] = [f"E{i + 1:04d}" for i in range(len(df))]
-    for i, r in df.iterrows():
-        reason = None
-        if r["role"] != "primary":
-            reason = {"alternative": "alternative analysis of data used elsewhere",
-                      "excluded": "excluded in the raw data (see note)"}.get(r["role"], r["role"])
-        elif pd.isna(r["timepoint_weeks"]):
-            reason = "time point not known"
-        elif pd.isna(r["md_se"]):
-            reason = "no standard error or CI"
-        if reason:
-            excl.append({"row_id": r["row_id"], "study_id": r["study_id"], "comparison": r["comparison"],
-                         "outcome": r["outcome"], "timepoint_weeks": r["timepoint_weeks"], "reason": reason,
-                         "source_rows": r["source_rows"], "note": r["note"]})
-            if r["role"] == "primary":
-                df.loc[i, "role"] = "excluded"
+    role = df["role"].to_numpy(object)
+    reason = np.full(len(df), None, dtype=object)
+    other = role != "primary"
+    reason[other] = [{"alternative": "alternative analysis of data used elsewhere",
+                      "excluded": "excluded in the raw data (see note)"}.get(r, r) for r in role[other]]
+    no_time = ~other & df["timepoint_weeks"].isna().to_numpy(bool)
+    reason[no_time] = "time point not known"
+    no_se = ~other & ~no_time & df["md_se"].isna().to_numpy(bool)
+    reason[no_se] = "no standard error or CI"
+    listed = reason != None  # noqa: E711 - elementwise on an object array
+    excl = df.loc[listed, ["row_id", "study_id", "comparison", "outcome", "timepoint_weeks", "source_rows",
+                           "note"]].assign(reason=reason[listed]).to_dict("records")
+    df.loc[no_time | no_se, "role"] = "excluded"
     excluded_studies = sorted(set(ev.studies["study_id"]) - set(df.loc[df["role"] == "primary", "study_id"]))
     for sid in excluded_studies:
         excl.append({"row_id": "", "study_id": sid, "comparison": "", "outcome": "", "timepoint_weeks": np.nan,
@@ -291,7 +298,10 @@ def check_build_output(out_dir: str | Path, ev: Evidence | None = None, data: st
                                        legacy=_legacy_processed)
 
 
-def build_processed(ev: Evidence, out_dir: str | Path, config=None) -> BuildResult:
+BUILD_STEPS = 3  # progress messages build_processed sends: pairing, writing, done
+
+
+def build_processed(ev: Evidence, out_dir: str | Path, config=None, progress=None) -> BuildResult:
     """Write ``effects.csv``, ``exclusions.csv`` and ``manifest.json`` to ``out_dir`` atomically (all or nothing).
 
     The output depends only on the raw data: the same raw files give byte-identical processed files.
@@ -299,8 +309,11 @@ def build_processed(ev: Evidence, out_dir: str | Path, config=None) -> BuildResu
     any other folder, a file, the raw evidence or a folder containing it is refused with ``OutputRefused``
     before anything is computed, and is left unchanged.
     """
+    say = progress or (lambda _msg: None)
     check_build_output(out_dir, ev)
+    say("pairing arms and contrasts into effects")
     res = assemble(ev, config)
+    say("writing data/processed")
     windows = _windows(config)
     manifest = {
         "raw_source": Path(ev.source).name,
@@ -318,6 +331,7 @@ def build_processed(ev: Evidence, out_dir: str | Path, config=None) -> BuildResu
         "manifest.json": (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(),
     }
     atomic.replace_owned_folder(out_dir, files, "build", protected=protected_inputs(ev), legacy=_legacy_processed)
+    say("done")
     return res
 
 
