@@ -120,7 +120,8 @@ def summary_of_findings(ev: Evidence, settings: ReportSettings) -> list[dict]:
             statement += " (its size against an important difference cannot be judged on the SMD scale)"
         rows.append({
             "comparison": f"{first} vs {second}", "comparison_id": comp, "outcome": outcome,
-            "window": window, "window_label": cfg.window(window).label, "k": mr.k,
+            "window": window, "window_label": cfg.window(window).label, "k": A.trial_count(st["study_id"]),
+            "comparisons": mr.k,
             "participants": _participants(st), "relative": rel, "absolute": absolute,
             "has_absolute": w_md is not None, "view": comp in A.ANY_CONTROL_VIEWS,
             "estimate": mr.estimate, "ci_low": mr.ci_low, "ci_high": mr.ci_high,
@@ -545,7 +546,8 @@ def claims_json(results: list[C.ClaimResult]) -> dict:
                 "analysis": t.test.describe(), "comparison": t.test.comparison, "outcome": t.test.outcome,
                 "window": t.test.window, "population": list(t.test.population), "technique": list(t.test.technique),
                 "expect": t.test.expect, "why": t.test.why, "verdict": t.verdict,
-                "k": None if r is None else int(r.k),
+                "k": None if r is None else A.trial_count(t.studies) if t.studies else int(r.k),
+                "comparisons": None if r is None else int(r.k),
                 "participants": num(t.participants) if t.participants else None,
                 "measure": "change from short to long term, MD on 0-100" if t.test.window == "short_vs_long"
                 else "MD on 0-100",

@@ -263,6 +263,11 @@ def load_config(path: str | Path | None = None) -> AnalysisConfig:
         raise ValueError(f"{source}: missing or malformed setting ({exc}); see the default analysis.toml") from None
 
 
+def trial_count(study_ids) -> int:
+    """Distinct trials among pooled rows: a multi-arm trial split into "trial (arm)" rows counts once."""
+    return len({str(s).split(" (")[0] for s in study_ids})
+
+
 FEW_TRIALS_NOTES = {
     1: "one trial: its own result (no pooling, no heterogeneity, no prediction interval)",
     2: "two trials: common-effect estimate with a z interval, because between-trial variation cannot be estimated "

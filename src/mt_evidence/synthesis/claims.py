@@ -245,7 +245,9 @@ def evaluate_test(frame: pd.DataFrame, t: ClaimTest, config: A.AnalysisConfig,
     complete = np.isfinite(g[["n1", "n2"]].to_numpy(float)).all()
     people = ("participants not reported" if n <= 0 else f"{n:.0f} participants" if complete
               else f"at least {n:.0f} participants (some group sizes not reported)")
-    expl = (f"{r.k} trial(s), {people}: {r.estimate:+.1f} points on 0-100 (95% CI {r.ci_low:.1f} to "
+    n_trials = A.trial_count(g["study_id"])
+    split = f" ({r.k} comparisons: a shared arm split)" if r.k > n_trials else ""
+    expl = (f"{n_trials} trial(s){split}, {people}: {r.estimate:+.1f} points on 0-100 (95% CI {r.ci_low:.1f} to "
             f"{r.ci_high:.1f}); {size}; certainty {cert.level}. {st}")
     return TestResult(t, v, expl, result=r, certainty=cert, studies=tuple(g["study_id"]), participants=n, mid=mid,
                       statement=st, category=cat)
