@@ -262,3 +262,17 @@ def test_three_agreeing_trials_never_get_an_interval_narrower_than_common_effect
     fe = me.pool(yi, vi, method="FE", test="z")
     assert bare.ci_high - bare.ci_low < 1e-6
     assert planned.ci_high - planned.ci_low >= fe.ci_high - fe.ci_low - 1e-9
+
+
+def test_a_context_test_cannot_decide_a_claim_alone():
+    """Combined care vs usual care answers "better than either alone" only indirectly: with no direct test
+    runnable, the claim is uncertain, not "not supported"."""
+    from mt_evidence.synthesis import claims as C
+
+    direct = C.TestResult(C.ClaimTest("combined_vs_exercise", "pain", "short", "benefit"), C.NOT_TESTABLE, "none")
+    context = C.TestResult(C.ClaimTest("combined_vs_pragmatic", "pain", "short", "benefit", context=True),
+                           C.NOT_SUPPORTED, "little or no difference")
+    assert C.combine([direct, context]) == C.UNCERTAIN
+    supported = C.TestResult(C.ClaimTest("combined_vs_exercise", "pain", "short", "benefit"), C.SUPPORTED, "yes")
+    assert C.combine([supported, context]) == C.PARTLY
+    assert C.combine([direct, C.TestResult(context.test, C.NOT_TESTABLE, "none")]) == C.NOT_TESTABLE

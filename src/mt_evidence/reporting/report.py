@@ -179,7 +179,8 @@ def claims_rows(results: list[C.ClaimResult]) -> list[dict]:
             "id": cr.claim.id, "text": cr.claim.text, "verdict": cr.verdict, "explanation": cr.explanation,
             "css": verdict_css(cr.verdict),
             "subgroup_tests": [d["text"] for d in cr.subgroup_tests],
-            "tests": [{"analysis": t.test.describe(), "verdict": t.verdict, "detail": t.explanation,
+            "tests": [{"analysis": t.test.describe() + (" [context: an indirect answer]" if t.test.context else ""),
+                       "verdict": t.verdict, "detail": t.explanation,
                        "why": t.test.why, "css": verdict_css(t.verdict),
                        "reasons": t.certainty.reasons() if t.certainty else [],
                        "both_ways": (t.certainty.level_if_unassessed_low
@@ -545,7 +546,7 @@ def claims_json(results: list[C.ClaimResult]) -> dict:
             tests.append({
                 "analysis": t.test.describe(), "comparison": t.test.comparison, "outcome": t.test.outcome,
                 "window": t.test.window, "population": list(t.test.population), "technique": list(t.test.technique),
-                "expect": t.test.expect, "why": t.test.why, "verdict": t.verdict,
+                "expect": t.test.expect, "why": t.test.why, "context": t.test.context, "verdict": t.verdict,
                 "k": None if r is None else A.trial_count(t.studies) if t.studies else int(r.k),
                 "comparisons": None if r is None else int(r.k),
                 "participants": num(t.participants) if t.participants else None,

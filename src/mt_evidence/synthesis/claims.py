@@ -13,7 +13,8 @@ A ``fades`` test (the change from short to long term within trials, at the assum
 sensitivity range): **supported** when every interval lies above zero, **not supported** when every one lies
 below, otherwise **uncertain**. No trial: **not testable**.
 
-A claim is **supported** when every test is; **not supported** when none is supported and at least one is not
+A claim is **supported** when every test is (a ``context`` test, an indirect answer, cannot decide a claim
+alone: when no direct test can be run, the claim is uncertain); **not supported** when none is supported and at least one is not
 supported; **partly supported** when some tests are supported and others are not, are uncertain or cannot be
 tested; **uncertain** when no test is supported or not supported; **not testable** when no test can be run.
 """
@@ -61,6 +62,7 @@ class ClaimTest:
     technique: tuple[str, ...] = ()
     why: str = ""
     minus: str = ""  # short_vs_long only: compare this comparison's change over time with another's
+    context: bool = False  # answers the claim only indirectly: shown, but cannot decide the verdict alone
 
     def describe(self) -> str:
         first, second = A.COMPARISON_LABELS.get(self.comparison, (self.comparison, ""))
@@ -152,7 +154,7 @@ def load_claims(path: str | Path | None = None) -> list[Claim]:
                 continue
             tests.append(ClaimTest(t["comparison"], t["outcome"], t["window"], t["expect"],
                                    _as_tuple(t.get("population")), _as_tuple(t.get("technique")),
-                                   str(t.get("why", "")), minus))
+                                   str(t.get("why", "")), minus, bool(t.get("context", False))))
         if not tests and not c.get("not_testable"):
             problems.append(f"claim {c['id']}: give at least one [[claim.test]] or a not_testable reason")
         claims.append(Claim(int(c["id"]), str(c["text"]), tuple(tests), str(c.get("not_testable", ""))))
@@ -283,7 +285,12 @@ def _evaluate_fades_more(frame: pd.DataFrame, t: ClaimTest, config: A.AnalysisCo
 
 
 def combine(tests: list[TestResult]) -> str:
-    """The claim's verdict from its tests' (rule in the module docstring)."""
+    """The claim's verdict from its tests' (rule in the module docstring). Context tests (indirect answers)
+    count only beside a direct test that can be run: with none, the claim is uncertain."""
+    direct = [t for t in tests if not t.test.context]
+    if direct and all(t.verdict == NOT_TESTABLE for t in direct) and any(
+            t.verdict != NOT_TESTABLE for t in tests if t.test.context):
+        return UNCERTAIN
     verdicts = [t.verdict for t in tests]
     if all(v == NOT_TESTABLE for v in verdicts):
         return NOT_TESTABLE
