@@ -36,8 +36,8 @@ class MultilevelResult:
                 f"sigma^2 = {self.sigma2:.4f})\n" + self.coefficients.to_string(float_format=lambda v: f"{v:.4f}"))
 
 
-def _parts(y, V, X, ZZ, s2):
-    S = V + s2 * ZZ
+def _reml(y, S, X):
+    """(restricted log-likelihood without constants, coefficients, their covariance) for marginal covariance S."""
     Si = np.linalg.inv(S)
     XtSiX = X.T @ Si @ X
     A = np.linalg.inv(XtSiX)
@@ -45,6 +45,10 @@ def _parts(y, V, X, ZZ, s2):
     r = y - X @ b
     ll = -0.5 * (np.linalg.slogdet(S)[1] + np.linalg.slogdet(XtSiX)[1] + r @ Si @ r)
     return ll, b, A
+
+
+def _parts(y, V, X, ZZ, s2):
+    return _reml(y, V + s2 * ZZ, X)
 
 
 def fit_random_intercept(yi, V, X, groups, *, names=None, level: float = 0.95) -> MultilevelResult:
@@ -103,14 +107,7 @@ class WindowModelResult:
 
 
 def _parts_diag(y, V, X, w, tau2):
-    S = V + np.diag(np.asarray(tau2, float)[w])
-    Si = np.linalg.inv(S)
-    XtSiX = X.T @ Si @ X
-    A = np.linalg.inv(XtSiX)
-    b = A @ X.T @ Si @ y
-    r = y - X @ b
-    ll = -0.5 * (np.linalg.slogdet(S)[1] + np.linalg.slogdet(XtSiX)[1] + r @ Si @ r)
-    return ll, b, A
+    return _reml(y, V + np.diag(np.asarray(tau2, float)[w]), X)
 
 
 def fit_window_heterogeneity(yi, V, X, windows, groups, *, names=None, level: float = 0.95) -> WindowModelResult:
