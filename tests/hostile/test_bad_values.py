@@ -95,3 +95,13 @@ def test_empty_exclusions_file_has_its_header(tmp_path):
     text = (tmp_path / "p" / "exclusions.csv").read_text()
     assert text.splitlines()[0] == ",".join(EXCLUSION_COLUMNS)
     assert len(res.exclusions.columns) == len(EXCLUSION_COLUMNS)
+
+
+def test_text_cells_are_text_whatever_the_reader_gave():
+    """A workbook can hand a number to a text column (a citation typed as 12345): it stays text, stripped."""
+    from mt_evidence.evidence.schema import coerce_table
+
+    df = pd.DataFrame({"study_id": ["A1", "A2"], "citation": [" x ", 12345], "year": ["2020", "2021"],
+                       "population": ["chronic", "acute"], "sources": ["https://a.org", "https://b.org"]})
+    typed, _ = coerce_table(df, "studies", "studies.csv")
+    assert typed["citation"].tolist() == ["x", "12345"]

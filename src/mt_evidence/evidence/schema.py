@@ -182,7 +182,7 @@ def _text_values(series: pd.Series) -> np.ndarray:
     out = np.full(len(vals), None, dtype=object)
     present = vals[~na]
     if len(present):
-        if _needs_strip(present) or not all(isinstance(v, str) for v in present[:1]):
+        if _needs_strip(present) or any(not isinstance(v, str) for v in present):  # e.g. numbers from Excel
             present = np.array([str(v).strip() for v in present], dtype=object)
         out[~na] = present
         out[out == ""] = None

@@ -506,15 +506,6 @@ def print_pdf(html_path: Path) -> bytes:
                           "(`chromium --headless --version`) or set MT_EVIDENCE_CHROMIUM to its path") from err
 
 
-def write_pdf(html_path: Path, pdf_path: Path) -> Path:
-    """Print the HTML report to ``pdf_path`` (written atomically)."""
-    atomic.write_bytes(pdf_path, print_pdf(html_path))
-    return pdf_path
-
-
-REPORT_FILES = ("index.html", "report.pdf", "claims.json", "summary_of_findings.csv")
-
-
 def _legacy_report(folder: Path, entries: list[str]) -> bool:
     """A folder holding only a report written before report folders carried an owner marker."""
     if not set(entries) <= {"index.html", "report.pdf"} or "index.html" not in entries:
