@@ -1,7 +1,7 @@
 """mt_evidence: evidence synthesis for manual therapy, exercise and combined care in low back pain.
 
 The public API: effect sizes and conversions (``effect_size`` and friends), pooling (``pool``,
-``pool_many``), subgroups (``subgroup``) and meta-regression (``meta_regression``). Importing the package
+``pool_many``; 2x2 tables and proportions: ``pool_binary``, ``pool_proportions``), subgroups (``subgroup``) and meta-regression (``meta_regression``). Importing the package
 does no I/O and does not import matplotlib.
 """
 
@@ -18,11 +18,16 @@ from .stats.effects import (
     se_from_ci,
     se_from_p,
 )
+from .stats.binary import BinaryPoolResult, ProportionPoolResult, pool_binary, pool_proportions
 from .stats.pooling import PoolManyResult, PoolResult, pool, pool_many
 from .stats.regression import MetaRegressionResult, meta_regression
 from .stats.subgroups import SubgroupResult, subgroup
 
 __all__ = [
+    "BinaryPoolResult",
+    "ProportionPoolResult",
+    "pool_binary",
+    "pool_proportions",
     "MetaRegressionResult",
     "PoolManyResult",
     "PoolResult",

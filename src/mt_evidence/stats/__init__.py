@@ -1,4 +1,4 @@
 """Layer 1, numerics on arrays: effect sizes and conversions (``effects``), the pooling engine (``pooling``,
-``engine``, ``solvers``), conventions and presets (``conventions``), meta-regression (``regression``), subgroups
+``engine``, ``solvers``), binary outcomes and proportions (``binary``), conventions and presets (``conventions``), meta-regression (``regression``), subgroups
 (``subgroups``) and the multilevel model (``multilevel``). No files, no settings, no plotting; imports nothing
 from the layers above (evidence, synthesis, reporting)."""

@@ -79,9 +79,10 @@ def effect_size(measure: str, *, vtype: str | None = None, add: float = 0.5, to:
 
     Parameters
     ----------
-    measure : {"MD", "SMD", "RR", "OR", "RD", "GEN"}
-        "MD"/"SMD" from ``m1, sd1, n1, m2, sd2, n2``; "RR"/"OR"/"RD" from a 2x2 table ``a, b, c, d``
-        (events and non-events in group 1, then group 2); "GEN" (generic) from ``estimate`` with ``se``, or with
+    measure : {"MD", "SMD", "RR", "OR", "RD", "PETO", "PLO", "PFT", "GEN"}
+        "MD"/"SMD" from ``m1, sd1, n1, m2, sd2, n2``; "RR"/"OR"/"RD"/"PETO" (Peto's log odds ratio) from a 2x2
+        table ``a, b, c, d`` (events and non-events in group 1, then group 2); "PLO" (logit) and "PFT"
+        (Freeman-Tukey double arcsine) of a single proportion from ``x`` events of ``n``; "GEN" (generic) from ``estimate`` with ``se``, or with
         ``ci_low, ci_high`` (at ``level``; ``log=True`` for ratios, which are then log-transformed), or with
         ``p`` (two-sided p-value, normal approximation).
     vtype : str
@@ -102,11 +103,13 @@ def effect_size(measure: str, *, vtype: str | None = None, add: float = 0.5, to:
     measure = measure.upper()
     if measure in ("MD", "SMD"):
         return _continuous(measure, vtype, columns)
-    if measure in ("RR", "OR", "RD"):
+    if measure in ("RR", "OR", "RD", "PETO"):
         return _binary(measure, vtype, add, to, drop00, columns)
+    if measure in ("PLO", "PFT"):
+        return _proportion(measure, add, to, columns)
     if measure in ("GEN", "GENERIC"):
         return _generic(columns, level=level, log=log)
-    raise ValueError(f"unknown measure {measure!r}: accepted are MD, SMD, RR, OR, RD, GEN")
+    raise ValueError(f"unknown measure {measure!r}: accepted are MD, SMD, RR, OR, RD, PETO, PLO, PFT, GEN")
 
 
 def _need(columns: dict, names: tuple[str, ...], measure: str) -> None:
@@ -192,7 +195,14 @@ def _binary(measure: str, vtype: str | None, add: float, to: str, drop00: bool, 
     n1, n2 = a + b, c + d
     p1, p2 = a / n1, c / n2
     with np.errstate(divide="ignore", invalid="ignore"):
-        if measure == "RR":
+        if measure == "PETO":
+            N = n1 + n2
+            xt, yt = a + c, b + d
+            V = xt * yt * (n1 / N) * (n2 / N) / (N - 1)
+            yi = (a - xt * n1 / N) / V
+            vi = 1 / V
+            vt = "LS"
+        elif measure == "RR":
             yi = np.log(p1) - np.log(p2)
             vi = 1 / a - 1 / n1 + 1 / c - 1 / n2
             vt = "LS"
@@ -217,6 +227,37 @@ def _binary(measure: str, vtype: str | None, add: float, to: str, drop00: bool, 
     out["vi"] = vi
     out["measure"] = measure
     out["vtype"] = vt
+    out["zero_cell_corrected"] = corr
+    return out
+
+
+def _proportion(measure: str, add: float, to: str, columns: dict) -> pd.DataFrame:
+    names = ("x", "n")
+    _need(columns, names, measure)
+    cols = _broadcast(**{k: columns[k] for k in names})
+    x, n = cols["x"].copy(), cols["n"].copy()
+    _require((x < 0) | (n <= 0) | (x > n), "events x must be between 0 and n, and n > 0")
+    if to not in ("only0", "all", "if0all", "none"):
+        raise ValueError(f"unknown 'to' {to!r}: accepted are only0, all, if0all, none")
+    corr = np.zeros_like(x, dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if measure == "PLO":
+            edge = (x == 0) | (x == n)
+            corr = {"all": np.ones_like(edge), "only0": edge, "if0all": np.full_like(edge, edge.any()),
+                    "none": np.zeros_like(edge)}[to]
+            xc = np.where(corr, x + add, x)
+            nc = np.where(corr, n + 2 * add, n)
+            yi = np.log(xc / (nc - xc))
+            vi = 1 / xc + 1 / (nc - xc)
+        else:  # PFT needs no correction
+            yi = 0.5 * (np.arcsin(np.sqrt(x / (n + 1))) + np.arcsin(np.sqrt((x + 1) / (n + 1))))
+            vi = 1 / (4 * n + 2)
+    bad = ~np.isfinite(yi) | ~np.isfinite(vi)
+    out = pd.DataFrame({"x": cols["x"], "n": cols["n"]})
+    out["yi"] = np.where(bad, np.nan, yi)
+    out["vi"] = np.where(bad, np.nan, vi)
+    out["measure"] = measure
+    out["vtype"] = "LS"
     out["zero_cell_corrected"] = corr
     return out
 
