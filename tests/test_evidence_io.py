@@ -229,3 +229,48 @@ def test_template_workbook_and_folder(tmp_path):
     r = runner.invoke(app, ["template", str(tmp_path / "folder")])
     assert r.exit_code == 0 and (tmp_path / "folder" / "arms.csv").exists()
     assert validate_path(tmp_path / "folder") == []
+
+
+HARMS_HEADER = ("study_id,arm,intervention,technique,event_type,event_label,events,n,unit,definition,timepoint_weeks,"
+                "source_url,source_location,derivation,note\n")
+DETAILS_HEADER = ("study_id,arm,intervention,technique,sessions,sessions_printed,weeks_of_care,provider,co_intervention,"
+                  "co_intervention_differs,source_url,source_location,derivation,note\n")
+
+
+def test_harms_and_arm_details_load_and_every_problem_is_named(clean):
+    (clean / "harms.csv").write_text(
+        HARMS_HEADER
+        + "SynthA2020,manip,manual_therapy,,serious_adverse_event,,0,30,participants,any serious event,12,"
+          "https://example.org/synthetic-a,Table 3,,synthetic\n"
+        + "SynthA2020,exer,exercise,,any_adverse_event,,31,30,participants,,,https://example.org/synthetic-a,Table 3,,\n"
+        + "SynthA2020,exer,exercise,,bad_type,,2.5,30,people,x,,https://example.org/synthetic-a,Table 3,,\n"
+        + "SynthA2020,exer,exercise,,other,,,30,events,,,https://example.org/synthetic-a,Table 3,,\n")
+    (clean / "arm_details.csv").write_text(
+        DETAILS_HEADER
+        + "SynthA2020,manip,manual_therapy,manipulation,6,six sessions,3,chiropractor,,false,"
+          "https://example.org/synthetic-a,Methods,,\n"
+        + "SynthA2020,manip,manual_therapy,manipulation,6,,3,,,,https://example.org/synthetic-a,Methods,,\n"
+        + "SynthA2020,ghost,manual_therapy,,6,,3,,,,https://example.org/synthetic-a,Methods,,\n"
+        + "SynthA2020,exer,manual_therapy,,6,,3,,,,https://example.org/synthetic-a,Methods,,\n")
+    found = {(Path(p.file).name, p.row, p.column) for p in validate_path(clean)}
+    assert ("harms.csv", 3, "events") in found      # 31 participants with an event out of 30
+    assert ("harms.csv", 3, "definition") in found  # no definition, no note
+    assert ("harms.csv", 4, "event_type") in found and ("harms.csv", 4, "unit") in found
+    assert ("harms.csv", 4, "events") in found      # 2.5 is not a count
+    assert ("harms.csv", 5, "events") in found      # no count, no note
+    assert ("arm_details.csv", 3, "arm") in found   # a second row for the same arm
+    assert ("arm_details.csv", 4, "arm") in found   # not an arm of the trial
+    assert ("arm_details.csv", 5, "intervention") in found  # exer is exercise in arms.csv
+    assert ("harms.csv", 2, "events") not in found
+
+
+def test_harms_and_arm_details_reach_the_evidence(clean):
+    (clean / "harms.csv").write_text(
+        HARMS_HEADER + "SynthA2020,manip,manual_therapy,,serious_adverse_event,,0,30,participants,any serious event,12,"
+                       "https://example.org/synthetic-a,Table 3,,synthetic\n")
+    (clean / "arm_details.csv").write_text(
+        DETAILS_HEADER + "SynthA2020,manip,manual_therapy,manipulation,6,six sessions,3,chiropractor,,false,"
+                         "https://example.org/synthetic-a,Methods,,\n")
+    ev = load_evidence(clean)
+    assert ev.harms["events"].tolist() == [0.0] and ev.arm_details["sessions"].tolist() == [6.0]
+    assert ev.arm_details["co_intervention_differs"].tolist() == [False]

@@ -20,7 +20,8 @@ from .schema import EvidenceError, Problem
 
 __all__ = ["Evidence", "load_evidence", "validate_path", "read_wide", "bundled_data_dir", "EvidenceError"]
 
-TABLE_FILES = {"studies": "studies.csv", "arms": "arms.csv", "contrasts": "contrasts.csv", "rob": "rob.csv"}
+TABLE_FILES = {"studies": "studies.csv", "arms": "arms.csv", "contrasts": "contrasts.csv", "rob": "rob.csv",
+               "harms": "harms.csv", "arm_details": "arm_details.csv"}
 
 
 def bundled_data_dir() -> Path:
@@ -50,6 +51,8 @@ class Evidence:
     data_hash: str
     files: dict[str, str] = field(default_factory=dict)
     rob: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(schema.ROB_COLUMNS)))
+    harms: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(schema.HARM_COLUMNS)))
+    arm_details: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(schema.ARM_DETAIL_COLUMNS)))
 
     def summary(self) -> str:
         return (
@@ -154,7 +157,7 @@ def _raw_tables_from_workbook(path: Path) -> tuple[dict[str, pd.DataFrame], dict
                 tables[table] = pd.DataFrame(columns=list(schema.TABLES[table][0]))
                 continue
             problems.append(Problem(str(path), None, None, f"no sheet named '{table}' (sheets: {list(book)})",
-                                    "sheets named studies, arms and (optionally) contrasts and rob"))
+                                    "sheets named studies, arms and (optionally) contrasts, rob, harms and arm_details"))
             tables[table] = pd.DataFrame(columns=list(schema.TABLES[table][0]))
             continue
         df = book[table]
@@ -188,7 +191,10 @@ def validate_tables(raw: dict[str, pd.DataFrame], files: dict[str, str]) -> tupl
         typed[table] = t
     problems += schema.row_problems_arms(typed["arms"], files["arms"])
     problems += schema.row_problems_contrasts(typed["contrasts"], files["contrasts"])
-    problems += schema.cross_problems(typed["studies"], typed["arms"], typed["contrasts"], files, typed["rob"])
+    problems += schema.row_problems_harms(typed["harms"], files["harms"])
+    problems += schema.row_problems_arm_details(typed["arm_details"], files["arm_details"])
+    problems += schema.cross_problems(typed["studies"], typed["arms"], typed["contrasts"], files, typed["rob"],
+                                      typed["harms"], typed["arm_details"])
     problems.sort(key=lambda p: (p.file, p.row or 0, p.column or ""))
     return typed, problems
 
@@ -232,7 +238,8 @@ def load_evidence(path: str | os.PathLike | None = None) -> Evidence:
     if problems:
         raise EvidenceError(problems)
     return Evidence(studies=typed["studies"], arms=typed["arms"], contrasts=typed["contrasts"], source=str(p),
-                    data_hash=hashlib.sha256(digest).hexdigest(), files=files, rob=typed["rob"])
+                    data_hash=hashlib.sha256(digest).hexdigest(), files=files, rob=typed["rob"],
+                    harms=typed["harms"], arm_details=typed["arm_details"])
 
 
 # ------------------------------------------------------------------------------------------ wide sheets

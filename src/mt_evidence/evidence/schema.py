@@ -77,13 +77,34 @@ ROB_COLUMNS = {
 ROB_REQUIRED = ("study_id", "tool", "domain", "judgement", "source_url", "source_location", "review_citation")
 ROB_JUDGEMENTS = ("low", "unclear", "some_concerns", "high")
 
+# adverse events per arm (optional table; docs/methods.md section 13)
+EVENT_TYPES = ("any_adverse_event", "serious_adverse_event", "increased_pain_or_soreness", "other")
+EVENT_UNITS = ("participants", "events")
+HARM_COLUMNS = {
+    "study_id": "str", "arm": "str", "intervention": "str", "technique": "str", "event_type": "str",
+    "event_label": "str", "events": "num", "n": "num", "unit": "str", "definition": "str", "timepoint_weeks": "num",
+    "source_url": "str", "source_location": "str", "derivation": "str", "note": "str",
+}
+HARM_REQUIRED = ("study_id", "arm", "intervention", "event_type", "unit", "source_url", "source_location")
+
+# dose and co-interventions per arm (optional table; docs/methods.md sections 14 and 15)
+ARM_DETAIL_COLUMNS = {
+    "study_id": "str", "arm": "str", "intervention": "str", "technique": "str", "sessions": "num",
+    "sessions_printed": "str", "weeks_of_care": "num", "provider": "str", "co_intervention": "str",
+    "co_intervention_differs": "bool", "source_url": "str", "source_location": "str", "derivation": "str",
+    "note": "str",
+}
+ARM_DETAIL_REQUIRED = ("study_id", "arm", "intervention", "source_url", "source_location")
+
 TABLES = {
     "studies": (STUDY_COLUMNS, STUDY_REQUIRED),
     "arms": (ARM_COLUMNS, ARM_REQUIRED),
     "contrasts": (CONTRAST_COLUMNS, CONTRAST_REQUIRED),
     "rob": (ROB_COLUMNS, ROB_REQUIRED),
+    "harms": (HARM_COLUMNS, HARM_REQUIRED),
+    "arm_details": (ARM_DETAIL_COLUMNS, ARM_DETAIL_REQUIRED),
 }
-OPTIONAL_TABLES = ("contrasts", "rob")
+OPTIONAL_TABLES = ("contrasts", "rob", "harms", "arm_details")
 # direction_stored: how the stored estimate is signed
 # ("not_stated": the source does not say which way the difference runs; such a row is never pooled)
 DIRECTIONS = ("arm1_minus_arm2", "arm2_minus_arm1", "not_stated")
@@ -384,7 +405,35 @@ ROB_SCHEMA = pa.DataFrameSchema(
     },
 )
 
-SCHEMAS = {"studies": STUDIES_SCHEMA, "arms": ARMS_SCHEMA, "contrasts": CONTRASTS_SCHEMA, "rob": ROB_SCHEMA}
+HARMS_SCHEMA = pa.DataFrameSchema(
+    {
+        "study_id": pa.Column(object, nullable=False),
+        "arm": pa.Column(object, nullable=False),
+        "intervention": _isin(INTERVENTIONS),
+        "event_type": _isin(EVENT_TYPES),
+        "unit": _isin(EVENT_UNITS),
+        "events": _num(pa.Check.ge(0)),
+        "n": _num(pa.Check.ge(1)),
+        "timepoint_weeks": _num(pa.Check.in_range(0, 260)),
+        "source_url": pa.Column(object, nullable=False),
+        "source_location": pa.Column(object, nullable=False),
+    },
+)
+
+ARM_DETAILS_SCHEMA = pa.DataFrameSchema(
+    {
+        "study_id": pa.Column(object, nullable=False),
+        "arm": pa.Column(object, nullable=False),
+        "intervention": _isin(INTERVENTIONS),
+        "sessions": _num(pa.Check.in_range(0, 500)),
+        "weeks_of_care": _num(pa.Check.in_range(0, 260)),
+        "source_url": pa.Column(object, nullable=False),
+        "source_location": pa.Column(object, nullable=False),
+    },
+)
+
+SCHEMAS = {"studies": STUDIES_SCHEMA, "arms": ARMS_SCHEMA, "contrasts": CONTRASTS_SCHEMA, "rob": ROB_SCHEMA,
+           "harms": HARMS_SCHEMA, "arm_details": ARM_DETAILS_SCHEMA}
 
 _EXPECT = {
     "isin": "one of: {values}",
@@ -611,11 +660,60 @@ def row_problems_contrasts(con: pd.DataFrame, file: str) -> list[Problem]:
     return out
 
 
+def row_problems_harms(harms: pd.DataFrame, file: str) -> list[Problem]:
+    """Counts within their arm, whole numbers, a definition or a note, and n wherever a count is given."""
+    out: list[Problem] = []
+    for i, r in harms.iterrows():
+        row = _row(i)
+        ev, n = r["events"], r["n"]
+        if not pd.isna(ev) and ev != round(ev):
+            out.append(Problem(file, row, "events", f"{_fmt(ev)} (not a whole number)", "a count of participants or events"))
+        if not pd.isna(n) and n != round(n):
+            out.append(Problem(file, row, "n", f"{_fmt(n)} (not a whole number)", "the number of participants in the arm"))
+        if r["unit"] == "participants" and not pd.isna(ev) and not pd.isna(n) and ev > n:
+            out.append(Problem(file, row, "events", f"{_fmt(ev)} participants with an event out of {_fmt(n)}",
+                               "no more participants with an event than in the arm (unit = events for counts of events)"))
+        if pd.isna(ev) and not r["note"]:
+            out.append(Problem(file, row, "events", "no count and no note",
+                               "the count as printed, or a note saying what the source says instead"))
+        if not r["definition"] and not r["note"]:
+            out.append(Problem(file, row, "definition", "no definition and no note",
+                               "how the trial defined or collected adverse events, or a note saying it does not say"))
+    return out
+
+
+def row_problems_arm_details(details: pd.DataFrame, file: str) -> list[Problem]:
+    out: list[Problem] = []
+    dup = details.duplicated(subset=["study_id", "arm"], keep="first")
+    for i in details.index[dup]:
+        out.append(Problem(file, _row(i), "arm", f"a second row for arm '{details.loc[i, 'arm']}' of "
+                           f"{details.loc[i, 'study_id']}", "one row per trial x arm"))
+    return out
+
+
 def cross_problems(studies: pd.DataFrame, arms: pd.DataFrame, contrasts: pd.DataFrame,
-                   files: dict[str, str], rob: pd.DataFrame | None = None) -> list[Problem]:
+                   files: dict[str, str], rob: pd.DataFrame | None = None,
+                   harms: pd.DataFrame | None = None, arm_details: pd.DataFrame | None = None) -> list[Problem]:
     out: list[Problem] = []
     known = set(studies["study_id"].dropna())
     tables = [("arms", arms), ("contrasts", contrasts)]
+    for name, extra in (("harms", harms), ("arm_details", arm_details)):
+        if extra is not None:
+            tables.append((name, extra))
+    if arm_details is not None and len(arm_details):
+        labelled = {(s, a): v for s, a, v in zip(arms["study_id"], arms["arm"], arms["intervention"])}
+        for s, a1, a2, v1, v2 in zip(contrasts["study_id"], contrasts["arm1"], contrasts["arm2"],
+                                     contrasts["intervention1"], contrasts["intervention2"]):
+            labelled.setdefault((s, a1), v1)
+            labelled.setdefault((s, a2), v2)
+        for i, r in arm_details.iterrows():
+            key = (r["study_id"], r["arm"])
+            if r["study_id"] in known and key not in labelled:
+                out.append(Problem(files["arm_details"], _row(i), "arm", f"'{r['arm']}', not an arm of {r['study_id']} "
+                                   "in arms or contrasts", "the arm label used in arms.csv or contrasts.csv"))
+            elif key in labelled and labelled[key] != r["intervention"]:
+                out.append(Problem(files["arm_details"], _row(i), "intervention", f"'{r['intervention']}' for arm "
+                                   f"'{r['arm']}' of {r['study_id']}", f"'{labelled[key]}', as in arms or contrasts"))
     if rob is not None:
         tables.append(("rob", rob))
         dup = rob.duplicated(subset=["study_id", "tool", "domain"], keep="first")
