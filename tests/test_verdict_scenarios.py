@@ -61,21 +61,27 @@ text = "{text}"
 '''
 TEST_TEMPLATE = '''[[claim.test]]
 comparison = "{comparison}"
-outcome = "pain"
+outcome = "{outcome}"
 window = "{window}"
 expect = "{expect}"
 why = "scenario"
 '''
 
 
-def run(tmp_path: Path, trials: list[dict], claims: list[tuple[str, list[dict]]], n: int) -> dict:
-    """Write the scenario, run the report (no PDF) and return claims.json, keyed by claim id."""
+def run(tmp_path: Path, trials: list[dict], claims: list[tuple[str, list[dict]]], n: int,
+        extra: dict[str, pd.DataFrame] | None = None) -> dict:
+    """Write the scenario, run the report (no PDF) and return claims.json, keyed by claim id. ``extra``: more
+    tables of the evidence folder (harms, arm_details) by file name."""
     ev = write_evidence(tmp_path / "evidence", trials, n)
+    for name, df in (extra or {}).items():
+        df.to_csv(ev / name, index=False)
     text = ""
     for i, (claim, tests) in enumerate(claims, start=1):
         text += CLAIM_TEMPLATE.format(id=i, text=claim)
         for t in tests:
-            text += TEST_TEMPLATE.format(**t)
+            text += TEST_TEMPLATE.format(**{"outcome": "pain", **t})
+            if t.get("context"):
+                text += "context = true\n"
             if "population" in t:
                 text += f'population = "{t["population"]}"\n'
             if "minus" in t:
@@ -276,3 +282,86 @@ def test_a_context_test_cannot_decide_a_claim_alone():
     supported = C.TestResult(C.ClaimTest("combined_vs_exercise", "pain", "short", "benefit"), C.SUPPORTED, "yes")
     assert C.combine([supported, context]) == C.PARTLY
     assert C.combine([direct, C.TestResult(context.test, C.NOT_TESTABLE, "none")]) == C.NOT_TESTABLE
+
+
+# ------------------------------------------------------------------------------------ harms (claim 8)
+
+HARM_COLUMNS = ["study_id", "arm", "intervention", "technique", "event_type", "event_label", "events", "n", "unit",
+                "definition", "timepoint_weeks", "source_url", "source_location", "derivation", "note"]
+SAFE = [("It is safe", [
+    {"comparison": "manual_therapy_vs_no_manual_therapy", "outcome": "serious_adverse_event", "window": "any",
+     "expect": "no_serious_harm"},
+    {"comparison": "manual_therapy_arms", "outcome": "any_adverse_event", "window": "any", "expect": "describe",
+     "context": True}])]
+
+
+def harms_table(trials, events_mt, events_ctl, n, *, event_type="serious_adverse_event"):
+    rows = []
+    for t, e1, e2 in zip(trials, events_mt, events_ctl):
+        for arm, intervention, events in (("mt", "manual_therapy", e1), ("ctl", "usual_care", e2)):
+            rows.append({"study_id": t["study_id"], "arm": arm, "intervention": intervention,
+                         "event_type": event_type, "events": events, "n": n, "unit": "participants",
+                         "definition": "synthetic: invented counts", "source_url": "https://example.org/synthetic",
+                         "source_location": "invented"})
+    return pd.DataFrame(rows, columns=HARM_COLUMNS)
+
+
+def test_serious_harms_more_frequent_with_manual_therapy_is_not_supported(tmp_path):
+    trials = mt_vs("usual_care", -1.0, 3)
+    harms = pd.concat([harms_table(trials, [12, 15, 10], [1, 2, 0], 100),
+                       harms_table(trials, [30, 35, 25], [10, 12, 9], 100, event_type="any_adverse_event")])
+    res = run(tmp_path, trials, SAFE, n=100, extra={"harms.csv": harms})
+    serious, describe = res[1]["analyses"]
+    assert serious["verdict"] == "not supported" and "risk ratio" in serious["explanation"]
+    assert describe["verdict"] == "uncertain" and "about 30 in 100" in describe["explanation"]
+    assert res[1]["verdict"] == "not supported"
+
+
+def test_no_serious_harm_seen_is_uncertain_never_supported(tmp_path):
+    """No serious event in 600 people: trials cannot show a rare harm does not happen. The exact upper limit for
+    0 of 300 given manual therapy is 1 - 0.025^(1/300), about 12 in 1,000."""
+    trials = mt_vs("usual_care", -1.0, 3)
+    res = run(tmp_path, trials, SAFE, n=100, extra={"harms.csv": harms_table(trials, [0, 0, 0], [0, 0, 0], 100)})
+    serious = res[1]["analyses"][0]
+    assert serious["verdict"] == "uncertain"
+    upper = 1000 * (1 - 0.025 ** (1 / 300))
+    assert f"up to {upper:.0f} in 1,000" in serious["explanation"]
+    assert res[1]["verdict"] == "uncertain"
+
+
+# ------------------------------------------------------------------------------------- dose (claim 9)
+
+DETAIL_COLUMNS = ["study_id", "arm", "intervention", "technique", "sessions", "sessions_printed", "weeks_of_care",
+                  "provider", "co_intervention", "co_intervention_differs", "source_url", "source_location",
+                  "derivation", "note"]
+MORE = [("More sessions are not better", [
+    {"comparison": "more_vs_fewer_sessions", "window": "short", "expect": "no_important_benefit"}])]
+
+
+def dose_trials(k, difference_nrs):
+    trials, details = [], []
+    for i in range(k):
+        sid = f"SynDose{i}"
+        trials.append(trial(sid, "chronic", [("smt2", "manual_therapy", "manipulation", {6: 5.0}),
+                                             ("smt8", "manual_therapy", "manipulation", {6: 5.0 + difference_nrs}),
+                                             ("smt12", "manual_therapy", "manipulation", {6: 5.0 + difference_nrs})]))
+        for arm, sessions in (("smt2", 2), ("smt8", 8), ("smt12", 12)):
+            details.append({"study_id": sid, "arm": arm, "intervention": "manual_therapy", "sessions": sessions,
+                            "source_url": "https://example.org/synthetic", "source_location": "invented"})
+    return trials, pd.DataFrame(details, columns=DETAIL_COLUMNS)
+
+
+def test_more_sessions_no_better_supports_the_dose_claim(tmp_path):
+    trials, details = dose_trials(4, 0.0)
+    res = run(tmp_path, trials, MORE, n=200, extra={"arm_details.csv": details})
+    a = res[1]["analyses"][0]
+    assert a["k"] == 4 and a["estimate"] == pytest.approx(0, abs=1e-9)
+    assert res[1]["verdict"] == "supported"
+
+
+def test_more_sessions_clearly_better_contradicts_the_dose_claim(tmp_path):
+    trials, details = dose_trials(4, -3.0)  # more sessions: 30 points better on 0-100
+    res = run(tmp_path, trials, MORE, n=200, extra={"arm_details.csv": details})
+    a = res[1]["analyses"][0]
+    assert a["estimate"] == pytest.approx(-30, abs=1e-6)
+    assert res[1]["verdict"] == "not supported"

@@ -29,6 +29,8 @@ from ..evidence.export import csv_bytes
 from ..evidence.links import safe_href, split_sources
 from ..synthesis import analysis as A
 from ..synthesis import claims as C
+from ..synthesis import dose as D
+from ..synthesis import harms as H
 from ..synthesis import grade
 from ..synthesis.settings import ReportSettings, load_settings
 
@@ -260,7 +262,7 @@ def sensitivity_rows(frame: pd.DataFrame, config: A.AnalysisConfig) -> list[dict
 
 
 def limitations(ev: Evidence, frame: pd.DataFrame, sof: list[dict]) -> list[str]:
-    used = frame[frame["used"]]
+    used = frame.loc[frame["used"].astype(bool)]
     out = []
     ks = [r["k"] for r in sof]
     if ks:
@@ -385,11 +387,16 @@ def _render(ev: Evidence, settings: ReportSettings | None = None, *, generated: 
     tpl = env.get_template("report.html.j2")
     say("pooling and rating certainty")
     frame = A.comparison_frame(ev, cfg)
+    dose_rows = D.dose_frame(ev, cfg)
+    if len(dose_rows):
+        frame = pd.concat([frame, dose_rows], ignore_index=True) if len(frame) else dose_rows.copy()
+    frame["used"] = frame["used"].astype(bool)
+    harms = H.analyse_harms(ev)
     sof = summary_of_findings(ev, settings)
-    claim_results = C.evaluate_claims(frame, cfg, settings.claims, settings.overrides)
+    claim_results = C.evaluate_claims(frame, cfg, settings.claims, settings.overrides, harms)
     say("drawing the figures")
     figures = embedded_figures(ev, cfg)
-    not_used = frame[~frame["used"]][["study_id", "comparison", "outcome", "window", "why_not"]].fillna("")
+    not_used = frame.loc[~frame["used"].astype(bool)][["study_id", "comparison", "outcome", "window", "why_not"]].fillna("")
     excluded_rows = []
     for df, kind in ((ev.arms, "arm"), (ev.contrasts, "contrast")):
         for r in df[df["role"].isin(["excluded", "alternative"])].itertuples():

@@ -52,6 +52,8 @@ COMPARISONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "manual_therapy_vs_control": ("manual_therapy", CONTROLS),
     "exercise_vs_control": ("exercise", CONTROLS),
     "combined_vs_control": ("combined", CONTROLS),
+    # within-trial dose contrasts: arms relabelled by synthesis.dose (docs/methods.md section 14)
+    "more_vs_fewer_sessions": ("more_sessions", ("fewer_sessions",)),
 }
 #: "any control" pools: sham and pragmatic controls answer different questions (docs/methods.md section 1), so
 #: these are labelled views shown with the test for subgroup differences by control type, never used for a verdict
@@ -76,6 +78,7 @@ COMPARISON_LABELS = {
     "manual_therapy_vs_control": ("manual therapy", "any control (labelled view)"),
     "exercise_vs_control": ("exercise", "any control (labelled view)"),
     "combined_vs_control": ("manual therapy + exercise", "any control (labelled view)"),
+    "more_vs_fewer_sessions": ("more sessions of manual therapy", "fewer sessions"),
 }
 
 
@@ -602,7 +605,7 @@ def pool_windows(frame: pd.DataFrame, config: AnalysisConfig | None = None, **po
     few trials (:func:`pool_analysis`)."""
     config = config or load_config()
     out = []
-    used = frame[frame["used"]]
+    used = frame.loc[frame["used"].astype(bool)]  # .loc: an empty frame must keep its columns
     order = {w.name: i for i, w in enumerate(config.windows)}
     for (comp, outcome, window), g in sorted(used.groupby(["comparison", "outcome", "window"]),
                                              key=lambda t: (ALL_COMPARISONS.index(t[0][0]), t[0][1],

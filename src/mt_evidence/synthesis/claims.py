@@ -31,6 +31,7 @@ from ..evidence.tomlfile import read_toml
 from ..stats.pooling import PoolResult
 from . import analysis as A
 from . import grade
+from . import harms as H
 
 RULES = (
     "Each claim is tested on the comparisons that answer it, each mapping stated in the claims file with its "
@@ -49,7 +50,10 @@ RULES = (
 SUPPORTED, PARTLY, NOT_SUPPORTED, UNCERTAIN, NOT_TESTABLE = (
     "supported", "partly supported", "not supported", "uncertain", "not testable")
 VERDICTS = (SUPPORTED, PARTLY, NOT_SUPPORTED, UNCERTAIN, NOT_TESTABLE)
-EXPECTS = ("benefit", "no_important_benefit", "worse", "fades", "fades_more")
+EXPECTS = ("benefit", "no_important_benefit", "worse", "fades", "fades_more", "no_serious_harm", "describe")
+#: harm tests (docs/methods.md section 13): comparisons of harms.csv and the within-arm description
+HARM_EXPECTS = ("no_serious_harm", "describe")
+HARM_TEST_COMPARISONS = tuple(H.HARM_COMPARISONS) + ("manual_therapy_arms",)
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,12 @@ class ClaimTest:
     context: bool = False  # answers the claim only indirectly: shown, but cannot decide the verdict alone
 
     def describe(self) -> str:
+        if self.expect in HARM_EXPECTS:
+            what = H.EVENT_LABELS.get(self.outcome, self.outcome)
+            if self.comparison == "manual_therapy_arms":
+                return f"how often people given manual therapy have {what}"
+            f, s, _ = H.HARM_COMPARISONS.get(self.comparison, (self.comparison, "", ()))
+            return f"{what}, {f} vs {s}, any time during the trial"
         first, second = A.COMPARISON_LABELS.get(self.comparison, (self.comparison, ""))
         where = {"short": "in the short term (up to 3 months)", "intermediate": "at 3 to 12 months",
                  "long": "in the long term (12 months or more)",
@@ -102,6 +112,7 @@ class TestResult:
     change: A.ShortLongResult | None = None
     statement: str = ""
     category: str = ""
+    harm: object | None = None  # HarmAnalysis or ProportionPoolResult for harm tests
 
 
 @dataclass(frozen=True)
@@ -128,6 +139,15 @@ def load_claims(path: str | Path | None = None) -> list[Claim]:
             missing = [k for k in ("comparison", "outcome", "window", "expect") if k not in t]
             if missing:
                 problems.append(f"claim {c['id']} test {j}: missing {', '.join(missing)}")
+                continue
+            if t["expect"] in HARM_EXPECTS or (t["comparison"] in HARM_TEST_COMPARISONS
+                                               and t["comparison"] not in known):
+                problem = _harm_test_problem(t)
+                if problem:
+                    problems.append(f"claim {c['id']} test {j}: {problem}")
+                    continue
+                tests.append(ClaimTest(t["comparison"], t["outcome"], t["window"], t["expect"], (), (),
+                                       str(t.get("why", "")), "", bool(t.get("context", False))))
                 continue
             if t["comparison"] not in known:
                 problems.append(f"claim {c['id']} test {j}: unknown comparison {t['comparison']!r} "
@@ -163,6 +183,24 @@ def load_claims(path: str | Path | None = None) -> list[Claim]:
     return claims
 
 
+def _harm_test_problem(t: dict) -> str:
+    from ..evidence.schema import EVENT_TYPES
+
+    if t["expect"] not in HARM_EXPECTS:
+        return f"{t['comparison']!r} is a harms comparison: expect must be one of {', '.join(HARM_EXPECTS)}"
+    if t["comparison"] not in HARM_TEST_COMPARISONS:
+        return (f"expect = {t['expect']!r} needs comparison one of {', '.join(HARM_TEST_COMPARISONS)}; got "
+                f"{t['comparison']!r}")
+    if t["outcome"] not in EVENT_TYPES:
+        return f"a harms test needs outcome one of {', '.join(EVENT_TYPES)}; got {t['outcome']!r}"
+    if t["expect"] == "describe" and (t["comparison"] != "manual_therapy_arms" or not t.get("context")):
+        return ("expect = \"describe\" (how common an event is with manual therapy) goes with comparison = "
+                "\"manual_therapy_arms\" and context = true: a description cannot decide a claim")
+    if t["expect"] == "no_serious_harm" and t["comparison"] == "manual_therapy_arms":
+        return "expect = \"no_serious_harm\" needs a comparison against arms without manual therapy or sham"
+    return ""
+
+
 def _as_tuple(value) -> tuple[str, ...]:
     if value is None or value == "":
         return ()
@@ -195,8 +233,44 @@ def _test_verdict(expect: str, category: str, level: str) -> str:
     return SUPPORTED if category in ("little", "harm") else NOT_SUPPORTED if category == "benefit" else UNCERTAIN
 
 
+def _evaluate_harm(t: ClaimTest, harms: H.HarmsResult | None) -> TestResult:
+    """Harm tests (docs/methods.md section 13): never "supported" from trials alone."""
+    what = H.EVENT_LABELS.get(t.outcome, t.outcome)
+    if t.expect == "describe":
+        p = harms.proportions.get(t.outcome) if harms is not None else None
+        if p is None:
+            return TestResult(t, NOT_TESTABLE, f"no trial reports {what} among people given manual therapy as "
+                              "counts of participants")
+        k = p.fit.k
+        pi = (f"; in a new trial between {100 * p.pi_low:.0f} and {100 * p.pi_high:.0f} in 100 (prediction interval)"
+              if k >= 3 else "")
+        expl = (f"{k} trial(s), {int(p.studies['n'].sum())} people given manual therapy: about {100 * p.proportion:.0f} "
+                f"in 100 had {what} (95% CI {100 * p.ci_low:.0f} to {100 * p.ci_high:.0f}{pi}; Freeman-Tukey, "
+                "REML). Context: how common it is, not whether it is mild or settles quickly.")
+        return TestResult(t, UNCERTAIN, expl, studies=tuple(p.fit.labels), harm=p)
+    a = harms.get(t.comparison, t.outcome) if harms is not None else None
+    if a is None or a.k == 0:
+        f, s, _ = H.HARM_COMPARISONS[t.comparison]
+        extra = (" " + H.serious_sentence(harms.serious)) if harms is not None and harms.serious else ""
+        return TestResult(t, NOT_TESTABLE, f"no trial reports {what} per arm as counts for {f} vs {s}.{extra}")
+    rr = a.rr
+    n = float(a.tables["n1"].sum() + a.tables["n2"].sum())
+    if rr is not None and np.isfinite(rr.estimate) and rr.ci_low > 0:
+        v = NOT_SUPPORTED
+        st = f"{what} are more frequent with manual therapy"
+    else:
+        v = UNCERTAIN
+        st = ("no difference can be shown, and trials of this size cannot show that rare serious harms do not happen"
+              if t.outcome == "serious_adverse_event" else "no difference can be shown")
+    expl = a.text() + ". " + (H.serious_sentence(harms.serious) if t.outcome == "serious_adverse_event" else "")
+    return TestResult(t, v, expl.strip(), studies=tuple(a.tables["study_id"]), participants=n, statement=st,
+                      harm=a)
+
+
 def evaluate_test(frame: pd.DataFrame, t: ClaimTest, config: A.AnalysisConfig,
-                  overrides: grade.Overrides | None = None) -> TestResult:
+                  overrides: grade.Overrides | None = None, harms: H.HarmsResult | None = None) -> TestResult:
+    if t.expect in HARM_EXPECTS:
+        return _evaluate_harm(t, harms)
     mid = config.important_difference.get(t.outcome)
     f = _filter(frame, t)
     first, second = A.COMPARISON_LABELS.get(t.comparison, (t.comparison, "its comparator"))
@@ -314,7 +388,9 @@ WORDING = {
 
 
 def evaluate_claims(frame: pd.DataFrame, config: A.AnalysisConfig | None = None, claims: list[Claim] | None = None,
-                    overrides: grade.Overrides | None = None) -> list[ClaimResult]:
+                    overrides: grade.Overrides | None = None, harms: H.HarmsResult | None = None) -> list[ClaimResult]:
+    """Verdicts for every claim. ``frame`` is the comparison frame (with the dose rows of ``dose.dose_frame`` for
+    claim 9); ``harms`` the result of ``harms.analyse_harms`` (claim 8)."""
     config = config or A.load_config()
     claims = claims if claims is not None else load_claims()
     out = []
@@ -322,7 +398,7 @@ def evaluate_claims(frame: pd.DataFrame, config: A.AnalysisConfig | None = None,
         if not c.tests:
             out.append(ClaimResult(c, NOT_TESTABLE, c.not_testable or WORDING[NOT_TESTABLE]))
             continue
-        tests = [evaluate_test(frame, t, config, overrides) for t in c.tests]
+        tests = [evaluate_test(frame, t, config, overrides, harms) for t in c.tests]
         v = combine(tests)
         extra = ""
         if v in (UNCERTAIN, PARTLY, NOT_SUPPORTED) and any(t.verdict == NOT_TESTABLE for t in tests):

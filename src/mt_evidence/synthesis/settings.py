@@ -55,8 +55,16 @@ def _inside(base: Path, value, settings: str | Path, key: str) -> Path:
 def claim_window_problems(claims: list, cfg: A.AnalysisConfig) -> list[str]:
     """Claims naming a window the settings do not define (a misspelt window would read as 'no trial')."""
     names = {w.name for w in cfg.windows} | {"short_vs_long"}
-    return [f"claim {c.id}: window {t.window!r} is not defined (windows: {', '.join(sorted(names))})"
-            for c in claims for t in c.tests if t.window not in names]
+    out = []
+    for c in claims:
+        for t in c.tests:
+            harm = t.expect in ("no_serious_harm", "describe")
+            if harm and t.window != "any":
+                out.append(f"claim {c.id}: a harms test counts events over the whole trial: window = \"any\" "
+                           f"(got {t.window!r})")
+            elif not harm and t.window not in names:
+                out.append(f"claim {c.id}: window {t.window!r} is not defined (windows: {', '.join(sorted(names))})")
+    return out
 
 
 __all__ = ["ReportSettings", "load_settings"]
