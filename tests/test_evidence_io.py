@@ -259,7 +259,7 @@ def test_harms_and_arm_details_load_and_every_problem_is_named(clean):
     assert ("harms.csv", 4, "events") in found      # 2.5 is not a count
     assert ("harms.csv", 5, "events") in found      # no count, no note
     assert ("arm_details.csv", 3, "arm") in found   # a second row for the same arm
-    assert ("arm_details.csv", 4, "arm") in found   # not an arm of the trial
+    assert ("arm_details.csv", 4, "arm") in found   # not an arm of the trial, and no note
     assert ("arm_details.csv", 5, "intervention") in found  # exer is exercise in arms.csv
     assert ("harms.csv", 2, "events") not in found
 

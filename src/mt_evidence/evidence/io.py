@@ -173,6 +173,10 @@ def validate_tables(raw: dict[str, pd.DataFrame], files: dict[str, str]) -> tupl
     """Coerce and validate the three raw tables; return typed tables and every problem found."""
     problems: list[Problem] = []
     typed = {}
+    raw, files = dict(raw), dict(files)
+    for table in schema.OPTIONAL_TABLES:  # optional tables may be left out by callers
+        raw.setdefault(table, pd.DataFrame(columns=list(schema.TABLES[table][0])))
+        files.setdefault(table, TABLE_FILES[table])
     for table in TABLE_FILES:
         df = raw[table].reset_index(drop=True)
         t, probs = schema.coerce_table(df, table, files[table])

@@ -708,9 +708,10 @@ def cross_problems(studies: pd.DataFrame, arms: pd.DataFrame, contrasts: pd.Data
             labelled.setdefault((s, a2), v2)
         for i, r in arm_details.iterrows():
             key = (r["study_id"], r["arm"])
-            if r["study_id"] in known and key not in labelled:
+            if r["study_id"] in known and key not in labelled and not r["note"]:
                 out.append(Problem(files["arm_details"], _row(i), "arm", f"'{r['arm']}', not an arm of {r['study_id']} "
-                                   "in arms or contrasts", "the arm label used in arms.csv or contrasts.csv"))
+                                   "in arms or contrasts, and no note", "the arm label used in arms.csv or contrasts.csv "
+                                   "(or a note saying the arm has no extracted outcomes)"))
             elif key in labelled and labelled[key] != r["intervention"]:
                 out.append(Problem(files["arm_details"], _row(i), "intervention", f"'{r['intervention']}' for arm "
                                    f"'{r['arm']}' of {r['study_id']}", f"'{labelled[key]}', as in arms or contrasts"))

@@ -210,7 +210,7 @@ def _as_tuple(value) -> tuple[str, ...]:
 def _filter(frame: pd.DataFrame, t: ClaimTest, used_only: bool = True) -> pd.DataFrame:
     f = frame[(frame["comparison"] == t.comparison) & (frame["outcome"] == t.outcome)]
     if used_only:
-        f = f[f["used"]]
+        f = f.loc[f["used"].astype(bool)]
     if t.population:
         f = f[f["population"].isin(t.population)]
     if t.technique:

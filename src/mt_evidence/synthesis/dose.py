@@ -88,7 +88,7 @@ def dose_regression(frame: pd.DataFrame, ev: Evidence, outcome: str, window: str
     """Manual therapy's effect regressed on its planned sessions across trials (context only)."""
     ses = sessions_by_arm(ev)
     g = frame[(frame["comparison"] == comparison) & (frame["outcome"] == outcome) & (frame["window"] == window)
-              & frame["used"]].copy()
+              & frame["used"].astype(bool)].copy()
     g["sessions"] = [_arm_sessions(ses, s, a) for s, a in zip(g["study_id"], g["arm1"])]
     g = g[g["sessions"].notna()]
     if g["study_id"].nunique() < MIN_K_REGRESSION or g["sessions"].nunique() < 2:
