@@ -365,3 +365,20 @@ def test_more_sessions_clearly_better_contradicts_the_dose_claim(tmp_path):
     a = res[1]["analyses"][0]
     assert a["estimate"] == pytest.approx(-30, abs=1e-6)
     assert res[1]["verdict"] == "not supported"
+
+
+def test_a_co_intervention_only_one_arm_gets_lowers_certainty_for_indirectness(tmp_path):
+    """docs/methods.md section 15: the same six trials, once with the manual-therapy arms also given a
+    co-intervention the control arms do not get (arm_details.csv), lose one level for indirectness."""
+    trials = mt_vs("usual_care", -3.0, 6)
+    claims = [("MT reduces pain", [{"comparison": "manual_therapy_vs_pragmatic", "window": "short",
+                                    "expect": "benefit"}])]
+    plain = run(tmp_path / "a", trials, claims, n=150)[1]["analyses"][0]
+    details = pd.DataFrame([{"study_id": t["study_id"], "arm": "mt", "intervention": "manual_therapy",
+                             "co_intervention": "synthetic: a drug the control arm does not get",
+                             "co_intervention_differs": "true", "source_url": "https://example.org/synthetic",
+                             "source_location": "invented"} for t in trials], columns=DETAIL_COLUMNS)
+    flagged = run(tmp_path / "b", trials, claims, n=150, extra={"arm_details.csv": details})[1]["analyses"][0]
+    assert plain["certainty"] == "high"
+    assert flagged["certainty"] == "moderate"
+    assert any("co-intervention" in r for r in flagged["certainty_reasons"])

@@ -486,7 +486,7 @@ FRAME_COLUMNS = ["study_id", "comparison", "outcome", "instrument", "timepoint_w
                  "control_type", "technique1", "arm1", "arm2", "n1", "n2", "md", "md_se", "md100", "md100_se", "smd",
                  "smd_var", "smd_note", "source_kind", "source_rows", "derived", "derivation", "multiarm_note", "window",
                  "yi",
-                 "vi", "used", "why_not", "population", "rob_overall"]
+                 "vi", "used", "why_not", "population", "rob_overall", "co_intervention_differs"]
 
 
 def comparison_frame(ev: Evidence, config: AnalysisConfig | None = None, *, measure: str = "md100") -> pd.DataFrame:
@@ -580,8 +580,19 @@ def comparison_frame(ev: Evidence, config: AnalysisConfig | None = None, *, meas
     df["population"] = [st["population"].get(s) for s in df["_trial"]]
     df["rob_overall"] = [st["rob_overall"].get(s) if st["rob_overall"].get(s) else "not assessed"
                          for s in df["_trial"]]
+    df["co_intervention_differs"] = [_co_intervention(ev, s, a) for s, a in zip(df["_trial"], df["arm1"])]
     df = df.drop(columns=["_nboth", "_irank", "_dist", "_n1", "_split", "_trial"])
     return df.sort_values(["comparison", "outcome", "window", "study_id"], kind="mergesort").reset_index(drop=True)
+
+
+def _co_intervention(ev: Evidence, study_id: str, arm) -> bool:
+    """Whether the first-named arm (any of its combined parts) gets a co-intervention its comparator does not
+    (``arm_details.csv``; docs/methods.md section 15)."""
+    d = getattr(ev, "arm_details", None)
+    if d is None or d.empty:
+        return False
+    flagged = d[(d["study_id"] == study_id) & (d["co_intervention_differs"] == True)]  # noqa: E712 (NA-safe)
+    return bool(set(str(arm).split("+")) & set(flagged["arm"]))
 
 
 # -------------------------------------------------------------------------------------------- pooling

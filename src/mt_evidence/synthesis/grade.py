@@ -42,7 +42,8 @@ RULES = (
     "Inconsistency: not judged from one trial; down one when I² is 50% or more; down two when I² is 75% or more "
     "and the prediction interval (three or more trials) spans both an important benefit and an important harm.",
     "Indirectness: down one when most of the weight comes from trials that measured bothersomeness instead of "
-    "intensity; sham and pragmatic controls are analysed apart; a reviewer may add other concerns.",
+    "intensity, or from trials whose first-named arm received a co-intervention its comparator did not; sham and "
+    "pragmatic controls are analysed apart; a reviewer may add other concerns.",
     "Imprecision, against the between-group important difference (the same threshold as the statement): when the "
     "estimate is an important effect, down one if the 95% CI crosses it; when it is little or no difference, down "
     "one if the CI crosses the important benefit or the important harm, two if both; down one below the optimal "
@@ -207,6 +208,11 @@ def _indirectness(w: np.ndarray, studies: pd.DataFrame) -> Judgement:
     if bother > 0.5:
         return Judgement("indirectness", 1, f"{100 * bother:.0f}% of the weight from trials that measured "
                          "bothersomeness instead of intensity")
+    co = studies.get("co_intervention_differs", pd.Series([False] * len(w))).fillna(False).astype(bool).to_numpy()
+    share = float(sum(wi for wi, c in zip(w, co) if c))
+    if share > 0.5:
+        return Judgement("indirectness", 1, f"{100 * share:.0f}% of the weight from trials whose first-named arm "
+                         "received a co-intervention its comparator did not")
     return Judgement("indirectness", 0, "no recorded concern (outcome measured as intensity; control types kept "
                      "apart); a reviewer may add one")
 
