@@ -114,3 +114,20 @@ def test_comparisons_cover_the_core_questions(ev):
                    "exercise_vs_usual_care"):
         assert needed in comps
     assert {"short", "long"} <= set(prim["window"].dropna())
+
+
+def test_second_edition_rules_hold_on_the_bundled_data():
+    """Evidence issue: every dose arm of Haas 2014 is present with its manipulation sessions; every adverse-event
+    row has its definition or a note; every bundled arm has a dose row."""
+    import mt_evidence as me
+
+    ev = me.load_evidence()
+    haas = ev.arm_details[ev.arm_details["study_id"] == "Haas2014"].set_index("arm")["sessions"].to_dict()
+    assert haas == {"smt0_light_massage": 0, "smt6": 6, "smt12": 12, "smt18": 18}
+    h = ev.harms
+    assert len(h) and ((h["definition"].str.len() > 0) | (h["note"].str.len() > 0)).all()
+    detailed = set(zip(ev.arm_details["study_id"], ev.arm_details["arm"]))
+    arms = set(zip(ev.arms["study_id"], ev.arms["arm"]))
+    original = set(ev.studies["study_id"].iloc[:34])  # the first edition's 34 trials come first in studies.csv
+    missing = {a for a in arms if a[0] in original and a not in detailed}
+    assert not missing, f"bundled arms without a dose row: {sorted(missing)}"
