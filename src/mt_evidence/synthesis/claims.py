@@ -233,6 +233,16 @@ def _test_verdict(expect: str, category: str, level: str) -> str:
     return SUPPORTED if category in ("little", "harm") else NOT_SUPPORTED if category == "benefit" else UNCERTAIN
 
 
+def _interval_verdict(rows: pd.DataFrame) -> str:
+    """A change over time, at every assumed correlation: supported when every interval lies above zero, not
+    supported when every one lies below, otherwise uncertain."""
+    if (rows["ci_low"] > 0).all():
+        return SUPPORTED
+    if (rows["ci_high"] < 0).all():
+        return NOT_SUPPORTED
+    return UNCERTAIN
+
+
 def _evaluate_harm(t: ClaimTest, harms: H.HarmsResult | None) -> TestResult:
     """Harm tests (docs/methods.md section 13): never "supported" from trials alone."""
     what = H.EVENT_LABELS.get(t.outcome, t.outcome)
@@ -282,12 +292,7 @@ def evaluate_test(frame: pd.DataFrame, t: ClaimTest, config: A.AnalysisConfig,
             return TestResult(t, NOT_TESTABLE, "no trial reports both the short and the long term for this "
                               "analysis", change=sl)
         s = sl.sensitivity
-        if (s["ci_low"] > 0).all():
-            v = SUPPORTED
-        elif (s["ci_high"] < 0).all():
-            v = NOT_SUPPORTED
-        else:
-            v = UNCERTAIN
+        v = _interval_verdict(s)
         w = sl.within
         expl = (f"within {w.k} trial(s) the difference changes by {w.estimate:+.1f} points from short to long term "
                 f"(95% CI {w.ci_low:.1f} to {w.ci_high:.1f}, correlation assumed {sl.correlation:g}; range of "
@@ -342,12 +347,7 @@ def _evaluate_fades_more(frame: pd.DataFrame, t: ClaimTest, config: A.AnalysisCo
         return TestResult(t, NOT_TESTABLE, "no trial reports both the short and the long term for "
                           + " and ".join(A.COMPARISON_LABELS.get(c, (c, ""))[0] + " vs "
                                          + A.COMPARISON_LABELS.get(c, ("", c))[1] for c in missing), mid=mid)
-    if (d["ci_low"] > 0).all():
-        v = SUPPORTED
-    elif (d["ci_high"] < 0).all():
-        v = NOT_SUPPORTED
-    else:
-        v = UNCERTAIN
+    v = _interval_verdict(d)
     main = d.iloc[(d["correlation"] - config.correlation).abs().argmin()]
     shared = f"; trials in both: {main['shared']} (the interval is then too narrow)" if main["shared"] else ""
     expl = (f"the change from short to long term differs by {main['estimate']:+.1f} points (95% CI "

@@ -5,9 +5,7 @@
   lowest-dose arm is "fewer sessions" and the others are "more sessions"; the usual rules then apply (arms of one
   side combined by the Handbook formula, arm-level data first, one time point per window), giving the comparison
   ``more_vs_fewer_sessions`` (negative favours more sessions).
-* **Between trials** (:func:`dose_regression`): manual therapy's effect against a pragmatic control regressed on
-  the planned number of sessions (REML, Knapp-Hartung), from ``MIN_K_REGRESSION`` trials with a known number;
-  context only, since dose goes with population and technique across trials.
+* **Between trials**: a meta-regression on planned sessions is planned (docs/methods.md section 14).
 """
 
 from __future__ import annotations
@@ -18,12 +16,10 @@ import numpy as np
 import pandas as pd
 
 from ..evidence.io import Evidence
-from ..stats.regression import MetaRegressionResult, meta_regression
 from . import analysis as A
 
 MORE, FEWER = "more_sessions", "fewer_sessions"
 DOSE_CATEGORIES = ("manual_therapy", "combined")
-MIN_K_REGRESSION = 5
 
 
 def dose_arms(ev: Evidence) -> pd.DataFrame:
@@ -73,33 +69,3 @@ def dose_frame(ev: Evidence, config: A.AnalysisConfig | None = None, *, measure:
         return pd.DataFrame(columns=A.FRAME_COLUMNS)
     f = A.comparison_frame(dose_evidence(ev), config, measure=measure)
     return f[f["comparison"] == "more_vs_fewer_sessions"].reset_index(drop=True)
-
-
-def sessions_by_arm(ev: Evidence) -> dict[tuple[str, str], float]:
-    d = ev.arm_details
-    if d is None or d.empty:
-        return {}
-    d = d[d["sessions"].notna()]
-    return {(s, a): float(n) for s, a, n in zip(d["study_id"], d["arm"], d["sessions"])}
-
-
-def dose_regression(frame: pd.DataFrame, ev: Evidence, outcome: str, window: str,
-                    comparison: str = "manual_therapy_vs_pragmatic") -> tuple[MetaRegressionResult | None, pd.DataFrame]:
-    """Manual therapy's effect regressed on its planned sessions across trials (context only)."""
-    ses = sessions_by_arm(ev)
-    g = frame[(frame["comparison"] == comparison) & (frame["outcome"] == outcome) & (frame["window"] == window)
-              & frame["used"].astype(bool)].copy()
-    g["sessions"] = [_arm_sessions(ses, s, a) for s, a in zip(g["study_id"], g["arm1"])]
-    g = g[g["sessions"].notna()]
-    if g["study_id"].nunique() < MIN_K_REGRESSION or g["sessions"].nunique() < 2:
-        return None, g
-    res = meta_regression(g["yi"].to_numpy(float), g["vi"].to_numpy(float), {"sessions": g["sessions"].to_numpy(float)},
-                          method="REML", test="hksj")
-    return res, g
-
-
-def _arm_sessions(ses: dict, sid: str, arm) -> float:
-    """Sessions of an arm; for combined arms ('a+b') the mean of the parts when all are known."""
-    parts = str(arm).split("+")
-    vals = [ses.get((sid, p)) for p in parts]
-    return float(np.mean(vals)) if all(v is not None for v in vals) else np.nan

@@ -109,7 +109,6 @@ class HarmsResult:
     analyses: tuple[HarmAnalysis, ...]
     proportions: dict[str, ProportionPoolResult]
     serious: dict = field(default_factory=dict)
-    listed: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def get(self, comparison: str, event_type: str) -> HarmAnalysis | None:
         return next((a for a in self.analyses if a.comparison == comparison and a.event_type == event_type), None)
@@ -144,8 +143,7 @@ def analyse_harms(ev: Evidence | pd.DataFrame, level: float = 0.95) -> HarmsResu
         e, n = float(s["events"].sum()), float(s["n"].sum())
         serious = {"events": e, "participants": n, "trials": int(s["study_id"].nunique()),
                    "upper": clopper_pearson_upper(e, n, level)}
-    listed = harms[~harms.index.isin(h.index)] if harms is not None and len(harms) else pd.DataFrame()
-    return HarmsResult(tuple(out), props, serious, listed)
+    return HarmsResult(tuple(out), props, serious)
 
 
 def serious_sentence(serious: dict) -> str:
