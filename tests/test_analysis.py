@@ -331,3 +331,77 @@ def test_md_and_smd_versions_use_the_same_row_of_each_trial(synth):
                 & (f["comparison"] == "manual_therapy_vs_exercise") & f["used"]]
         pick[name] = tuple(row[["instrument", "timepoint_weeks"]].iloc[0])
     assert pick["md"] == pick["smd"] == ("NRS (0-10)", 4)
+
+
+def test_instrument_range_in_doubt_enters_with_a_sensitivity_range(synth, tmp_path):
+    """docs/methods.md section 3 (SYNTHETIC): a Roland-Morris row whose version is not stated keeps an empty range
+    in the data; it enters on the first range of its rule (0-24), marked, and the sensitivity analyses give the
+    other range (0-23) and the analysis without it. An instrument with no rule stays out, with the reason."""
+    arms = pd.read_csv(synth / "arms.csv", dtype=str, keep_default_na=False)
+    b12 = arms["study_id"] == "SynthB2021"
+    arms.loc[b12, ["instrument", "scale_min", "scale_max"]] = ["RMDQ (version not stated)", "", ""]
+    arms.to_csv(synth / "arms.csv", index=False)
+    con = pd.read_csv(synth / "contrasts.csv", dtype=str, keep_default_na=False)
+    con.loc[0, ["instrument", "scale_min", "scale_max"]] = ["Roland questionnaire (range not printed)", "", ""]
+    con.to_csv(synth / "contrasts.csv", index=False)
+    ev = me.load_evidence(synth)
+    f = A.comparison_frame(ev)
+    row = f[(f["study_id"] == "SynthB2021") & (f["comparison"] == "combined_vs_pragmatic")
+            & (f["window"] == "short")].iloc[0]
+    # by hand: (6.0 - 8.0) on 0-24 -> -8.333 points; SE sqrt(0.7^2 + 0.7^2) on 0-24
+    assert row["used"] and row["yi"] == pytest.approx(-2.0 * 100 / 24)
+    assert row["vi"] == pytest.approx((np.sqrt(2 * 0.7**2) * 100 / 24) ** 2)
+    assert row["derived"] and "range in doubt, 0-24 assumed" in row["derivation"]
+    s = A.sensitivity(f, "combined_vs_pragmatic", "disability", "short").set_index("analysis")
+    assert s.loc["other_range 0-23", "estimate"] == pytest.approx(-2.0 * 100 / 23)
+    assert s.loc["other_range 0-23", "ci_high"] == pytest.approx(
+        -2.0 * 100 / 23 + 1.959963984540054 * np.sqrt(2 * 0.7**2) * 100 / 23)
+    assert s.loc["printed_ranges_only", "k"] == 0
+    long = f[(f["study_id"] == "SynthB2021") & (f["comparison"] == "combined_vs_pragmatic") & (f["window"] == "long")]
+    assert long["used"].all() and long["yi"].iloc[0] == pytest.approx(-1.5 * 100 / 24)  # a contrast as well
+    # a sensitivity table without a row in doubt has no range variants
+    assert not A.sensitivity(f, "manual_therapy_vs_exercise", "pain", "short")["analysis"].str.contains(
+        "range").any()
+    # no rule for the instrument: out of the 0-100 analyses, with the reason
+    cfg = tmp_path / "no_rules.toml"
+    text = (Path(A.__file__).parent.parent / "data" / "analysis.toml").read_text()
+    cfg.write_text(text.split("[[range_in_doubt]]")[0] + "[important_difference]" + text.split(
+        "[important_difference]")[1])
+    f0 = A.comparison_frame(ev, A.load_config(cfg))
+    row0 = f0[(f0["study_id"] == "SynthB2021") & (f0["comparison"] == "combined_vs_pragmatic")
+              & (f0["window"] == "short")].iloc[0]
+    assert not row0["used"] and "instrument range unknown" in row0["why_not"]
+
+
+def test_range_in_doubt_settings_are_checked(tmp_path):
+    text = (Path(A.__file__).parent.parent / "data" / "analysis.toml").read_text()
+    p = tmp_path / "c.toml"
+    p.write_text(text.replace("ranges = [[0, 24], [0, 23]]", "ranges = [[0, 24]]").replace(
+        'pattern = "\\\\b(RMDQ|RDQ|RMQ|Roland)"', 'pattern = "(RMDQ"'))
+    with pytest.raises(ValueError) as err:
+        A.load_config(p)
+    msg = str(err.value)
+    assert "2 problem(s)" in msg and "not a regular expression" in msg and "two or more [low, high] pairs" in msg
+
+
+def test_change_score_smd_is_a_separate_analysis(synth):
+    """docs/methods.md section 3 (SYNTHETIC): change-score SMDs are never pooled with final-value SMDs; they form
+    their own analysis, from the SD of the change in each arm."""
+    arms = pd.read_csv(synth / "arms.csv", dtype=str, keep_default_na=False)
+    arms.loc[arms["timepoint_weeks"] == "4", "value_type"] = "change"
+    arms.to_csv(synth / "arms.csv", index=False)
+    ev = me.load_evidence(synth)
+    final = A.comparison_frame(ev, measure="smd")
+    change = A.comparison_frame(ev, measure="smd_change")
+    pick = (lambda f: f[(f["study_id"] == "SynthA2020") & (f["timepoint_weeks"] == 4)
+                        & (f["comparison"] == "manual_therapy_vs_exercise")].iloc[0])
+    assert not pick(final)["used"] and "change-score SMD analysis" in pick(final)["why_not"]
+    c = pick(change)
+    es = me.effect_size("SMD", m1=[3.0], sd1=[2.0], n1=[29], m2=[4.0], sd2=[2.0], n2=[28])
+    assert c["used"] and c["yi"] == pytest.approx(float(es["yi"][0])) and c["vi"] == pytest.approx(float(es["vi"][0]))
+    # final values are not in the change-score analysis, and printed differences neither
+    assert not change.loc[change["value_type"] == "final", "used"].any()
+    assert (change.loc[change["value_type"] != "change", "why_not"] == A.SMD_CHANGE_ONLY).all()
+    assert not change.loc[change["source_kind"] == "contrasts", "used"].any()
+    with pytest.raises(ValueError, match="smd_change"):
+        A.comparison_frame(ev, measure="or")

@@ -202,3 +202,26 @@ def test_pdf_shows_where_every_number_came_from(built, tmp_path):
     arm = ev.arms.iloc[0]
     assert "Included trials and where every number came from" in text
     assert " ".join(str(arm["source_location"]).split())[:30] in text
+
+
+def test_range_in_doubt_and_change_score_smd_reach_the_report():
+    """Bundled data: Cherkin 2011's RDQ (version not stated) enters manual therapy vs pragmatic control on 0-24 with
+    the 0-23 sensitivity analysis shown; Frost 2004's change scores give a change-score SMD beside the MD."""
+    ev = me.load_evidence()
+    settings = R.load_settings(None)
+    frame = A.comparison_frame(ev, settings.analysis)
+    ch = frame[frame["study_id"].str.startswith("Cherkin2011") & (frame["comparison"] == "manual_therapy_vs_pragmatic")
+               & (frame["outcome"] == "disability") & (frame["window"] == "short")]
+    assert len(ch) == 2 and ch["used"].all() and ch["range_assumed"].str.contains("0-24 assumed").all()
+    rows = R.sensitivity_rows(frame, settings.analysis)
+    row = next(r for r in rows if r["analysis"].startswith("manual therapy vs usual care, advice or wait list, "
+                                                           "function") and "up to 3 months" in r["analysis"])
+    names = [v["name"] for v in row["variants"]]
+    assert "instruments whose range is in doubt taken as 0-23" in names
+    assert "instrument ranges printed in the sources only" in names
+    sof = R.summary_of_findings(ev, settings)
+    long = next(r for r in sof if r["comparison_id"] == "combined_vs_pragmatic" and r["outcome"] == "disability"
+                and r["window"] == "long")
+    assert long["change_score_smd"].startswith("change scores: SMD") and "1 trial(s)" in long["change_score_smd"]
+    text = R.sof_csv(sof).decode()
+    assert "change_score_smd" in text.splitlines()[0] and "change scores: SMD" in text

@@ -147,7 +147,7 @@ def figures(
     data: Annotated[Optional[Path], typer.Option(help="Evidence folder or workbook (default: bundled)")] = None,
     config: Annotated[Optional[Path], typer.Option(help="Analysis configuration (TOML)")] = None,
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("reports/figures"),
-    measure: Annotated[str, typer.Option(help="md100 (points on 0-100) or smd")] = "md100",
+    measure: Annotated[str, typer.Option(help="md100 (points on 0-100), smd (final values) or smd_change (change scores)")] = "md100",
 ) -> None:
     """Write every figure (forest, short-vs-long, funnel, risk of bias) as PNG (300 dpi), SVG and PDF."""
     from .evidence.atomic import OutputRefused

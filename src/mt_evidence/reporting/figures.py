@@ -24,7 +24,8 @@ def figure_specs(ev: Evidence, config: A.AnalysisConfig | None = None, measure: 
     """Yield (name, kind, title, alt, draw) for every figure, in report order (draw() returns a Figure)."""
     config = config or A.load_config()
     frame = A.comparison_frame(ev, config, measure=measure)
-    xlabel = "Mean difference (points on 0-100)" if measure == "md100" else "Standardised mean difference"
+    xlabel = {"md100": "Mean difference (points on 0-100)", "smd": "Standardised mean difference (final values)",
+              "smd_change": "Standardised mean difference (change scores)"}[measure]
     results = A.pool_windows(frame, config)
     for comp in A.ALL_COMPARISONS:
         first, second = A.COMPARISON_LABELS[comp]

@@ -77,6 +77,8 @@ def summary_of_findings(ev: Evidence, settings: ReportSettings) -> list[dict]:
     smd = A.comparison_frame(ev, cfg, measure="smd")
     by_md = {(w.comparison, w.outcome, w.window): w for w in A.pool_windows(md, cfg)}
     by_smd = {(w.comparison, w.outcome, w.window): w for w in A.pool_windows(smd, cfg)}
+    by_change = {(w.comparison, w.outcome, w.window): w
+                 for w in A.pool_windows(A.comparison_frame(ev, cfg, measure="smd_change"), cfg)}
     order = {c: i for i, c in enumerate(A.ALL_COMPARISONS)}
     worder = {w.name: i for i, w in enumerate(cfg.windows)}
     keys = sorted(set(by_md) | set(by_smd), key=lambda k: (order.get(k[0], 99), k[1], worder.get(k[2], 9)))
@@ -99,7 +101,13 @@ def summary_of_findings(ev: Evidence, settings: ReportSettings) -> list[dict]:
                 rs = A.pool_analysis(sm["yi"].to_numpy(float), sm["vi"].to_numpy(float), list(sm["study_id"]), cfg)
                 of = f" of the {w_md.result.k}" if w_md is not None and rs.k < w_md.result.k else ""
                 rel = (f"SMD {_f(rs.estimate, 2)} ({_f(rs.ci_low, 2)} to {_f(rs.ci_high, 2)}); {rs.k}{of} trial(s)"
-                       + (" (the others give no SDs)" if of else ""))
+                       + (" (the others give no final-value SDs)" if of else ""))
+        change = ""
+        if (wc := by_change.get(key)) is not None:  # a separate analysis, never pooled with final values
+            rc = wc.result
+            change = (f"change scores: SMD {_f(rc.estimate, 2)} ({_f(rc.ci_low, 2)} to {_f(rc.ci_high, 2)}); "
+                      f"{rc.k} trial(s)")
+            rel = change if rel.startswith("not computable") else f"{rel}; {change}"
         if w_md is not None:
             r = w_md.result
             absolute = f"{_f(r.estimate, 1, True)} points ({_f(r.ci_low)} to {_f(r.ci_high)})"
@@ -124,7 +132,7 @@ def summary_of_findings(ev: Evidence, settings: ReportSettings) -> list[dict]:
             "comparison": f"{first} vs {second}", "comparison_id": comp, "outcome": outcome,
             "window": window, "window_label": cfg.window(window).label, "k": A.trial_count(st["study_id"]),
             "comparisons": mr.k,
-            "participants": _participants(st), "relative": rel, "absolute": absolute,
+            "participants": _participants(st), "relative": rel, "change_score_smd": change, "absolute": absolute,
             "has_absolute": w_md is not None, "view": comp in A.ANY_CONTROL_VIEWS,
             "estimate": mr.estimate, "ci_low": mr.ci_low, "ci_high": mr.ci_high,
             "measure": "MD on 0-100" if w_md is not None else "SMD",
@@ -227,7 +235,15 @@ SENSITIVITY_LABELS = {
     "primary": "as analysed", "common_effect": "common-effect model", "random_z": "random effects, z interval",
     "low_risk_of_bias": "trials at low risk of bias only", "no_derived_values": "no derived values",
     "unadjusted_only": "unadjusted estimates only", "final_values_only": "final values only (no change scores)",
+    "printed_ranges_only": "instrument ranges printed in the sources only",
 }
+
+
+def sensitivity_label(name: str) -> str:
+    """The report's words for a sensitivity analysis of :func:`~mt_evidence.synthesis.analysis.sensitivity`."""
+    if name.startswith("other_range "):
+        return f"instruments whose range is in doubt taken as {name.split(' ', 1)[1]}"
+    return SENSITIVITY_LABELS.get(name, name)
 
 
 def sensitivity_rows(frame: pd.DataFrame, config: A.AnalysisConfig) -> list[dict]:
@@ -248,11 +264,11 @@ def sensitivity_rows(frame: pd.DataFrame, config: A.AnalysisConfig) -> list[dict
             if r.analysis == "primary":
                 continue
             if r.k == 0:
-                variants.append({"name": SENSITIVITY_LABELS.get(r.analysis, r.analysis), "result": "no trial qualifies",
+                variants.append({"name": sensitivity_label(r.analysis), "result": "no trial qualifies",
                                  "flips": False})
                 continue
             cat = grade.size_category(r.estimate, r.ci_low, r.ci_high, mid)
-            variants.append({"name": SENSITIVITY_LABELS.get(r.analysis, r.analysis),
+            variants.append({"name": sensitivity_label(r.analysis),
                              "result": f"{_f(r.estimate, 1, True)} ({_f(r.ci_low)} to {_f(r.ci_high)}); {r.k} trial(s)",
                              "flips": cat != cat0})
         out.append({"analysis": f"{first} vs {second}, {OUTCOME_WORDS[outcome]}, {config.window(window).label}",
@@ -287,8 +303,17 @@ def limitations(ev: Evidence, frame: pd.DataFrame, sof: list[dict]) -> list[str]
     excl = ev.contrasts[ev.contrasts["direction_stored"] == "not_stated"]["study_id"].nunique()
     out.append(f"{excl} trial(s) report differences without saying which way they run; those results are left "
                "out rather than guessed.")
-    out.append("Adverse events and numbers of sessions were not extracted, so claims about safety and dose "
-               "cannot be judged here.")
+    harms = getattr(ev, "harms", None)
+    n_harm = harms["study_id"].nunique() if harms is not None and len(harms) else 0
+    out.append(f"Adverse events: {n_harm} of {len(ev.studies)} trials report them in the sources read, most "
+               "without a definition of what counted; trials cannot rule out rare serious harms.")
+    arms_used = frame.loc[frame["used"].astype(bool)]
+    in_doubt = arms_used[arms_used.get("range_assumed", pd.Series("", arms_used.index)).astype(str).str.len() > 0]
+    if len(in_doubt):
+        trials = sorted(set(in_doubt["study_id"].str.replace(r" [(].*$", "", regex=True)))
+        out.append(f"{len(trials)} trial(s) ({', '.join(trials)}) do not say which version of their instrument they "
+                   f"used ({'; '.join(sorted(set(in_doubt['range_assumed'])))}); the sensitivity analyses show the "
+                   "result on the other range and without them.")
     return out
 
 
@@ -571,7 +596,7 @@ def claims_json(results: list[C.ClaimResult]) -> dict:
 
 SOF_CSV_COLUMNS = ["comparison_id", "comparison", "outcome", "window", "k", "participants", "measure", "estimate",
                    "ci_low", "ci_high", "mid", "statement", "certainty", "certainty_if_unassessed_low", "reasons",
-                   "notes", "view", "studies"]
+                   "notes", "view", "studies", "original", "relative", "change_score_smd"]
 
 
 def sof_csv(sof: list[dict]) -> bytes:

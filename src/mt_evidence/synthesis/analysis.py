@@ -83,6 +83,26 @@ COMPARISON_LABELS = {
 
 
 @dataclass(frozen=True)
+class RangeRule:
+    """An instrument whose version, and so range, is in doubt when a trial does not say (docs/methods.md
+    section 3): rows whose instrument matches ``pattern`` (a case-insensitive regular expression) and whose range
+    is empty enter on ``ranges[0]``; the sensitivity analyses use each other range in turn."""
+
+    pattern: str
+    ranges: tuple[tuple[float, float], ...]
+    source: str = ""
+
+    def matches(self, instrument) -> bool:
+        import re
+
+        return isinstance(instrument, str) and re.search(self.pattern, instrument, flags=re.IGNORECASE) is not None
+
+    @staticmethod
+    def label(rng: tuple[float, float]) -> str:
+        return f"{rng[0]:g}-{rng[1]:g}"
+
+
+@dataclass(frozen=True)
 class AnalysisConfig:
     """The analysis settings (``data/analysis.toml``; the rules are in ``docs/methods.md``).
 
@@ -104,6 +124,11 @@ class AnalysisConfig:
     mic: dict[str, float] = field(default_factory=dict)
     mic_source: str = ""
     source: str = "default"
+    range_in_doubt: tuple[RangeRule, ...] = ()
+
+    def range_rule(self, instrument) -> RangeRule | None:
+        """The rule for an instrument whose range is in doubt, if any (first match)."""
+        return next((r for r in self.range_in_doubt if r.matches(instrument)), None)
 
     @property
     def thresholds(self) -> dict[str, float]:
@@ -145,7 +170,9 @@ SETTINGS_KEYS = {
     "short_vs_long": {"correlation", "sensitivity"},
     "pooling": {"method", "test", "adhoc", "pi_type", "min_k_random"},
     "report": {"claims", "overrides"},
+    "range_in_doubt": None,
 }
+RANGE_KEYS = ("pattern", "ranges", "source")
 WINDOW_KEYS = ("name", "label", "lower", "upper", "include_lower", "include_upper", "target")
 POOLING_CHOICES = {"method": ("REML", "ML", "DL", "HE", "HS", "SJ", "PM", "EB", "FE"), "test": ("hksj", "z", "t"),
                    "pi_type": ("riley", "t", "default", "simple")}
@@ -210,6 +237,7 @@ def settings_problems(spec: dict, source: str) -> list[str]:
     for k, r in rs:
         if isinstance(r, bool) or not isinstance(r, (int, float)) or not (-1 <= r <= 1):
             out.append(f"[short_vs_long] {k} = {r!r}; expected a correlation between -1 and 1")
+    out += _range_problems(spec.get("range_in_doubt", []))
     for table in ("important_difference", "minimal_important_change"):
         t = spec.get(table, {})
         if isinstance(t, dict):
@@ -218,6 +246,36 @@ def settings_problems(spec: dict, source: str) -> list[str]:
                     continue
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
                     out.append(f"[{table}] {k} = {v!r}; expected a positive number of points on 0-100")
+    return out
+
+
+def _range_problems(rules) -> list[str]:
+    import re
+
+    if not isinstance(rules, list):
+        return ["[[range_in_doubt]] must be an array of tables ([[range_in_doubt]] entries)"]
+    out = []
+    for i, r in enumerate(rules, start=1):
+        where = f"[[range_in_doubt]] {i}"
+        if not isinstance(r, dict):
+            out.append(f"{where}: must be a table")
+            continue
+        out += [f"{where}: unknown key {k!r} (known: {', '.join(RANGE_KEYS)})" for k in r if k not in RANGE_KEYS]
+        out += [f"{where}: missing {k!r}" for k in ("pattern", "ranges", "source") if k not in r]
+        if "pattern" in r:
+            try:
+                re.compile(str(r["pattern"]))
+            except re.error as exc:
+                out.append(f"{where}: pattern {r['pattern']!r} is not a regular expression ({exc})")
+        rngs = r.get("ranges", [])
+        ok = isinstance(rngs, list) and len(rngs) >= 2 and all(
+            isinstance(x, list) and len(x) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                       for v in x) and x[0] < x[1] for x in rngs)
+        if "ranges" in r and not ok:
+            out.append(f"{where}: ranges = {rngs!r}; expected two or more [low, high] pairs with low < high, the "
+                       "range used in the analysis first, e.g. [[0, 24], [0, 23]]")
+        if "source" in r and not str(r["source"]).strip():
+            out.append(f"{where}: source is empty; cite where each range is printed")
     return out
 
 
@@ -261,6 +319,8 @@ def load_config(path: str | Path | None = None) -> AnalysisConfig:
             mic=mic,
             mic_source=msrc,
             source=source,
+            range_in_doubt=tuple(RangeRule(str(r["pattern"]), tuple((float(a), float(b)) for a, b in r["ranges"]),
+                                           str(r["source"])) for r in spec.get("range_in_doubt", [])),
         )
     except (KeyError, TypeError) as exc:
         raise ValueError(f"{source}: missing or malformed setting ({exc}); see the default analysis.toml") from None
@@ -340,6 +400,23 @@ def _side_summary(rows: list[pd.Series]) -> tuple[dict | None, str]:
             f"arms {', '.join(r['arm'] for r in rows)} could not be combined (SD or n missing); arm {best['arm']} kept")
 
 
+def _on_100(md: float, se: float, instrument, lo, hi, config: AnalysisConfig) -> dict:
+    """A difference and its SE in points on 0-100, from the printed range, or (range empty, instrument in doubt)
+    from the first range of its rule (docs/methods.md section 3): then ``range_assumed`` says so and
+    ``range_alternatives`` holds, per other range, the factor that rescales the 0-100 difference to it."""
+    if not (pd.isna(lo) or pd.isna(hi)):
+        return dict(md100=difference_to_100(md, lo, hi), md100_se=difference_to_100(se, lo, hi), range_assumed="",
+                    range_alternatives="")
+    rule = config.range_rule(instrument)
+    if rule is None:
+        return dict(md100=np.nan, md100_se=np.nan, range_assumed="", range_alternatives="")
+    (a, b), others = rule.ranges[0], rule.ranges[1:]
+    return dict(md100=difference_to_100(md, a, b), md100_se=difference_to_100(se, a, b),
+                range_assumed=(f"range in doubt, {rule.label((a, b))} assumed ("
+                               + ", ".join(rule.label(o) for o in others) + " in the sensitivity analysis)"),
+                range_alternatives=";".join(f"{rule.label(o)}={(b - a) / (o[1] - o[0])!r}" for o in others))
+
+
 def has_technique(value, token: str) -> bool:
     """Whether a ``technique`` cell (tokens separated by ';' or ',') names ``token``."""
     return isinstance(value, str) and token in [t.strip() for t in value.replace(",", ";").split(";")]
@@ -383,14 +460,20 @@ def _arm_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
             adjusted = bool(key[5]) if not pd.isna(key[5]) else False
             sd_rebuilt = any("SD =" in h for h in (a["how"], b["how"]))
             smd_note = ""
-            if key[4] == "change":
-                smd_note = SMD_NOT_CHANGE
-            elif adjusted and sd_rebuilt:
+            g = g_var = np.nan
+            if adjusted and sd_rebuilt:
                 smd_note = SMD_NOT_ADJUSTED
             elif not any(pd.isna(x) for x in (a["sd"], b["sd"], a["n"], b["n"])):
                 es = effect_size("SMD", m1=[a["mean"]], sd1=[a["sd"]], n1=[a["n"]], m2=[b["mean"]], sd2=[b["sd"]],
                                  n2=[b["n"]])
-                smd, smd_var = orient(float(es["yi"][0]), hiw), float(es["vi"][0])
+                g, g_var = orient(float(es["yi"][0]), hiw), float(es["vi"][0])
+            # final-value and change-score SMDs are kept apart (docs/methods.md section 3)
+            smd_change = smd_change_var = np.nan
+            if key[4] == "change":
+                smd_change, smd_change_var = g, g_var
+                smd_note = smd_note or SMD_NOT_CHANGE
+            else:
+                smd, smd_var = g, g_var
             r0 = a_rows[0]
             hows = [h for h in (a["how"], b["how"]) if h]
             out.append(dict(
@@ -399,9 +482,8 @@ def _arm_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
                 control_type="+".join(controls) if controls else "",
                 technique1=";".join(sorted({str(r["technique"]) for r in a_rows if r["technique"]})),
                 arm1="+".join(a["arms"]), arm2="+".join(b["arms"]), n1=a["n"], n2=b["n"],
-                md=md, md_se=md_se, md100=difference_to_100(md, r0["scale_min"], r0["scale_max"]),
-                md100_se=difference_to_100(md_se, r0["scale_min"], r0["scale_max"]), smd=smd, smd_var=smd_var,
-                smd_note=smd_note,
+                md=md, md_se=md_se, **_on_100(md, md_se, key[2], r0["scale_min"], r0["scale_max"], config),
+                smd=smd, smd_var=smd_var, smd_note=smd_note, smd_change=smd_change, smd_change_var=smd_change_var,
                 source_kind="arms",
                 source_rows=";".join(f"{fname}:{x}" for x in a["rows"] + b["rows"]),
                 derived=bool(hows) or any(bool(r["derivation"]) for r in a_rows + b_rows),
@@ -411,7 +493,7 @@ def _arm_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
 
 
 SMD_NOT_CHANGE = ("change-from-baseline values: the SMD analyses use final values only (change and final SMDs are "
-                  "not pooled together, Cochrane Handbook 10.5.2)")
+                  "not pooled together, Cochrane Handbook 10.5.2); they enter the separate change-score SMD analysis")
 SMD_NOT_ADJUSTED = ("model-adjusted means without printed SDs: an SD rebuilt from the SE of an adjusted mean is not "
                     "the outcome's SD, so no SMD")
 SMD_FROM_CONTRAST = ("SMD from the SE of the difference and the group sizes: SD = SE / sqrt(1/n1 + 1/n2) (Cochrane "
@@ -473,9 +555,8 @@ def _contrast_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
                 adjusted=bool(r["adjusted"]) if not pd.isna(r["adjusted"]) else False,
                 control_type=i2 if set(seconds) <= set(CONTROLS) else "", arm1=a1, arm2=a2, n1=n1, n2=n2,
                 technique1=(r["technique1"] if i1 == r["intervention1"] else r["technique2"]) or "",
-                md=md, md_se=se, md100=difference_to_100(md, r["scale_min"], r["scale_max"]),
-                md100_se=difference_to_100(se, r["scale_min"], r["scale_max"]), smd=smd, smd_var=smd_var,
-                smd_note=smd_note,
+                md=md, md_se=se, **_on_100(md, se, r["instrument"], r["scale_min"], r["scale_max"], config),
+                smd=smd, smd_var=smd_var, smd_note=smd_note, smd_change=np.nan, smd_change_var=np.nan,
                 source_kind="contrasts", source_rows=f"{fname}:{i + 2}", derived=bool(derivation or r["derivation"]),
                 derivation=derivation, multiarm_note="",
             ))
@@ -483,10 +564,13 @@ def _contrast_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
 
 
 FRAME_COLUMNS = ["study_id", "comparison", "outcome", "instrument", "timepoint_weeks", "value_type", "adjusted",
-                 "control_type", "technique1", "arm1", "arm2", "n1", "n2", "md", "md_se", "md100", "md100_se", "smd",
-                 "smd_var", "smd_note", "source_kind", "source_rows", "derived", "derivation", "multiarm_note", "window",
-                 "yi",
-                 "vi", "used", "why_not", "population", "rob_overall", "co_intervention_differs"]
+                 "control_type", "technique1", "arm1", "arm2", "n1", "n2", "md", "md_se", "md100", "md100_se",
+                 "range_assumed", "range_alternatives", "smd", "smd_var", "smd_note", "smd_change", "smd_change_var",
+                 "source_kind", "source_rows", "derived", "derivation", "multiarm_note", "window", "yi", "vi", "used",
+                 "why_not", "population", "rob_overall", "co_intervention_differs"]
+MEASURES = ("md100", "smd", "smd_change")
+SMD_CHANGE_ONLY = ("final values or a printed difference: the change-score SMD analysis uses change scores only "
+                   "(docs/methods.md section 3)")
 
 
 def comparison_frame(ev: Evidence, config: AnalysisConfig | None = None, *, measure: str = "md100") -> pd.DataFrame:
@@ -497,8 +581,8 @@ def comparison_frame(ev: Evidence, config: AnalysisConfig | None = None, *, meas
     derived, adjusted, population, rob_overall, used (bool) and why_not (reason when not used).
     """
     config = config or load_config()
-    if measure not in ("md100", "smd"):
-        raise ValueError(f"measure must be 'md100' or 'smd'; got {measure!r}")
+    if measure not in MEASURES:
+        raise ValueError(f"measure must be one of {', '.join(MEASURES)}; got {measure!r}")
     rows = _arm_effects(ev, config)
     arm_keys = {(r["study_id"], r["comparison"], r["outcome"], r["timepoint_weeks"]) for r in rows}
     for r in _contrast_effects(ev, config):
@@ -510,14 +594,25 @@ def comparison_frame(ev: Evidence, config: AnalysisConfig | None = None, *, meas
     df["window"] = [next((w.name for w in config.windows if w.contains(t)), None) for t in df["timepoint_weeks"]]
     if measure == "md100":
         df["yi"], df["vi"] = df["md100"], df["md100_se"] ** 2
-    else:
+        assumed = df["range_assumed"].astype(str).str.len().gt(0) & df["md100"].notna()
+        df.loc[assumed, "derived"] = True
+        df.loc[assumed, "derivation"] = ["; ".join(x for x in (d, a) if x) for d, a in
+                                         zip(df.loc[assumed, "derivation"], df.loc[assumed, "range_assumed"])]
+    elif measure == "smd":
         df["yi"], df["vi"] = df["smd"], df["smd_var"]
+    else:
+        df["yi"], df["vi"] = df["smd_change"], df["smd_change_var"]
     df["used"] = True
     df["why_not"] = ""
     missing = df["yi"].isna() | df["vi"].isna() | ~(df["vi"] > 0)
     df.loc[missing, "used"] = False
-    df.loc[missing, "why_not"] = ("not on a 0-100 scale (instrument range unknown) or no SE" if measure == "md100"
-                                  else "SMD needs both arms' SD and n")
+    df.loc[missing, "why_not"] = {"md100": "not on a 0-100 scale (instrument range unknown) or no SE",
+                                  "smd": "SMD needs both arms' SD and n",
+                                  "smd_change": "a change-score SMD needs both arms' SD of the change and n"}[measure]
+    if measure == "smd_change":
+        df.loc[missing & (df["value_type"] != "change"), "why_not"] = SMD_CHANGE_ONLY
+        adj = missing & (df["value_type"] == "change") & (df["smd_note"] == SMD_NOT_ADJUSTED)
+        df.loc[adj, "why_not"] = SMD_NOT_ADJUSTED
     if measure == "smd":
         noted = missing & df["smd_note"].astype(str).str.len().gt(0)
         df.loc[noted, "why_not"] = df.loc[noted, "smd_note"]
@@ -818,7 +913,9 @@ def sensitivity(frame: pd.DataFrame, comparison: str, outcome: str, window: str,
       assessed are left out, never guessed);
     * ``no_derived_values``: trials whose effect needed no derived value (no SD from SE or CI, no SE from a CI);
     * ``unadjusted_only``: trials whose printed values are not model-adjusted;
-    * ``final_values_only``: trials whose arms give final values (change from baseline left out).
+    * ``final_values_only``: trials whose arms give final values (change from baseline left out);
+    * where a row's instrument range is in doubt (docs/methods.md section 3), ``other_range <low-high>``: those rows
+      rescaled to each other range of their rule, and ``printed_ranges_only``: those rows left out.
     """
     config = config or load_config()
     f = frame[frame["used"] & (frame["comparison"] == comparison) & (frame["outcome"] == outcome)
@@ -833,6 +930,16 @@ def sensitivity(frame: pd.DataFrame, comparison: str, outcome: str, window: str,
         ("unadjusted_only", f[~f["adjusted"].astype(bool)], base),
         ("final_values_only", f[f["value_type"] != "change"], base),
     ]
+    assumed = f["range_assumed"].astype(str).str.len().gt(0) if "range_assumed" in f else pd.Series(False, f.index)
+    if assumed.any():
+        alts: dict[str, pd.Series] = {}
+        for i, spec in f.loc[assumed, "range_alternatives"].items():
+            for part in str(spec).split(";"):
+                label, factor = part.split("=")
+                alts.setdefault(label, pd.Series(1.0, index=f.index))[i] = float(factor)
+        for label, factor in alts.items():
+            variants.append((f"other_range {label}", f.assign(yi=f["yi"] * factor, vi=f["vi"] * factor**2), base))
+        variants.append(("printed_ranges_only", f[~assumed], base))
     rows = []
     for name, sub, kw in variants:
         if len(sub) == 0:
