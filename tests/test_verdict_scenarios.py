@@ -382,3 +382,35 @@ def test_a_co_intervention_only_one_arm_gets_lowers_certainty_for_indirectness(t
     assert plain["certainty"] == "high"
     assert flagged["certainty"] == "moderate"
     assert any("co-intervention" in r for r in flagged["certainty_reasons"])
+
+
+def test_between_trial_dose_regression_recovers_a_known_slope_and_stays_context(tmp_path):
+    """docs/methods.md section 14 (SYNTHETIC): six trials of manual therapy against usual care whose effect grows
+    by exactly 0.1 NRS points (1 point on 0-100) per planned session: the regression finds -1 per session, the
+    same as the engine's meta-regression (validated against metafor) on the same rows, and it is shown beside the
+    dose claim without deciding it (no within-trial dose contrast: the claim stays not testable)."""
+    from mt_evidence.stats.regression import meta_regression
+
+    sessions = [2, 4, 6, 8, 10, 12]
+    trials = [trial(f"SynReg{i}", "chronic", [("mt", "manual_therapy", "manipulation", {6: 5.0 - 0.1 * s}),
+                                               ("uc", "usual_care", "none", {6: 5.0})])
+              for i, s in enumerate(sessions)]
+    details = pd.DataFrame([{"study_id": f"SynReg{i}", "arm": "mt", "intervention": "manual_therapy",
+                             "sessions": s, "source_url": "https://example.org/synthetic",
+                             "source_location": "invented"} for i, s in enumerate(sessions)], columns=DETAIL_COLUMNS)
+    res = run(tmp_path, trials, MORE, n=100, extra={"arm_details.csv": details})[1]
+    assert res["verdict"] == "not testable"
+    pain = next(c for c in res["context"] if c["outcome"] == "pain")
+    assert pain["k"] == 6 and pain["per_session"] == pytest.approx(-1.0, abs=1e-9)
+    yi = np.array([-0.1 * s * 10 for s in sessions])
+    vi = np.full(6, 2 * (SD * 10) ** 2 / 100)
+    ref = meta_regression(yi, vi, {"sessions": sessions}, method="REML", test="hksj", adhoc=True)
+    assert pain["ci_low"] == pytest.approx(ref.coefficients.loc["sessions", "ci_low"], rel=1e-9)
+    assert pain["ci_high"] == pytest.approx(ref.coefficients.loc["sessions", "ci_high"], rel=1e-9)
+    dis = next(c for c in res["context"] if c["outcome"] == "disability")
+    assert dis["per_session"] is None and "0 trial(s)" in dis["not_estimated_because"]
+    # with four trials: not estimated, and the report says how many there are
+    few = run(tmp_path / "few", trials[:4], MORE, n=100, extra={"arm_details.csv": details.iloc[:4]})[1]
+    pain4 = next(c for c in few["context"] if c["outcome"] == "pain")
+    assert pain4["per_session"] is None and pain4["not_estimated_because"].startswith("4 trial(s)")
+    assert "5 needed" in pain4["text"]

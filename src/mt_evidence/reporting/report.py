@@ -189,6 +189,7 @@ def claims_rows(results: list[C.ClaimResult]) -> list[dict]:
             "id": cr.claim.id, "text": cr.claim.text, "verdict": cr.verdict, "explanation": cr.explanation,
             "css": verdict_css(cr.verdict),
             "subgroup_tests": [d["text"] for d in cr.subgroup_tests],
+            "context": [d["text"] for d in cr.context],
             "tests": [{"analysis": t.test.describe() + (" [context: an indirect answer]" if t.test.context else ""),
                        "verdict": t.verdict, "detail": t.explanation,
                        "why": t.test.why, "css": verdict_css(t.verdict),
@@ -418,7 +419,8 @@ def _render(ev: Evidence, settings: ReportSettings | None = None, *, generated: 
     frame["used"] = frame["used"].astype(bool)
     harms = H.analyse_harms(ev)
     sof = summary_of_findings(ev, settings)
-    claim_results = C.evaluate_claims(frame, cfg, settings.claims, settings.overrides, harms)
+    dose_context = [D.dose_regression(frame, ev, o, "short", config=cfg) for o in ("pain", "disability")]
+    claim_results = C.evaluate_claims(frame, cfg, settings.claims, settings.overrides, harms, dose_context)
     say("drawing the figures")
     figures = embedded_figures(ev, cfg)
     not_used = frame.loc[~frame["used"].astype(bool)][["study_id", "comparison", "outcome", "window", "why_not"]].fillna("")
@@ -589,7 +591,8 @@ def claims_json(results: list[C.ClaimResult]) -> dict:
         out.append({"id": cr.claim.id, "claim": cr.claim.text, "verdict": cr.verdict, "explanation": cr.explanation,
                     "not_testable_because": cr.claim.not_testable or None, "analyses": tests,
                     "subgroup_tests": [{k: (num(v) if isinstance(v, float) else v) for k, v in d.items()}
-                                       for d in cr.subgroup_tests]})
+                                       for d in cr.subgroup_tests],
+                    "context": [{k: (num(v) if isinstance(v, float) else v) for k, v in d.items()} for d in cr.context]})
     return {"generator": f"mt_evidence {_version()}", "rule": list(C.RULES), "verdicts": list(C.VERDICTS),
             "claims": out}
 

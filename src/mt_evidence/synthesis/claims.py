@@ -123,6 +123,8 @@ class ClaimResult:
     tests: tuple[TestResult, ...] = field(default_factory=tuple)
     #: tests for subgroup differences between tests that differ only by population (e.g. acute vs chronic)
     subgroup_tests: tuple[dict, ...] = ()
+    #: analyses shown as context, never part of the verdict (the between-trial dose regression for dose claims)
+    context: tuple[dict, ...] = ()
 
 
 def load_claims(path: str | Path | None = None) -> list[Claim]:
@@ -387,10 +389,22 @@ WORDING = {
 }
 
 
+def _dose_context(d) -> dict:
+    c = d.slope()
+    return {"analysis": "between-trial dose regression (context only)", "comparison": d.comparison,
+            "outcome": d.outcome, "window": d.window, "k": d.k, "comparisons": len(d.trials),
+            "per_session": None if c is None else float(c["estimate"]),
+            "ci_low": None if c is None else float(c["ci_low"]), "ci_high": None if c is None else float(c["ci_high"]),
+            "not_estimated_because": d.reason if c is None else None, "text": d.text()}
+
+
 def evaluate_claims(frame: pd.DataFrame, config: A.AnalysisConfig | None = None, claims: list[Claim] | None = None,
-                    overrides: grade.Overrides | None = None, harms: H.HarmsResult | None = None) -> list[ClaimResult]:
+                    overrides: grade.Overrides | None = None, harms: H.HarmsResult | None = None,
+                    dose_context: list | None = None) -> list[ClaimResult]:
     """Verdicts for every claim. ``frame`` is the comparison frame (with the dose rows of ``dose.dose_frame`` for
-    claim 9); ``harms`` the result of ``harms.analyse_harms`` (claim 8)."""
+    claim 9); ``harms`` the result of ``harms.analyse_harms`` (claim 8); ``dose_context`` the between-trial
+    ``dose.DoseRegression`` results, shown beside every claim with a ``more_vs_fewer_sessions`` test as context
+    (never part of its verdict)."""
     config = config or A.load_config()
     claims = claims if claims is not None else load_claims()
     out = []
@@ -403,7 +417,10 @@ def evaluate_claims(frame: pd.DataFrame, config: A.AnalysisConfig | None = None,
         extra = ""
         if v in (UNCERTAIN, PARTLY, NOT_SUPPORTED) and any(t.verdict == NOT_TESTABLE for t in tests):
             extra = " Part of the claim could not be tested with this evidence."
-        out.append(ClaimResult(c, v, WORDING[v] + extra, tuple(tests), population_differences(tests)))
+        context = ()
+        if dose_context and any(t.comparison == "more_vs_fewer_sessions" for t in c.tests):
+            context = tuple(_dose_context(d) for d in dose_context)
+        out.append(ClaimResult(c, v, WORDING[v] + extra, tuple(tests), population_differences(tests), context))
     return out
 
 
