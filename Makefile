@@ -66,6 +66,7 @@ reference:
 	Rscript tests/reference/make_reference.R
 	Rscript tests/reference/make_window_reference.R
 	Rscript tests/reference/make_binary_reference.R
+	Rscript tests/reference/make_network_reference.R
 
 clean:
 	rm -rf $(VENV) reports/*.html reports/*.pdf reports/*.png reports/figures

@@ -1,7 +1,8 @@
 """mt_evidence: evidence synthesis for manual therapy, exercise and combined care in low back pain.
 
 The public API: effect sizes and conversions (``effect_size`` and friends), pooling (``pool``,
-``pool_many``; 2x2 tables and proportions: ``pool_binary``, ``pool_proportions``), subgroups (``subgroup``) and meta-regression (``meta_regression``). Importing the package
+``pool_many``; 2x2 tables and proportions: ``pool_binary``, ``pool_proportions``), subgroups (``subgroup``), meta-regression (``meta_regression``) and network meta-analysis (``network_meta``,
+``component_network_meta``). Importing the package
 does no I/O and does not import matplotlib.
 """
 
@@ -20,6 +21,7 @@ from .stats.effects import (
 )
 from .stats.binary import BinaryPoolResult, ProportionPoolResult, pool_binary, pool_proportions
 from .stats.pooling import PoolManyResult, PoolResult, pool, pool_many
+from .stats.network import ComponentNetworkResult, NetworkResult, component_network_meta, network_meta
 from .stats.regression import MetaRegressionResult, meta_regression
 from .stats.subgroups import SubgroupResult, subgroup
 
@@ -29,6 +31,10 @@ __all__ = [
     "pool_binary",
     "pool_proportions",
     "MetaRegressionResult",
+    "ComponentNetworkResult",
+    "NetworkResult",
+    "component_network_meta",
+    "network_meta",
     "PoolManyResult",
     "PoolResult",
     "SubgroupResult",

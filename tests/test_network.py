@@ -1,0 +1,201 @@
+"""Network meta-analysis against metafor's rma.mv (tests/reference/make_network_reference.R), and its input checks."""
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mt_evidence as me
+from mt_evidence.stats.network import NetworkInputError, P_SCORE_CAVEAT
+
+REF = json.loads((Path(__file__).parent / "reference" / "network_reference.json").read_text())
+CASES = {c["id"]: c for c in REF["cases"]}
+RTOL = 1e-6
+
+
+def arms_of(case, kind="generic"):
+    a = pd.DataFrame(case["arms"])
+    if kind == "md":
+        return a[["study", "treatment", "mean", "sd", "n"]]
+    return a[["study", "treatment", "estimate", "variance"]]
+
+
+def test_reference_versions_recorded():
+    assert REF["metafor_version"].startswith("3.8") and REF["metadat_version"]
+    assert set(CASES) == {"senn2013", "hasselblad1998"}
+
+
+@pytest.mark.parametrize("case,method", list(itertools.product(sorted(CASES), ["REML", "DL", "FE"])))
+def test_consistency_model_matches_rma_mv(case, method):
+    c = CASES[case]
+    ref = c["models"][method]
+    res = me.network_meta(arms_of(c), reference=c["reference"], method=method)
+    assert res.tau2 == pytest.approx(ref["tau2"], rel=RTOL, abs=1e-12)
+    assert res.q == pytest.approx(ref["q"], rel=RTOL) and res.df == ref["df"]
+    eff = res.relative_effects.set_index("treatment").loc[ref["names"]]
+    for col in ("estimate", "se", "ci_low", "ci_high"):
+        np.testing.assert_allclose(eff[col].to_numpy(float), ref[col], rtol=RTOL)
+
+
+def test_mean_differences_from_arm_means_and_sds():
+    c = CASES["senn2013"]
+    ref = c["models"]["REML"]
+    res = me.network_meta(arms_of(c, "md"), reference="placebo")
+    eff = res.relative_effects.set_index("treatment").loc[ref["names"]]
+    np.testing.assert_allclose(eff["estimate"], ref["estimate"], rtol=RTOL)
+    np.testing.assert_allclose(eff["se"], ref["se"], rtol=RTOL)
+
+
+def test_contrast_input_and_mixed_input_give_the_same_network():
+    """Every pair of every study as contrasts (the three-arm study with all three) reproduces the arm-level fit;
+    so does half the studies as arms and half as contrasts."""
+    c = CASES["senn2013"]
+    arms = arms_of(c)
+    rows = []
+    for s, g in arms.groupby("study", sort=False):
+        for (_, a), (_, b) in itertools.combinations(g.iterrows(), 2):
+            rows.append({"study": s, "treat1": a["treatment"], "treat2": b["treatment"],
+                         "yi": a["estimate"] - b["estimate"], "se": np.sqrt(a["variance"] + b["variance"])})
+    con = pd.DataFrame(rows)
+    base = me.network_meta(arms, reference="placebo")
+    from_con = me.network_meta(con, reference="placebo")
+    np.testing.assert_allclose(from_con.coef, base.coef, rtol=1e-7)  # the REML search's tolerance
+    assert from_con.tau2 == pytest.approx(base.tau2, rel=1e-7)
+    studies = arms["study"].unique()
+    half = set(studies[: len(studies) // 2])
+    mixed = me.network_meta(arms[arms["study"].isin(half)], contrasts=con[~con["study"].isin(half)],
+                            reference="placebo")
+    np.testing.assert_allclose(mixed.coef, base.coef, rtol=1e-7)
+
+
+def test_reference_choice_only_reexpresses_the_effects():
+    c = CASES["hasselblad1998"]
+    a = me.network_meta(arms_of(c), reference="no_contact")
+    b = me.network_meta(arms_of(c), reference="self_help")
+    assert a.tau2 == pytest.approx(b.tau2, rel=1e-7)
+    pa, pb = a.pairs().set_index(["treat1", "treat2"]), b.pairs()
+    for r in pb.itertuples():
+        key = (r.treat1, r.treat2) if (r.treat1, r.treat2) in pa.index else (r.treat2, r.treat1)
+        sign = 1 if key == (r.treat1, r.treat2) else -1
+        assert sign * pa.loc[key, "estimate"] == pytest.approx(r.estimate, rel=1e-6)
+        assert pa.loc[key, "se"] == pytest.approx(r.se, rel=1e-6)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_design_by_treatment_interaction_matches_rma_mv(case):
+    c = CASES[case]
+    ref = c["design_by_treatment"]
+    got = me.network_meta(arms_of(c), reference=c["reference"]).design_by_treatment()
+    for k in ("q_total", "q_within", "q_inconsistency", "tau2_design_by_treatment", "q_inconsistency_random"):
+        assert got[k] == pytest.approx(ref[k], rel=RTOL), k
+    for k in ("df_total", "df_within", "df_inconsistency"):
+        assert got[k] == ref[k], k
+    assert got["df_inconsistency"] == ref["df_inconsistency_random"]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_node_splitting_matches_rma_mv(case):
+    c = CASES[case]
+    ns = me.network_meta(arms_of(c), reference=c["reference"]).node_split().set_index(["treat1", "treat2"])
+    assert len(ns) == len(c["node_split"])
+    for s in c["node_split"]:
+        row = ns.loc[(s["treat1"], s["treat2"])]
+        if not s["estimable"]:
+            assert np.isnan(row["difference"]) and row["note"].startswith("no indirect evidence")
+            continue
+        for k in ("difference", "difference_se", "direct", "direct_se", "indirect", "indirect_se", "tau2"):
+            assert row[k] == pytest.approx(s[k], rel=RTOL, abs=1e-12), (s["treat1"], s["treat2"], k)
+
+
+@pytest.mark.parametrize("method", ["REML", "DL", "FE"])
+def test_additive_component_model_matches_rma_mv(method):
+    c = CASES["hasselblad1998"]
+    comp = c["component"]
+    ref = comp["models"][method]
+    res = me.component_network_meta(arms_of(c), {k: list(v) for k, v in comp["mapping"].items()},
+                                    reference="no_contact", method=method)
+    assert res.tau2 == pytest.approx(ref["tau2"], rel=RTOL, abs=1e-12)
+    eff = res.component_effects.set_index("component").loc[ref["names"]]
+    for col in ("estimate", "se", "ci_low", "ci_high"):
+        np.testing.assert_allclose(eff[col].to_numpy(float), ref[col], rtol=RTOL)
+    add = res.additivity
+    assert add["q_additive"] == pytest.approx(ref["q"], rel=RTOL)
+    assert add["q_diff"] == pytest.approx(ref["q_diff"], rel=1e-6, abs=1e-9) and add["df_diff"] == ref["df_diff"]
+    te = res.treatment_effects.set_index("treatment")
+    assert te.loc["grp_counseling", "estimate"] == pytest.approx(eff["estimate"].sum(), rel=1e-12)
+
+
+def test_one_comparison_network_is_the_pairwise_meta_analysis():
+    """A network of two treatments is a pairwise meta-analysis: the method of moments is DerSimonian-Laird and
+    REML is REML (metafor rma, validated in test_reference_metafor)."""
+    rng = np.random.default_rng(1)
+    k = 7
+    yi, vi = rng.normal(-5, 4, k), rng.uniform(2, 9, k)
+    con = pd.DataFrame({"study": [f"S{i}" for i in range(k)], "treat1": "a", "treat2": "b", "yi": yi,
+                        "se": np.sqrt(vi)})
+    for method in ("DL", "REML"):
+        net = me.network_meta(con, reference="b", method=method)
+        pw = me.pool(yi, vi, method=method)
+        assert net.tau2 == pytest.approx(pw.tau2, rel=1e-6, abs=1e-10)
+        assert net.coef[0] == pytest.approx(pw.estimate, rel=1e-6)
+        assert np.sqrt(net.vcov[0, 0]) == pytest.approx(pw.se, rel=1e-6)
+
+
+def test_league_p_scores_and_graph():
+    c = CASES["senn2013"]
+    res = me.network_meta(arms_of(c, "md"), reference="placebo")
+    lg = res.league(digits=2)
+    assert lg.loc["metformin", "metformin"] == "metformin"
+    e, s = res._effect("metformin", "placebo")
+    assert lg.loc["metformin", "placebo"].startswith(f"{e:.2f} (")
+    ps = res.p_scores(small_values="good")  # lower HbA1c is better
+    assert set(ps.index) == set(res.treatments) and ps.between(0, 1).all()
+    assert ps.mean() == pytest.approx(0.5, abs=1e-12)  # P-scores average 1/2 by construction
+    assert ps.idxmin() == "placebo" and "ignore the size" in P_SCORE_CAVEAT
+    nodes, edges = res.graph()
+    assert nodes.set_index("treatment").loc["placebo", "studies"] == 19
+    assert nodes["participants"].sum() == pytest.approx(pd.DataFrame(c["arms"])["n"].sum())
+    assert edges.set_index(["treat1", "treat2"]).loc[("placebo", "metformin"), "studies"] == 4
+    assert "tau^2 by REML" in repr(res) and "reference placebo" in res.describe()
+
+
+def test_bad_network_input_names_every_problem():
+    arms = pd.DataFrame({
+        "study": ["A", "A", "B", "C", "C", "D", "D", "E", "E"],
+        "treatment": ["x", "y", "x", "x", "x", "p", "q", "y", "z"],
+        "mean": [1, 2, 3, 1, 2, 1, 2, 1, 1], "sd": [1, 1, 1, 1, 1, 1, -1, 1, 1], "n": [10] * 9})
+    with pytest.raises(NetworkInputError) as err:
+        me.network_meta(arms, reference="x")
+    msg = str(err.value)
+    assert "study 'B' has a single arm" in msg
+    assert "study 'C': two or more arms of x" in msg
+    assert "row 7 (study 'D'), column 'sd'" in msg
+    ok = arms[arms["study"].isin(["A", "E"])]
+    disconnected = pd.concat([ok, pd.DataFrame({"study": ["F", "F"], "treatment": ["p", "q"], "mean": [1, 2],
+                                                "sd": [1, 1], "n": [10, 10]})])
+    with pytest.raises(NetworkInputError, match="disconnected.*studies F"):
+        me.network_meta(disconnected, reference="x")
+    with pytest.raises(NetworkInputError, match="reference 'w' is not a treatment"):
+        me.network_meta(ok, reference="w")
+    with pytest.raises(ValueError, match="method"):
+        me.network_meta(ok, method="Bayes")
+
+
+def test_multi_arm_contrasts_must_be_complete_and_consistent():
+    con = pd.DataFrame({"study": ["M", "M"], "treat1": ["a", "b"], "treat2": ["c", "c"], "yi": [1.0, 2.0],
+                        "se": [0.5, 0.5]})
+    with pytest.raises(NetworkInputError, match="3 treatments .* needs all 3 pairwise contrasts"):
+        me.network_meta(con)
+    bad = pd.concat([con, pd.DataFrame({"study": ["M"], "treat1": ["a"], "treat2": ["b"], "yi": [5.0],
+                                        "se": [0.6]})])
+    with pytest.raises(NetworkInputError, match="not consistent"):
+        me.network_meta(bad)
+
+
+def test_a_treatment_with_one_study_is_noted():
+    c = CASES["senn2013"]
+    res = me.network_meta(arms_of(c), reference="placebo")
+    assert any("single study" in n and "sitagliptin, vildagliptin" in n for n in res.notes)
