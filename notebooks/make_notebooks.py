@@ -28,7 +28,7 @@ NOTEBOOKS = {
         "and shows what each trial contributes and where each number was read.",
         "# parameters: an evidence folder or .xlsx workbook; None = the bundled trials\ndata_path = None",
         [
-            ("code", "import mt_evidence as me\nfrom mt_evidence import plots\n\nproblems = me.validate_path(data_path or me.io.bundled_data_dir())\nprint(f'{len(problems)} problem(s)')\nfor p in problems:\n    print(p)"),
+            ("code", "import mt_evidence as me\nfrom mt_evidence.reporting import plots\n\nproblems = me.validate_path(data_path or me.bundled_data_dir())\nprint(f'{len(problems)} problem(s)')\nfor p in problems:\n    print(p)"),
             ("code", "ev = me.load_evidence(data_path)\nev"),
             ("md", "## Trials"),
             ("code", "ev.studies[['study_id', 'citation', 'population', 'n_randomised', 'country']]"),
@@ -46,7 +46,7 @@ NOTEBOOKS = {
         "shows short and long term side by side and estimates the change within trials.",
         "# parameters\ndata_path = None      # evidence folder or workbook; None = bundled\nconfig_path = None    # analysis TOML; None = the package default (Cochrane windows, Ostelo 2008 thresholds)\nmeasure = 'md100'     # 'md100' (points on 0-100) or 'smd'",
         [
-            ("code", "import mt_evidence as me\nfrom mt_evidence import analysis, plots\n\ncfg = analysis.load_config(config_path)\nprint(cfg.describe())\nev = me.load_evidence(data_path)\nframe = analysis.comparison_frame(ev, cfg, measure=measure)"),
+            ("code", "import mt_evidence as me\nfrom mt_evidence.reporting import plots\nfrom mt_evidence.synthesis import analysis\n\ncfg = analysis.load_config(config_path)\nprint(cfg.describe())\nev = me.load_evidence(data_path)\nframe = analysis.comparison_frame(ev, cfg, measure=measure)"),
             ("md", "## Every effect, with the rule that kept or dropped it"),
             ("code", "frame[['study_id', 'comparison', 'outcome', 'window', 'timepoint_weeks', 'instrument', 'yi', 'used', 'why_not']]"),
             ("md", "## Pooled per window"),
@@ -62,10 +62,36 @@ NOTEBOOKS = {
         "values only; and funnel plots where there are trials to plot.",
         "# parameters\ndata_path = None\nconfig_path = None",
         [
-            ("code", "import pandas as pd\nimport mt_evidence as me\nfrom mt_evidence import analysis, plots\n\ncfg = analysis.load_config(config_path)\nev = me.load_evidence(data_path)\nframe = analysis.comparison_frame(ev, cfg)\nresults = analysis.pool_windows(frame, cfg)"),
+            ("code", "import pandas as pd\nimport mt_evidence as me\nfrom mt_evidence.reporting import plots\nfrom mt_evidence.synthesis import analysis\n\ncfg = analysis.load_config(config_path)\nev = me.load_evidence(data_path)\nframe = analysis.comparison_frame(ev, cfg)\nresults = analysis.pool_windows(frame, cfg)"),
             ("code", "tables = []\nfor w in results:\n    s = analysis.sensitivity(frame, w.comparison, w.outcome, w.window, cfg)\n    s.insert(0, 'window', w.window)\n    s.insert(0, 'outcome', w.outcome)\n    s.insert(0, 'comparison', w.comparison)\n    tables.append(s)\npd.concat(tables, ignore_index=True) if tables else 'no analyses'"),
             ("md", "## Funnel plots (contour-enhanced)"),
             ("code", "for w in results:\n    if w.k >= 3:\n        ax = plots.plot_funnel(w.result, xlabel='Mean difference (0-100)')\n        ax.figure.suptitle(f'{w.comparison}, {w.outcome}, {w.window}')"),
+        ],
+    ),
+    "04_network.ipynb": notebook(
+        "4. One network: manual therapy, exercise, combined care and the controls",
+        "Every trial of an outcome and window in one network (docs/methods.md section 16): the estimates against "
+        "usual care, the league table, consistency (design-by-treatment interaction, node-splitting), the "
+        "additive component model (is combined care the sum of its parts?), P-scores with their caveat, and "
+        "each care against usual care over time.",
+        "# parameters\ndata_path = None      # evidence folder or workbook; None = bundled\nconfig_path = None\n"
+        "outcome = 'disability'  # 'pain' or 'disability'\nwindow = 'short'        # a window of the settings",
+        [
+            ("code", "import mt_evidence as me\nfrom mt_evidence.reporting import plots\nfrom mt_evidence.stats.network import P_SCORE_CAVEAT\nfrom mt_evidence.synthesis import analysis, network\n\ncfg = analysis.load_config(config_path)\nev = me.load_evidence(data_path)\nframe = analysis.comparison_frame(ev, cfg)\nna = network.analyse_network(ev, outcome, window, cfg, frame)\nna.result if na.fitted else na.reason"),
+            ("md", "## What enters the network, and what is left out"),
+            ("code", "arms, contrasts, left_out = network.network_input(ev, outcome, window, cfg, frame)\ndisplay(arms, contrasts)\nleft_out"),
+            ("md", "## The network and its estimates"),
+            ("code", "plots.plot_network_graph(na.result, labels=network.NODE_LABELS);\nplots.plot_network_forest(na.result, labels=network.NODE_LABELS, xlabel='Difference (0-100)', mid=cfg.thresholds.get(outcome));"),
+            ("md", "## Every pair (league table)"),
+            ("code", "plots.plot_league(na.result, labels=network.NODE_LABELS);\nna.result.league()"),
+            ("md", "## Consistency"),
+            ("code", "display(na.result.design_by_treatment())\nna.result.node_split()"),
+            ("md", "## Is combined care the sum of its parts? (additive component model)"),
+            ("code", "(na.component, na.component.additivity) if na.component is not None else 'no combined care in this network'"),
+            ("md", "## Ranking (read with its caveat)"),
+            ("code", "print(P_SCORE_CAVEAT)\nna.result.p_scores(small_values='good')"),
+            ("md", "## Each care against usual care, by window (separate networks)"),
+            ("code", "by_window = {w.name: network.analyse_network(ev, outcome, w.name, cfg, frame).result for w in cfg.windows}\nplots.plot_effects_over_time(by_window, labels=network.NODE_LABELS, mid=cfg.thresholds.get(outcome));"),
         ],
     ),
 }

@@ -199,3 +199,78 @@ def test_a_treatment_with_one_study_is_noted():
     c = CASES["senn2013"]
     res = me.network_meta(arms_of(c), reference="placebo")
     assert any("single study" in n and "sitagliptin, vildagliptin" in n for n in res.notes)
+
+
+# --------------------------------------------------------------------- the bundled network (synthesis layer)
+
+from mt_evidence.synthesis import analysis as A  # noqa: E402
+from mt_evidence.synthesis import network as SN  # noqa: E402
+from test_verdict_scenarios import trial, write_evidence  # noqa: E402
+
+
+def additive_trials(combined_nrs: float, k: int = 3):
+    """SYNTHETIC: manual therapy -1.0 and exercise -0.5 NRS points (-10 and -5 on 0-100) against usual care, and
+    combined care ``combined_nrs`` against usual care, each in k trials of its own design."""
+    out = []
+    for i in range(k):
+        j = 0.02 * (i - (k - 1) / 2)
+        out += [trial(f"SynMT{i}", "chronic", [("mt", "manual_therapy", "manipulation", {6: 4.0 + j}),
+                                                ("uc", "usual_care", "none", {6: 5.0})]),
+                trial(f"SynEX{i}", "chronic", [("ex", "exercise", "general_exercise", {6: 4.5 - j}),
+                                                ("uc", "usual_care", "none", {6: 5.0})]),
+                trial(f"SynCE{i}", "chronic", [("ce", "combined", "manipulation;general_exercise",
+                                                 {6: 5.0 + combined_nrs + j}),
+                                                ("ex", "exercise", "general_exercise", {6: 4.5})])]
+    return out
+
+
+def test_network_recovers_known_effects_and_additivity(tmp_path):
+    """Combined care exactly the sum of its parts (-15 on 0-100): the network gives -10, -5 and -15 against usual
+    care, the component model the same, and the additivity test finds nothing to reject."""
+    ev = me.load_evidence(write_evidence(tmp_path / "add", additive_trials(-1.5), n=200))
+    na = SN.analyse_network(ev, "pain", "short")
+    eff = na.result.relative_effects.set_index("treatment")["estimate"]
+    assert na.result.reference == "usual_care" and na.result.k == 9
+    assert eff["manual_therapy"] == pytest.approx(-10, abs=0.05)
+    assert eff["exercise"] == pytest.approx(-5, abs=0.05)
+    assert eff["combined"] == pytest.approx(-15, abs=0.05)
+    comp = na.component.component_effects.set_index("component")["estimate"]
+    assert comp["manual_therapy"] == pytest.approx(-10, abs=0.05) and comp["exercise"] == pytest.approx(-5, abs=0.05)
+    assert na.component.additivity["df_diff"] == 1 and na.component.additivity["p"] > 0.5
+
+
+def test_network_detects_a_combination_better_than_its_parts(tmp_path):
+    """Combined care -30 on 0-100 where its parts add to -15: the additivity test rejects the additive model."""
+    ev = me.load_evidence(write_evidence(tmp_path / "syn", additive_trials(-3.0), n=200))
+    na = SN.analyse_network(ev, "pain", "short")
+    assert na.result.relative_effects.set_index("treatment").loc["combined", "estimate"] == pytest.approx(-30, abs=0.1)
+    assert na.component.additivity["p"] < 1e-6
+
+
+def test_disconnected_trials_are_left_out_with_their_reason(tmp_path):
+    trials = [t for t in additive_trials(-1.5) if t["study_id"].startswith("SynMT")]
+    trials.append(trial("SynExAdvice", "chronic", [("e", "exercise", "general_exercise", {6: 4.0}),
+                                                    ("a", "advice", "none", {6: 5.0})]))
+    ev = me.load_evidence(write_evidence(tmp_path / "dis", trials, n=100))
+    na = SN.analyse_network(ev, "pain", "short")
+    assert na.fitted and na.result.k == 3 and set(na.result.treatments) == {"usual_care", "manual_therapy"}
+    left = [d for d in na.left_out if d["study"] == "SynExAdvice"]
+    assert left and "not connected to the main network" in left[0]["why"]
+
+
+def test_bundled_networks_and_report_section():
+    from mt_evidence.reporting import report as R
+
+    ev = me.load_evidence()
+    cfg = A.load_config()
+    nets = R.analyse_networks(ev, cfg, A.comparison_frame(ev, cfg))
+    dis = nets[("disability", "short")]
+    assert dis.fitted and dis.result.k >= 10 and dis.result.reference == "usual_care"
+    assert set(dis.result.treatments) >= {"manual_therapy", "exercise", "combined", "usual_care", "advice"}
+    pain = nets[("pain", "short")]
+    assert {d["study"] for d in pain.left_out} >= {"Machado2010", "Saper2017"}  # exercise vs advice only
+    doc = R.network_json(nets)
+    assert all(n["kind"].startswith("network estimate") for n in doc)
+    rows = R.network_rows(nets, cfg, figures=False)
+    short = next(w for w in rows[1]["windows"] if w["window"].startswith("short"))
+    assert short["effects"] and "design-by-treatment" in short["consistency"] and short["p_scores"]

@@ -513,3 +513,167 @@ def save_figure(fig, stem: str | Path, formats: Sequence[str] = ("png", "svg", "
         atomic.write_bytes(path, buf.getvalue())
         out.append(path)
     return out
+
+
+# ------------------------------------------------------------------------------------------------ network
+
+
+def _label(t: str, labels: dict | None) -> str:
+    return (labels or {}).get(t, str(t).replace("_", " "))
+
+
+def plot_network_graph(result, ax=None, *, labels: dict | None = None, title: str | None = None):
+    """The network: one node per treatment (area by participants, or by studies when participants are not all
+    known), one edge per directly compared pair (width by the number of studies, labelled with it)."""
+    plt = _plt()
+    nodes, edges = result.graph()
+    if ax is None:
+        fig = plt.figure(figsize=(6.5, 6.0))
+        ax = fig.add_axes([0.05, 0.05, 0.9, 0.85])
+    m = len(nodes)
+    ang = np.pi / 2 - 2 * np.pi * np.arange(m) / m
+    pos = {t: (np.cos(a), np.sin(a)) for t, a in zip(nodes["treatment"], ang)}
+    for e in edges.itertuples():
+        (x1, y1), (x2, y2) = pos[e.treat1], pos[e.treat2]
+        ax.plot([x1, x2], [y1, y2], color="#4d4d4d", lw=1.2 + 1.6 * e.studies, zorder=1, solid_capstyle="round")
+        ax.text((x1 + x2) / 2, (y1 + y2) / 2, str(e.studies), ha="center", va="center", fontsize=8,
+                bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none"), zorder=2)
+    use_n = bool(nodes["participants_known"].all()) and nodes["participants"].sum() > 0
+    size = nodes["participants"] if use_n else nodes["studies"]
+    area = 300 + 2200 * size / max(float(size.max()), 1.0)
+    for (t, (x, y)), a, r in zip(pos.items(), area, nodes.itertuples()):
+        ax.scatter([x], [y], s=a, color="#9ecae1", edgecolor="#08519c", zorder=3)
+        extra = f"{r.studies} trial(s)" + (f", {r.participants:.0f} participants" if use_n else "")
+        ax.text(1.38 * x, 1.30 * y + (0.08 if y > 0.5 else -0.08 if y < -0.5 else 0), f"{_label(t, labels)}\n{extra}",
+                ha="center", va="center", fontsize=8.5)
+    ax.set_xlim(-1.9, 1.9)
+    ax.set_ylim(-1.65, 1.65)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    note = ("node area: participants" if use_n else "node area: trials (participants not known for every arm)")
+    ax.text(0, -1.62, f"{note}; line width and number: trials comparing the two directly", ha="center",
+            fontsize=7.5, color="#444444")
+    if title:
+        ax.set_title(title, fontsize=11, fontweight="bold")
+    return ax
+
+
+def plot_network_forest(result, ax=None, *, labels: dict | None = None, xlabel: str = "Mean difference",
+                        mid: float | None = None, title: str | None = None, digits: int = 1):
+    """Each treatment against the network's reference (estimate and 95% CI), with the important difference."""
+    plt = _plt()
+    eff = result.relative_effects
+    eff = eff[eff["treatment"] != result.reference].reset_index(drop=True)
+    n = len(eff)
+    if ax is None:
+        fig = plt.figure(figsize=(9, 1.6 + 0.45 * (n + 2)))
+        ax = fig.add_axes([0.30, 0.22, 0.40, 0.62])
+    y = np.arange(n, 0, -1, dtype=float)
+    ax.errorbar(eff["estimate"], y, xerr=[eff["estimate"] - eff["ci_low"], eff["ci_high"] - eff["estimate"]],
+                fmt="s", color="black", ecolor="black", capsize=3, markersize=6)
+    ax.axvline(0, color="black", lw=0.8)
+    if mid:
+        for x in (-mid, mid):
+            ax.axvline(x, color="#888888", lw=0.8, ls="--")
+    trans = ax.get_yaxis_transform()
+    for yy, r in zip(y, eff.itertuples()):
+        ax.text(-0.04, yy, _label(r.treatment, labels), transform=trans, ha="right", va="center", fontsize=9)
+        ax.text(1.04, yy, _fmt_ci(r.estimate, r.ci_low, r.ci_high, digits), transform=trans, ha="left",
+                va="center", fontsize=9)
+    ax.set_yticks([])
+    ax.set_ylim(0.3, n + 0.7)
+    ax.set_xlabel(xlabel)
+    ax.text(1.04, n + 0.55, "Estimate [95% CI]", transform=trans, ha="left", va="bottom", fontsize=9,
+            fontweight="bold")
+    ax.text(0.0, -0.30, f"negative: better than {_label(result.reference, labels)}"
+            + (f"; dashed: important difference ±{mid:g}" if mid else "")
+            + f"\ntau² = {result.tau2:.2f} ({result.method}); {result.k} trials", transform=ax.transAxes,
+            fontsize=8, va="top")
+    if title:
+        ax.set_title(title, loc="left", fontsize=11, fontweight="bold")
+    return ax
+
+
+def plot_league(result, ax=None, *, labels: dict | None = None, title: str | None = None, digits: int = 1,
+                mid: float | None = None):
+    """The league table as a heat map: the cell in row A, column B is A minus B with its CI, coloured by the
+    estimate (blue: the row's care better, red: worse; pale when the CI includes 0)."""
+    plt = _plt()
+    order = list(result.treatments)
+    m = len(order)
+    if ax is None:
+        fig = plt.figure(figsize=(1.9 * m + 1.5, 1.0 * m + 1.5))
+        ax = fig.add_axes([0.12, 0.05, 0.85, 0.8])
+    lim = max(float(np.nanmax(np.abs(result.pairs()[["estimate"]].to_numpy()))), mid or 1.0)
+    cmap = plt.get_cmap("RdBu_r")
+    for i, a in enumerate(order):
+        for j, b in enumerate(order):
+            if a == b:
+                ax.add_patch(plt.Rectangle((j, m - 1 - i), 1, 1, fc="#f0f0f0", ec="white"))
+                ax.text(j + 0.5, m - 0.5 - i, _wrap(_label(a, labels), 14), ha="center", va="center", fontsize=8,
+                        fontweight="bold")
+                continue
+            e, s = result._effect(a, b)
+            z = stats.norm.ppf(1 - (1 - result.level) / 2)
+            lo, hi = e - z * s, e + z * s
+            colour = cmap(0.5 + 0.5 * e / lim)
+            alpha = 1.0 if (lo > 0 or hi < 0) else 0.35
+            ax.add_patch(plt.Rectangle((j, m - 1 - i), 1, 1, fc=colour, alpha=alpha, ec="white"))
+            dark = alpha == 1.0 and abs(e) / lim > 0.55
+            ax.text(j + 0.5, m - 0.5 - i, f"{e:.{digits}f}\n({lo:.{digits}f} to {hi:.{digits}f})", ha="center",
+                    va="center", fontsize=7, color="white" if dark else "black")
+    ax.set_xlim(0, m)
+    ax.set_ylim(0, m)
+    ax.axis("off")
+    ax.text(0, -0.25, "Cell: row minus column (95% CI); negative (blue) favours the row's care; pale: the CI "
+            "includes 0.", fontsize=7.5, va="top")
+    if title:
+        ax.set_title(title, loc="left", fontsize=11, fontweight="bold")
+    return ax
+
+
+def plot_effects_over_time(by_window: dict, *, labels: dict | None = None, window_labels: dict | None = None,
+                           reference: str = "usual_care", xlabel_y: str = "Difference (points on 0-100)",
+                           mid: float | None = None, title: str | None = None):
+    """Each treatment against ``reference`` in each window (separate networks): estimate and 95% CI, joined
+    across windows. ``by_window``: {window name: NetworkResult or None}, in time order."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    windows = list(by_window)
+    treats = []
+    for r in by_window.values():
+        if r is not None and reference in r.treatments:
+            treats += [t for t in r.treatments if t != reference and t not in treats]
+    colours = plt.get_cmap("tab10")
+    for k, t in enumerate(treats):
+        xs, ys, lo, hi = [], [], [], []
+        for i, w in enumerate(windows):
+            r = by_window[w]
+            if r is None or reference not in r.treatments or t not in r.treatments:
+                continue
+            e, s = r._effect(t, reference)
+            z = stats.norm.ppf(1 - (1 - r.level) / 2)
+            xs.append(i + (k - (len(treats) - 1) / 2) * 0.06)
+            ys.append(e)
+            lo.append(e - z * s)
+            hi.append(e + z * s)
+        if not xs:
+            continue
+        ys_a = np.array(ys)
+        ax.errorbar(xs, ys, yerr=[ys_a - np.array(lo), np.array(hi) - ys_a], fmt="-o", color=colours(k % 10),
+                    capsize=3, label=_label(t, labels))
+    ax.axhline(0, color="black", lw=0.8)
+    if mid:
+        ax.axhline(-mid, color="#888888", ls="--", lw=0.8)
+    ax.set_xticks(range(len(windows)))
+    ax.set_xticklabels([(window_labels or {}).get(w, w) for w in windows], fontsize=8.5)
+    ax.set_ylabel(xlabel_y)
+    ax.legend(fontsize=8, frameon=False, loc="best")
+    note = (f"against {_label(reference, labels)}; negative is better"
+            + (f"; dashed: important difference ({mid:g})" if mid else "")
+            + ". Each window is its own network (a trial may be in several).")
+    fig.text(0.01, 0.01, note, fontsize=7.5)
+    if title:
+        ax.set_title(title, loc="left", fontsize=11, fontweight="bold")
+    fig.subplots_adjust(bottom=0.2)
+    return ax

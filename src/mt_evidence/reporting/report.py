@@ -31,6 +31,7 @@ from ..synthesis import analysis as A
 from ..synthesis import claims as C
 from ..synthesis import dose as D
 from ..synthesis import harms as H
+from ..synthesis import network as SN
 from ..synthesis import grade
 from ..synthesis.settings import ReportSettings, load_settings
 
@@ -375,6 +376,133 @@ def embedded_figures(ev: Evidence, config: A.AnalysisConfig, kinds=("short_vs_lo
     return out
 
 
+# ------------------------------------------------------------------------------------------------ network
+
+
+def _png(fig, dpi: int = 110) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def analyse_networks(ev: Evidence, config: A.AnalysisConfig, frame: pd.DataFrame) -> dict:
+    """{(outcome, window): NetworkAnalysis} for pain and disability in every window (docs/methods.md 16)."""
+    return {(o, w.name): SN.analyse_network(ev, o, w.name, config, frame)
+            for o in ("pain", "disability") for w in config.windows}
+
+
+def _ci(e: float, lo: float, hi: float, digits: int = 1) -> str:
+    return f"{_f(e, digits, True)} ({_f(lo, digits)} to {_f(hi, digits)})"
+
+
+def network_rows(networks: dict, config: A.AnalysisConfig, figures: bool = True) -> list[dict]:
+    """One block per outcome: the effect-over-time figure, and per window the network's numbers, consistency,
+    additive component model, P-scores with their caveat, figures and what was left out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from . import plots as P
+
+    L = SN.NODE_LABELS
+    out = []
+    for outcome in ("pain", "disability"):
+        mid = config.important_difference.get(outcome)
+        block = {"outcome": OUTCOME_WORDS[outcome], "windows": [], "over_time": None}
+        by_window = {}
+        for w in config.windows:
+            na = networks.get((outcome, w.name))
+            if na is None:
+                continue
+            by_window[w.name] = na.result if na.fitted and na.result.k >= 2 else None
+            row = {"window": w.label, "left_out": [f"{d['study'] or d['what']}: {d['why']}" for d in na.left_out]}
+            if not na.fitted or na.result.k < 2:
+                row["reason"] = (na.reason or f"{0 if na.result is None else na.result.k} trial: no network")
+                block["windows"].append(row)
+                continue
+            r = na.result
+            eff = r.relative_effects
+            row.update(
+                reference=L.get(r.reference, r.reference), k=r.k, tau2=f"{r.tau2:.2f}",
+                q=f"Q = {r.q:.2f} on {r.df} df" + (f" (p = {r.q_p:.3f})" if r.df > 0 else ""),
+                effects=[{"treatment": L.get(e.treatment, e.treatment),
+                          "estimate": _ci(e.estimate, e.ci_low, e.ci_high)} for e in eff.itertuples()
+                         if e.treatment != r.reference],
+                notes=[])
+            nodes, _ = r.graph()
+            single = [L.get(t, t) for t in nodes.loc[nodes["studies"] == 1, "treatment"]]
+            if single:
+                row["notes"].append(f"Resting on a single trial: {', '.join(single)}")
+            d = r.design_by_treatment()
+            row["consistency"] = (
+                f"design-by-treatment interaction: Q = {d['q_inconsistency']:.2f} on {d['df_inconsistency']} df"
+                + (f" (p = {d['p_inconsistency']:.3f}); random effects Wald {d['q_inconsistency_random']:.2f} "
+                   f"(p = {d['p_inconsistency_random']:.3f})" if d["df_inconsistency"] > 0
+                   else " (no loop of evidence: consistency cannot be checked)"))
+            ns = r.node_split()
+            ns = ns[ns["difference"].notna()]
+            row["splits"] = [f"{L.get(x.treat1, x.treat1)} vs {L.get(x.treat2, x.treat2)}: direct "
+                             f"{_ci(x.direct, x.direct_ci_low, x.direct_ci_high)}, indirect "
+                             f"{_ci(x.indirect, x.indirect_ci_low, x.indirect_ci_high)}, p = {x.p:.3f}"
+                             for x in ns.itertuples()]
+            if na.component is not None:
+                c = na.component
+                add = c.additivity
+                ce = c.component_effects
+                row["component"] = ("; ".join(f"{L.get(x.component, x.component)} "
+                                              f"{_ci(x.estimate, x.ci_low, x.ci_high)}" for x in ce.itertuples())
+                                    + (f". Additive against standard model: Q difference {add['q_diff']:.2f} on "
+                                       f"{add['df_diff']} df (p = {add['p']:.3f})" if add["df_diff"] > 0 else
+                                       ". Additivity cannot be tested here (no degrees of freedom: no trial "
+                                       "compares combined care with both of its parts' evidence)"))
+            ps = r.p_scores(small_values="good")
+            row["p_scores"] = ", ".join(f"{L.get(t, t)} {v:.2f}" for t, v in ps.items())
+            if figures:
+                title = f"{OUTCOME_WORDS[outcome].capitalize()}, {w.label}"
+                row["graph"] = _png(P.plot_network_graph(r, labels=L, title=title).figure)
+                row["forest"] = _png(P.plot_network_forest(
+                    r, labels=L, xlabel="Difference (points on 0-100)", mid=mid, title=title).figure)
+                row["graph_alt"] = (f"Network graph, {outcome}, {w.label}: {r.k} trials, treatments "
+                                    + ", ".join(L.get(t, t) for t in r.treatments) + ".")
+                row["forest_alt"] = (f"Network estimates against {L.get(r.reference, r.reference)}: "
+                                     + "; ".join(f"{x['treatment']} {x['estimate']}" for x in row["effects"]) + ".")
+            block["windows"].append(row)
+        if figures and any(v is not None and "usual_care" in v.treatments for v in by_window.values()):
+            fig = P.plot_effects_over_time(by_window, labels=L, window_labels={w.name: w.label for w in config.windows},
+                                           mid=mid, title=f"{OUTCOME_WORDS[outcome].capitalize()}: each care against "
+                                           "usual care, by time since randomisation").figure
+            block["over_time"] = _png(fig)
+        out.append(block)
+    return out
+
+
+def network_json(networks: dict) -> list[dict]:
+    """The network estimates for claims.json (marked as network estimates; certainty not rated)."""
+    def num(x):
+        return None if x is None or not np.isfinite(x) else float(x)
+
+    out = []
+    for (outcome, window), na in networks.items():
+        if not na.fitted:
+            continue
+        r = na.result
+        item = {"outcome": outcome, "window": window, "kind": "network estimate (certainty not rated)",
+                "reference": r.reference, "method": r.method, "k": r.k, "tau2": num(r.tau2),
+                "effects": [{"treatment": e.treatment, "estimate": num(e.estimate), "ci_low": num(e.ci_low),
+                             "ci_high": num(e.ci_high)} for e in r.relative_effects.itertuples()
+                            if e.treatment != r.reference],
+                "left_out": list(na.left_out)}
+        if na.component is not None:
+            item["components"] = [{"component": x.component, "estimate": num(x.estimate), "ci_low": num(x.ci_low),
+                                   "ci_high": num(x.ci_high)} for x in na.component.component_effects.itertuples()]
+            item["additivity"] = {k: (num(v) if isinstance(v, float) else v)
+                                  for k, v in na.component.additivity.items()}
+        out.append(item)
+    return out
+
+
 # ------------------------------------------------------------------------------------------------ render
 
 
@@ -421,8 +549,11 @@ def _render(ev: Evidence, settings: ReportSettings | None = None, *, generated: 
     sof = summary_of_findings(ev, settings)
     dose_context = [D.dose_regression(frame, ev, o, "short", config=cfg) for o in ("pain", "disability")]
     claim_results = C.evaluate_claims(frame, cfg, settings.claims, settings.overrides, harms, dose_context)
+    say("fitting the networks")
+    networks = analyse_networks(ev, cfg, A.comparison_frame(ev, cfg))
     say("drawing the figures")
     figures = embedded_figures(ev, cfg)
+    network = network_rows(networks, cfg)
     not_used = frame.loc[~frame["used"].astype(bool)][["study_id", "comparison", "outcome", "window", "why_not"]].fillna("")
     excluded_rows = []
     for df, kind in ((ev.arms, "arm"), (ev.contrasts, "contrast")):
@@ -458,6 +589,7 @@ def _render(ev: Evidence, settings: ReportSettings | None = None, *, generated: 
         figures=figures,
         fade=fade_table(frame, cfg),
         sensitivity_rows=sensitivity_rows(frame, cfg),
+        network=network, p_score_caveat=SN.N.P_SCORE_CAVEAT,
         studies=provenance(ev),
         not_used=not_used.to_dict("records"),
         excluded=excluded_rows,
@@ -475,7 +607,7 @@ def _render(ev: Evidence, settings: ReportSettings | None = None, *, generated: 
         n_reference=n_ref,
         software=_software(),
     )
-    return html, claim_results, sof
+    return html, claim_results, sof, networks
 
 
 def _display_source(source: str) -> str:
@@ -558,7 +690,7 @@ def check_report_output(out: str | Path, ev: Evidence | None = None, data: str |
     return atomic.check_output_folder(out, "report", protected=protected_inputs(ev, data), legacy=_legacy_report)
 
 
-def claims_json(results: list[C.ClaimResult]) -> dict:
+def claims_json(results: list[C.ClaimResult], networks: dict | None = None) -> dict:
     """The claims and their verdicts, as in the report, for other programs."""
     def num(x):
         return None if x is None or not np.isfinite(x) else float(x)
@@ -593,8 +725,11 @@ def claims_json(results: list[C.ClaimResult]) -> dict:
                     "subgroup_tests": [{k: (num(v) if isinstance(v, float) else v) for k, v in d.items()}
                                        for d in cr.subgroup_tests],
                     "context": [{k: (num(v) if isinstance(v, float) else v) for k, v in d.items()} for d in cr.context]})
-    return {"generator": f"mt_evidence {_version()}", "rule": list(C.RULES), "verdicts": list(C.VERDICTS),
-            "claims": out}
+    doc = {"generator": f"mt_evidence {_version()}", "rule": list(C.RULES), "verdicts": list(C.VERDICTS),
+           "claims": out}
+    if networks is not None:
+        doc["network"] = network_json(networks)
+    return doc
 
 
 SOF_CSV_COLUMNS = ["comparison_id", "comparison", "outcome", "window", "k", "participants", "measure", "estimate",
@@ -629,10 +764,10 @@ def build_report(data: str | Path | None = None, out: str | Path = "reports", co
     ev = load_evidence(data)
     check_report_output(out, ev)
     settings = load_settings(config)
-    html, claim_results, sof = _render(ev, settings, progress=say)
+    html, claim_results, sof, networks = _render(ev, settings, progress=say)
     out = Path(out)
     files = {"index.html": html.encode("utf-8"),
-             "claims.json": (json.dumps(claims_json(claim_results), indent=1, ensure_ascii=False) + "\n").encode(),
+             "claims.json": (json.dumps(claims_json(claim_results, networks), indent=1, ensure_ascii=False) + "\n").encode(),
              "summary_of_findings.csv": sof_csv(sof)}
     if pdf:
         say("printing the PDF")
