@@ -274,3 +274,17 @@ def test_bundled_networks_and_report_section():
     rows = R.network_rows(nets, cfg, figures=False)
     short = next(w for w in rows[1]["windows"] if w["window"].startswith("short"))
     assert short["effects"] and "design-by-treatment" in short["consistency"] and short["p_scores"]
+
+
+def test_network_estimates_sit_beside_the_pairwise_ones():
+    from mt_evidence.reporting import report as R
+
+    ev = me.load_evidence()
+    cfg = A.load_config()
+    nets = R.analyse_networks(ev, cfg, A.comparison_frame(ev, cfg))
+    text = R.network_text(nets, "manual_therapy_vs_pragmatic", "disability", "short")
+    r = nets[("disability", "short")].result
+    e, se = r._effect("manual_therapy", "usual_care")
+    assert text.startswith("Network estimate (") and "certainty not rated" in text
+    assert f"against usual care {e:+.1f}" in text and "against advice" in text
+    assert R.network_text(nets, "manual_therapy_vs_control", "disability", "short") == ""  # views: none

@@ -183,7 +183,7 @@ def verdict_css(verdict: str) -> str:
             C.NOT_TESTABLE: "untestable"}.get(verdict, "uncertain")
 
 
-def claims_rows(results: list[C.ClaimResult]) -> list[dict]:
+def claims_rows(results: list[C.ClaimResult], network: dict | None = None) -> list[dict]:
     rows = []
     for cr in results:
         rows.append({
@@ -194,6 +194,7 @@ def claims_rows(results: list[C.ClaimResult]) -> list[dict]:
             "tests": [{"analysis": t.test.describe() + (" [context: an indirect answer]" if t.test.context else ""),
                        "verdict": t.verdict, "detail": t.explanation,
                        "why": t.test.why, "css": verdict_css(t.verdict),
+                       "network": (network or {}).get((t.test.comparison, t.test.outcome, t.test.window), ""),
                        "reasons": t.certainty.reasons() if t.certainty else [],
                        "both_ways": (t.certainty.level_if_unassessed_low
                                      if t.certainty and t.certainty.level_if_unassessed_low != t.certainty.level
@@ -478,6 +479,26 @@ def network_rows(networks: dict, config: A.AnalysisConfig, figures: bool = True)
     return out
 
 
+def network_text(networks: dict, comparison: str, outcome: str, window: str) -> str:
+    """The network estimate(s) for a pairwise analysis (its first care against each node of its second side),
+    marked as network estimates; empty when the network has no such pair."""
+    na = networks.get((outcome, window))
+    if comparison not in A.COMPARISONS or comparison in A.ANY_CONTROL_VIEWS or na is None or not na.fitted:
+        return ""
+    r = na.result
+    first, seconds = A.COMPARISONS[comparison]
+    if first not in r.treatments:
+        return ""
+    z = r._crit()
+    parts = []
+    for b in seconds:
+        if b in r.treatments:
+            e, se = r._effect(first, b)
+            parts.append(f"against {SN.NODE_LABELS.get(b, b)} {_ci(e, e - z * se, e + z * se)}")
+    trials = f"{r.k} trial" + ("s" if r.k != 1 else "")
+    return (f"Network estimate ({trials}, certainty not rated): " + "; ".join(parts)) if parts else ""
+
+
 def network_json(networks: dict) -> list[dict]:
     """The network estimates for claims.json (marked as network estimates; certainty not rated)."""
     def num(x):
@@ -554,6 +575,9 @@ def _render(ev: Evidence, settings: ReportSettings | None = None, *, generated: 
     say("drawing the figures")
     figures = embedded_figures(ev, cfg)
     network = network_rows(networks, cfg)
+    for r in sof:
+        r["network"] = network_text(networks, r["comparison_id"], r["outcome"], r["window"])
+    net_by_test = {(r["comparison_id"], r["outcome"], r["window"]): r["network"] for r in sof}
     not_used = frame.loc[~frame["used"].astype(bool)][["study_id", "comparison", "outcome", "window", "why_not"]].fillna("")
     excluded_rows = []
     for df, kind in ((ev.arms, "arm"), (ev.contrasts, "contrast")):
@@ -583,7 +607,7 @@ def _render(ev: Evidence, settings: ReportSettings | None = None, *, generated: 
         data_hash=ev.data_hash,
         n_trials=len(ev.studies),
         key_messages=key_messages(sof, claim_results),
-        claims=claims_rows(claim_results),
+        claims=claims_rows(claim_results, net_by_test),
         sof_groups=[(label, [r for r in sof if r["comparison"] == label])
                     for label in dict.fromkeys(r["comparison"] for r in sof)],
         figures=figures,
@@ -734,7 +758,7 @@ def claims_json(results: list[C.ClaimResult], networks: dict | None = None) -> d
 
 SOF_CSV_COLUMNS = ["comparison_id", "comparison", "outcome", "window", "k", "participants", "measure", "estimate",
                    "ci_low", "ci_high", "mid", "statement", "certainty", "certainty_if_unassessed_low", "reasons",
-                   "notes", "view", "studies", "original", "relative", "change_score_smd"]
+                   "notes", "view", "studies", "original", "relative", "change_score_smd", "network"]
 
 
 def sof_csv(sof: list[dict]) -> bytes:
