@@ -225,3 +225,20 @@ def test_range_in_doubt_and_change_score_smd_reach_the_report():
     assert long["change_score_smd"].startswith("change scores: SMD") and "1 trial(s)" in long["change_score_smd"]
     text = R.sof_csv(sof).decode()
     assert "change_score_smd" in text.splitlines()[0] and "change scores: SMD" in text
+
+
+def test_page_one_holds_the_scoreboard_and_the_figure(built, tmp_path):
+    """Issue 13: the PDF's first page answers the question: every claim with its verdict, and the figure."""
+    txt = tmp_path / "page1.txt"
+    subprocess.run(["pdftotext", "-f", "1", "-l", "1", "-layout", str(built.pdf_path), str(txt)], check=True)
+    text = " ".join(txt.read_text().split())
+    assert "At a glance" in text
+    for c in C.load_claims():
+        assert f"{c.id}. {c.text.split()[0]}" in text
+    assert "Does it last?" in text  # the figure's caption, under the figure
+    html = built.html_path.read_text()
+    glance = html[html.index('id="glance"'):html.index('id="key"')]
+    assert glance.count("data:image/png;base64,") == 1
+    rows = R.scoreboard(C.evaluate_claims(A.comparison_frame(me.load_evidence())))
+    assert all(r["icon"] in R.VERDICT_ICONS.values() and r["verdict"] in glance for r in rows)
+    assert all(r["why"] and r["why"][0].isupper() for r in rows)

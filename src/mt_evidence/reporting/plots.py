@@ -677,3 +677,62 @@ def plot_effects_over_time(by_window: dict, *, labels: dict | None = None, windo
         ax.set_title(title, loc="left", fontsize=11, fontweight="bold")
     fig.subplots_adjust(bottom=0.2)
     return ax
+
+
+#: Okabe-Ito, distinguishable with the common colour-vision deficiencies; markers differ as well
+SAFE_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
+SAFE_MARKERS = ("o", "s", "D", "^", "v", "P")
+
+
+def plot_glance(by_outcome: dict, windows: list[tuple[str, str, float]], *, mids: dict | None = None,
+                labels: dict | None = None, treatments=("manual_therapy", "exercise", "combined"),
+                reference: str = "usual_care", outcome_titles: dict | None = None):
+    """Page one's figure: for each outcome, each care against ``reference`` by weeks since randomisation (one
+    network per window), with 95% CIs and the band of differences smaller than the important difference.
+
+    ``by_outcome``: {outcome: {window name: NetworkResult or None}}; ``windows``: (name, label, target weeks)."""
+    plt = _plt()
+    outs = list(by_outcome)
+    fig, axes = plt.subplots(1, len(outs), figsize=(5.2 * len(outs), 4.2), sharey=False, squeeze=False)
+    targets = {n: t for n, _, t in windows}
+    for ax, outcome in zip(axes[0], outs):
+        mid = (mids or {}).get(outcome)
+        if mid:
+            ax.axhspan(-mid, mid, color="#eeeeee", zorder=0)
+            ax.text(0.99, 0.02, f"within ±{mid:g}: smaller than the important difference", transform=ax.transAxes,
+                    ha="right", va="bottom", fontsize=7, color="#555555")
+        ax.axhline(0, color="black", lw=0.8)
+        drawn = 0
+        for k, t in enumerate(treatments):
+            xs, ys, lo, hi = [], [], [], []
+            for name, res in by_outcome[outcome].items():
+                if res is None or t not in res.treatments or reference not in res.treatments:
+                    continue
+                e, s = res._effect(t, reference)
+                z = stats.norm.ppf(1 - (1 - res.level) / 2)
+                xs.append(targets[name] * (1 + 0.04 * (k - 1)))
+                ys.append(e)
+                lo.append(e - z * s)
+                hi.append(e + z * s)
+            if not xs:
+                continue
+            drawn += 1
+            y = np.array(ys)
+            ax.errorbar(xs, ys, yerr=[y - np.array(lo), np.array(hi) - y], fmt="-", marker=SAFE_MARKERS[k],
+                        color=SAFE_COLOURS[k], capsize=3, lw=1.4, markersize=6, label=_label(t, labels))
+        ax.set_xscale("log")
+        ax.set_xticks([t for _, _, t in windows])
+        ax.set_xticklabels([f"{t:g} wk\n{lab.split(' (')[0]}" for _, lab, t in windows], fontsize=8)
+        ax.minorticks_off()
+        ax.set_xlim(min(targets.values()) / 1.5, max(targets.values()) * 1.5)
+        ax.set_title((outcome_titles or {}).get(outcome, outcome).capitalize(), loc="left", fontsize=10,
+                     fontweight="bold")
+        ax.set_ylabel(f"Difference from {_label(reference, labels)} (0-100)", fontsize=8.5)
+        if drawn:
+            ax.legend(fontsize=7.5, frameon=False, loc="upper right")
+        else:
+            ax.text(0.5, 0.5, "no network with usual care", transform=ax.transAxes, ha="center", fontsize=9)
+    fig.text(0.01, -0.02, "Below 0: better than usual care. Estimates from one network per time window (a trial may "
+             "be in several); bars: 95% CI.", fontsize=7.5)
+    fig.tight_layout()
+    return fig

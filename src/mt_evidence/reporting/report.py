@@ -178,6 +178,64 @@ def key_messages(sof: list[dict], claims: list[C.ClaimResult]) -> list[str]:
     return msgs
 
 
+VERDICT_ICONS = {C.SUPPORTED: "✓", C.PARTLY: "◐", C.NOT_SUPPORTED: "✗", C.UNCERTAIN: "?", C.NOT_TESTABLE: "–"}
+
+
+def _first_sentence(text: str) -> str:
+    text = str(text).strip()
+    if not text:
+        return ""
+    first = text.split(". ")[0].rstrip(".") + "."
+    return first[0].upper() + first[1:]
+
+
+def scoreboard(results: list[C.ClaimResult]) -> list[dict]:
+    """Page one: per claim, the verdict (icon and word), the certainty of the analysis that decided it, and one
+    line of why, taken from that analysis (its GRADE statement, or why it could not be run)."""
+    rows = []
+    for cr in results:
+        direct = [t for t in cr.tests if not t.test.context]
+        ran = [t for t in direct if t.verdict != C.NOT_TESTABLE]
+        decisive = None
+        if cr.verdict in (C.SUPPORTED, C.NOT_SUPPORTED):
+            decisive = next((t for t in ran if t.verdict == cr.verdict), None)
+        elif cr.verdict == C.PARTLY:
+            decisive = next((t for t in ran if t.verdict == C.SUPPORTED), None)
+        elif ran:
+            order = {"high": 0, "moderate": 1, "low": 2, "very low": 3}
+            decisive = min(ran, key=lambda t: order.get(t.certainty.level if t.certainty else "", 9))
+        if decisive is not None:
+            why = _first_sentence(decisive.statement or decisive.explanation)
+        elif direct:
+            why = _first_sentence(direct[0].explanation)
+        else:
+            why = _first_sentence(cr.claim.not_testable or cr.explanation)
+        n_ran = len(ran)
+        rows.append({
+            "id": cr.claim.id, "claim": cr.claim.text, "verdict": cr.verdict, "icon": VERDICT_ICONS[cr.verdict],
+            "css": verdict_css(cr.verdict),
+            "certainty": decisive.certainty.level if decisive is not None and decisive.certainty else "–",
+            "why": why, "coverage": f"{n_ran} of {len(direct)} analyses could be run" if direct else "",
+        })
+    return rows
+
+
+def glance_figure(networks: dict, config: A.AnalysisConfig) -> str:
+    """Page one's figure as a data URI ("" when no network has usual care)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from . import plots as P
+
+    by = {o: {w.name: (networks[(o, w.name)].result if (o, w.name) in networks and networks[(o, w.name)].fitted
+                       else None) for w in config.windows} for o in ("pain", "disability")}
+    if not any(r is not None and "usual_care" in r.treatments for d in by.values() for r in d.values()):
+        return ""
+    fig = P.plot_glance(by, [(w.name, w.label, w.target) for w in config.windows], mids=config.important_difference,
+                        labels=SN.NODE_LABELS, outcome_titles=OUTCOME_WORDS)
+    return _png(fig)
+
+
 def verdict_css(verdict: str) -> str:
     return {C.SUPPORTED: "supported", C.PARTLY: "partly", C.NOT_SUPPORTED: "not", C.UNCERTAIN: "uncertain",
             C.NOT_TESTABLE: "untestable"}.get(verdict, "uncertain")
@@ -607,6 +665,7 @@ def _render(ev: Evidence, settings: ReportSettings | None = None, *, generated: 
         data_hash=ev.data_hash,
         n_trials=len(ev.studies),
         key_messages=key_messages(sof, claim_results),
+        scoreboard=scoreboard(claim_results), glance=glance_figure(networks, cfg),
         claims=claims_rows(claim_results, net_by_test),
         sof_groups=[(label, [r for r in sof if r["comparison"] == label])
                     for label in dict.fromkeys(r["comparison"] for r in sof)],
