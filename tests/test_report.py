@@ -242,3 +242,20 @@ def test_page_one_holds_the_scoreboard_and_the_figure(built, tmp_path):
     rows = R.scoreboard(C.evaluate_claims(A.comparison_frame(me.load_evidence())))
     assert all(r["icon"] in R.VERDICT_ICONS.values() and r["verdict"] in glance for r in rows)
     assert all(r["why"] and r["why"][0].isupper() for r in rows)
+
+
+def test_limitations_are_computed_from_the_loaded_evidence():
+    """Another evidence folder gets sentences about itself (SYNTHETIC fixture: no adverse events, no range in
+    doubt), the bundled data about the bundled trials."""
+    settings = R.load_settings(None)
+    bundled = me.load_evidence()
+    for data, harm_text, doubt in ((None, f"{bundled.harms['study_id'].nunique()} of {len(bundled.studies)} trials "
+                                          "report them per arm", True),
+                                   (ROOT / "tests" / "fixtures" / "synthetic_clean",
+                                    "No trial in this evidence reports adverse events per arm", False)):
+        ev = me.load_evidence(data)
+        frame = A.comparison_frame(ev, settings.analysis)
+        text = " ".join(R.limitations(ev, frame, R.summary_of_findings(ev, settings)))
+        assert harm_text in text
+        assert ("do not say which version of their instrument" in text) is doubt
+        assert f"of {len(ev.studies)} trials have an overall judgement" in text

@@ -366,8 +366,14 @@ def limitations(ev: Evidence, frame: pd.DataFrame, sof: list[dict]) -> list[str]
                "out rather than guessed.")
     harms = getattr(ev, "harms", None)
     n_harm = harms["study_id"].nunique() if harms is not None and len(harms) else 0
-    out.append(f"Adverse events: {n_harm} of {len(ev.studies)} trials report them in the sources read, most "
-               "without a definition of what counted; trials cannot rule out rare serious harms.")
+    if n_harm == 0:
+        out.append("No trial in this evidence reports adverse events per arm, so safety cannot be judged from it.")
+    else:
+        defined = harms["definition"].astype(str).str.strip().replace("nan", "").str.len().gt(0) \
+            if "definition" in harms else pd.Series(False, harms.index)
+        out.append(f"Adverse events: {n_harm} of {len(ev.studies)} trials report them per arm in the sources read "
+                   f"({int(defined.sum())} of {len(harms)} counts with a definition of what counted); trials of "
+                   "this size cannot rule out rare serious harms.")
     arms_used = frame.loc[frame["used"].astype(bool)]
     in_doubt = arms_used[arms_used.get("range_assumed", pd.Series("", arms_used.index)).astype(str).str.len() > 0]
     if len(in_doubt):
