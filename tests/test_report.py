@@ -259,3 +259,20 @@ def test_limitations_are_computed_from_the_loaded_evidence():
         assert harm_text in text
         assert ("do not say which version of their instrument" in text) is doubt
         assert f"of {len(ev.studies)} trials have an overall judgement" in text
+
+
+def test_summary_of_findings_reasons_are_footnotes():
+    """GRADE layout: each distinct reason for rating down is a lettered footnote of its table, cited beside the
+    certainty; the cells hold no reasons."""
+    ev = me.load_evidence()
+    settings = R.load_settings(None)
+    tables = R.sof_tables(R.summary_of_findings(ev, settings))
+    assert tables
+    for t in tables:
+        letters = [f["letter"] for f in t["footnotes"]]
+        assert letters == [R._letters(i) for i in range(len(letters))]
+        texts = {f["letter"]: f["text"] for f in t["footnotes"]}
+        for r in t["rows"]:
+            assert all(x in texts for x in r["foot"])
+            assert {texts[x] for x in r["foot"]} >= set(r["reasons"])
+    assert R._letters(0) == "a" and R._letters(25) == "z" and R._letters(26) == "aa"

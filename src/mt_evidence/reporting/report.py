@@ -148,6 +148,37 @@ def summary_of_findings(ev: Evidence, settings: ReportSettings) -> list[dict]:
     return rows
 
 
+def _letters(i: int) -> str:
+    out = ""
+    i += 1
+    while i:
+        i, r = divmod(i - 1, 26)
+        out = chr(97 + r) + out
+    return out
+
+
+def sof_tables(sof: list[dict]) -> list[dict]:
+    """The summary-of-findings rows grouped by comparison, GRADE layout: the reasons for rating down become
+    footnotes of each table (a letter per distinct reason, shown beside the certainty), not text in the cells."""
+    tables = []
+    for label in dict.fromkeys(r["comparison"] for r in sof):
+        rows = [dict(r) for r in sof if r["comparison"] == label]
+        notes: dict[str, str] = {}
+        for r in rows:
+            texts = list(r["reasons"])
+            if r["certainty_if_unassessed_low"] and r["certainty_if_unassessed_low"] != r["certainty"]:
+                texts.append(f"{r['certainty_if_unassessed_low']} certainty if the trials without a risk-of-bias "
+                             "judgement were at low risk")
+            r["foot"] = []
+            for t in texts:
+                if t not in notes:
+                    notes[t] = _letters(len(notes))
+                r["foot"].append(notes[t])
+        tables.append({"comparison": label, "rows": rows, "view": all(r["view"] for r in rows),
+                       "footnotes": [{"letter": v, "text": k} for k, v in notes.items()]})
+    return tables
+
+
 KEY_ORDER = ["combined_vs_exercise", "manual_therapy_vs_sham", "manual_therapy_vs_pragmatic",
              "manual_therapy_vs_exercise", "exercise_vs_sham", "exercise_vs_pragmatic", "combined_vs_sham",
              "combined_vs_pragmatic", "combined_vs_manual_therapy", "manipulation_vs_mobilisation"]
@@ -673,8 +704,7 @@ def _render(ev: Evidence, settings: ReportSettings | None = None, *, generated: 
         key_messages=key_messages(sof, claim_results),
         scoreboard=scoreboard(claim_results), glance=glance_figure(networks, cfg),
         claims=claims_rows(claim_results, net_by_test),
-        sof_groups=[(label, [r for r in sof if r["comparison"] == label])
-                    for label in dict.fromkeys(r["comparison"] for r in sof)],
+        sof_groups=sof_tables(sof),
         figures=figures,
         fade=fade_table(frame, cfg),
         sensitivity_rows=sensitivity_rows(frame, cfg),
