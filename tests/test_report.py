@@ -276,3 +276,19 @@ def test_summary_of_findings_reasons_are_footnotes():
             assert all(x in texts for x in r["foot"])
             assert {texts[x] for x in r["foot"]} >= set(r["reasons"])
     assert R._letters(0) == "a" and R._letters(25) == "z" and R._letters(26) == "aa"
+
+
+def test_no_pdf_page_runs_into_the_right_margin(built, tmp_path):
+    """No table or figure wider than the page: on every rendered PDF page the right margin (the last 10 of its
+    12 mm) is blank."""
+    from PIL import Image
+
+    dpi = 40
+    subprocess.run(["pdftoppm", "-r", str(dpi), "-png", str(built.pdf_path), str(tmp_path / "p")], check=True)
+    pages = sorted(tmp_path.glob("p*.png"))
+    assert pages
+    strip = int(10 * dpi / 25.4)
+    for p in pages:
+        with Image.open(p) as im:
+            a = np.asarray(im.convert("L"), dtype=float)
+        assert a[:, -strip:].min() > 200, f"{p.name}: something is drawn in the right margin"
