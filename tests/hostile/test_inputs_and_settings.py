@@ -174,3 +174,32 @@ def test_mathtext_in_data_is_drawn_literally(ev_dir, tmp_path):
     r = CliRunner().invoke(app, ["figures", "--data", str(ev_dir), "--out", str(tmp_path / "figs")])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "figs" / "risk_of_bias.svg").read_text().count("cmd") >= 1
+
+
+@pytest.mark.parametrize("header,found", [
+    ('<?xml version="1.0" encoding="x-unknown-enc"?>', "declares the text encoding 'x-unknown-enc'"),
+    ('<?xml version="1.0"?>', "not valid UTF-8 (byte 0xfc on line 2)"),
+    ('<?xml version="1.0" encoding="UTF-8"?>', "not valid UTF-8 (byte 0xfc on line 2)"),
+])
+def test_a_revman_file_in_another_encoding_gets_a_message(tmp_path, header, found):
+    """An .rm5 in an unknown or wrong encoding: a RevManError saying what to do, never a LookupError."""
+    f = tmp_path / "review.rm5"
+    f.write_bytes(header.encode() + b'\n<COCHRANE_REVIEW><STUDY NAME="M\xfcller"/></COCHRANE_REVIEW>')
+    from mt_evidence.evidence.revman import RevManError
+
+    with pytest.raises(RevManError) as err:
+        me.read_revman(f)
+    assert found in str(err.value) and "UTF-8" in str(err.value) and "iconv" in str(err.value)
+    # a file declaring the encoding it really has is read
+    f.write_bytes(b'<?xml version="1.0" encoding="windows-1252"?>\n<COCHRANE_REVIEW><STUDY NAME="M\xfcller"/>'
+                  b'</COCHRANE_REVIEW>')
+    assert me.read_revman(f).empty
+
+
+def test_a_revman_path_that_is_a_fifo_is_refused(tmp_path):
+    import os
+
+    fifo = tmp_path / "review.rm5"
+    os.mkfifo(fifo)
+    with pytest.raises(FileNotFoundError, match="not a file"):
+        me.read_revman(fifo)

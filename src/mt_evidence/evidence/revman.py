@@ -146,6 +146,36 @@ def _text(element: ET.Element | None) -> str:
     return " ".join("".join(element.itertext()).split())
 
 
+_ENCODING_HINT = ("RevMan 5 saves its files as UTF-8: re-save the review from RevMan, or convert the file to UTF-8 "
+                  "(e.g. `iconv -f windows-1252 -t utf-8 old.rm5 > new.rm5`)")
+
+
+def _parse_xml(file: Path, source: str):
+    """The XML root of a RevMan file; an unknown or wrong text encoding is a RevManError saying what to do."""
+    from .files import MAX_CSV_BYTES, InputRefused, read_bytes
+
+    try:
+        data = read_bytes(file, MAX_CSV_BYTES, "a RevMan 5 review (.rm5)")
+    except InputRefused as exc:
+        raise RevManError(source, [str(exc)]) from None
+    head = data[:200].decode("ascii", errors="replace")
+    declared = re.search(r"encoding\s*=\s*[\"']([^\"']+)[\"']", head)
+    try:
+        return ET.fromstring(data)
+    except LookupError:
+        raise RevManError(source, [f"the file declares the text encoding {declared.group(1)!r}, which is not a "
+                                   f"known encoding; {_ENCODING_HINT}"]) from None
+    except ET.ParseError as exc:
+        if declared is None or declared.group(1).lower().replace("_", "-") in ("utf-8", "utf8"):
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                line = data[:bad.start].count(b"\n") + 1
+                raise RevManError(source, [f"the file is not valid UTF-8 (byte 0x{data[bad.start]:02x} on line "
+                                           f"{line}); {_ENCODING_HINT}"]) from None
+        raise RevManError(source, [f"not an XML file ({exc})"]) from None
+
+
 def _decode_id(raw: str) -> str:
     """Undo RevMan's XML-name escaping (``_x002d_`` is ``-``) and drop the ``STD-`` prefix of study IDs."""
     decoded = _XML_NAME_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), raw.strip())
@@ -357,10 +387,7 @@ def read_revman(
     if not file.is_file():
         raise FileNotFoundError(f"RevMan file {source!r} does not exist (or is not a file)")
 
-    try:
-        root = ET.parse(file).getroot()
-    except ET.ParseError as exc:
-        raise RevManError(source, [f"not an XML file ({exc})"]) from None
+    root = _parse_xml(file, source)
     if root.tag != _ROOT_TAG:
         raise RevManError(
             source, [f"not a RevMan 5 review: the root element is <{root.tag}>, a RevMan file has <{_ROOT_TAG}>"]
