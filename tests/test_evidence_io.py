@@ -274,3 +274,32 @@ def test_harms_and_arm_details_reach_the_evidence(clean):
     ev = load_evidence(clean)
     assert ev.harms["events"].tolist() == [0.0] and ev.arm_details["sessions"].tolist() == [6.0]
     assert ev.arm_details["co_intervention_differs"].tolist() == [False]
+
+
+def test_wide_sheet_problems_name_the_sheet_row_and_column(tmp_path, clean):
+    """A bad value in the wide sheet's row 3 is reported at row 3 and under the sheet's own column name, not at
+    its place in the long arms table (SYNTHETIC)."""
+    from mt_evidence.evidence.io import validate_tables
+
+    sheet = tmp_path / "wide.csv"
+    sheet.write_text(
+        "Study,Group,Category,N 3m,Mean 3m,SD 3m,N 12m,Mean 12m,SD 12m\n"
+        "SynthA2020,manip,manual_therapy,29,3.0,2.0,25,3.5,2.2\n"
+        "SynthA2020,exer,exercise,28,4.0,-2.0,26,3.4,2.1\n"
+    )
+    mapping = tmp_path / "map.toml"
+    mapping.write_text(
+        '[columns]\nstudy_id = "Study"\narm = "Group"\nintervention = "Category"\n'
+        '[defaults]\nsource_url = "https://example.org/synthetic-a"\nhigher_is_worse = true\nadjusted = false\n'
+        '[[measures]]\noutcome = "pain"\ninstrument = "NRS (0-10)"\nscale_min = 0\nscale_max = 10\n'
+        'timepoint_weeks = 13\nvalue_type = "final"\nn = "N 3m"\nmean = "Mean 3m"\nsd = "SD 3m"\n'
+        '[[measures]]\noutcome = "pain"\ninstrument = "NRS (0-10)"\nscale_min = 0\nscale_max = 10\n'
+        'timepoint_weeks = 52\nvalue_type = "final"\nn = "N 12m"\nmean = "Mean 12m"\nsd = "SD 12m"\n'
+    )
+    arms = read_wide(sheet, mapping)
+    raw = {"arms": arms, "studies": pd.read_csv(clean / "studies.csv", dtype=str),
+           "contrasts": pd.read_csv(clean / "contrasts.csv", dtype=str).iloc[0:0]}
+    _, problems = validate_tables(raw, {"arms": str(sheet), "studies": "studies.csv", "contrasts": "contrasts.csv"})
+    sd = [p for p in problems if p.file == str(sheet) and "SD" in str(p.column)]
+    assert sd and sd[0].row == 3 and sd[0].column == "SD 3m", [str(p) for p in problems if p.file == str(sheet)]
+    assert not any("x_wide" in str(p) for p in problems)

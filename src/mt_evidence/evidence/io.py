@@ -199,8 +199,31 @@ def validate_tables(raw: dict[str, pd.DataFrame], files: dict[str, str]) -> tupl
     problems += schema.row_problems_arm_details(typed["arm_details"], files["arm_details"])
     problems += schema.cross_problems(typed["studies"], typed["arms"], typed["contrasts"], files, typed["rob"],
                                       typed["harms"], typed["arm_details"])
+    problems = _wide_sheet_rows(problems, raw["arms"], files["arms"])
     problems.sort(key=lambda p: (p.file, p.row or 0, p.column or ""))
     return typed, problems
+
+
+def _wide_sheet_rows(problems: list[Problem], arms: pd.DataFrame, file: str) -> list[Problem]:
+    """Arms rows made by :func:`read_wide` are reported at their row and column of the wide sheet (the sheet the
+    user edits), not at their place in the long arms table."""
+    if "x_wide_row" not in arms.columns:
+        return problems
+    arms = arms.reset_index(drop=True)
+    out = []
+    for p in problems:
+        if p.file != file or p.row is None or not (0 <= p.row - 2 < len(arms)):
+            out.append(p)
+            continue
+        r = arms.iloc[p.row - 2]
+        cols = dict(x.split("=", 1) for x in str(r.get("x_wide_columns") or "").split(";") if "=" in x)
+        column = p.column
+        if column in cols:
+            column = cols[column]
+        elif column:
+            column = f"{column} (from the mapping)"
+        out.append(Problem(p.file, int(r["x_wide_row"]), column, p.found, p.expected))
+    return out
 
 
 def _read_any(path: Path) -> tuple[dict, dict, list[Problem], bytes]:
@@ -319,6 +342,8 @@ def read_wide(path: str | os.PathLike, mapping: str | os.PathLike) -> pd.DataFra
             row.update({k: v for k, v in m.items() if k not in numeric})
             row.update(vals)
             row["x_wide_row"] = i + 2
+            row["x_wide_columns"] = ";".join(f"{t}={c}" for t, c in list(fixed.items())
+                                             + [(k, m[k]) for k in numeric if k in m])
             if not row.get("source_location"):
                 row["source_location"] = f"{path.name}, row {i + 2}"
             rows.append(row)
