@@ -134,3 +134,15 @@ def test_rescale():
     assert me.rescale(8, scale_min=0, scale_max=10, reverse=True) == pytest.approx(20)
     with pytest.raises(ValueError, match="must exceed"):
         me.rescale(1, scale_min=10, scale_max=0)
+
+
+def test_revman5_preset_gives_revman_smd_variance_and_says_so():
+    kw = dict(m1=[3.0, 4.1], sd1=[2.0, 2.2], n1=[29, 40], m2=[4.0, 4.6], sd2=[2.0, 2.1], n2=[28, 41])
+    rev = me.effect_size("SMD", preset="revman5", **kw)
+    np.testing.assert_allclose(rev["vi"], me.effect_size("SMD", vtype="REVMAN", **kw)["vi"])
+    assert not np.allclose(rev["vi"], me.effect_size("SMD", **kw)["vi"])
+    np.testing.assert_allclose(me.effect_size("SMD", preset="metafor", **kw)["vi"], me.effect_size("SMD", **kw)["vi"])
+    assert (me.effect_size("SMD", preset="revman5", vtype="LS", **kw)["vi"] == me.effect_size("SMD", **kw)["vi"]).all()
+    assert "preset='revman5'" in me.pool(rev["yi"], rev["vi"], preset="revman5").conventions.describe()
+    with pytest.raises(ValueError, match="unknown preset"):
+        me.effect_size("SMD", preset="stata", **kw)

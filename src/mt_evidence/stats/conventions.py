@@ -82,6 +82,9 @@ class Conventions:
         ]
         if self.preset:
             parts.insert(0, f"preset: {self.preset}")
+            if self.preset.startswith("revman5"):
+                parts.insert(1, "SMDs as RevMan 5 computes them need effect_size(..., preset='revman5') "
+                                "(vtype='REVMAN'); pooling cannot change a variance it is given")
         return "; ".join(parts)
 
     def to_dict(self) -> dict:

@@ -74,7 +74,8 @@ def _require(cond: np.ndarray, message: str) -> None:
 
 
 def effect_size(measure: str, *, vtype: str | None = None, add: float = 0.5, to: str = "only0",
-                drop00: bool = False, level: float = 0.95, log: bool = False, **columns) -> pd.DataFrame:
+                drop00: bool = False, level: float = 0.95, log: bool = False, preset: str | None = None,
+                **columns) -> pd.DataFrame:
     """Compute effect sizes ``yi`` and sampling variances ``vi``.
 
     Parameters
@@ -89,6 +90,9 @@ def effect_size(measure: str, *, vtype: str | None = None, add: float = 0.5, to:
         SMD variance: "LS" (metafor default), "UB", "LS2", "AV", "REVMAN" (RevMan 5 formula, with its approximate
         J = 1 - 3/(4N - 9)). MD: "LS" (default, unequal variances) or "HO" (pooled SD).
         RD: "LS" (default) or "UB".
+    preset : {"metafor", "revman", "revman5"}, optional
+        The effect-size conventions of another tool when ``vtype`` is not given: "revman5" gives RevMan 5's SMD
+        (``vtype="REVMAN"``), as ``pool(..., preset="revman5")`` gives its pooling; the others metafor's "LS".
     add, to, drop00 : zero-cell correction for RR/OR/RD as metafor's escalc: ``add`` (default 1/2) is added to
         every cell of the tables that have a zero cell (``to="only0"``), to all tables (``"all"``), to all tables
         if any has a zero (``"if0all"``), or never (``"none"``); ``drop00`` drops tables with no events or no
@@ -101,6 +105,12 @@ def effect_size(measure: str, *, vtype: str | None = None, add: float = 0.5, to:
     Validated against: metafor 3.8 ``escalc(measure, ...)`` (tests/reference).
     """
     measure = measure.upper()
+    if preset is not None:
+        key = str(preset).strip().lower()
+        if key not in ("metafor", "revman", "revman5"):
+            raise ValueError(f"unknown preset {preset!r}: accepted are metafor, revman, revman5")
+        if vtype is None and measure == "SMD" and key == "revman5":
+            vtype = "REVMAN"
     if measure in ("MD", "SMD"):
         return _continuous(measure, vtype, columns)
     if measure in ("RR", "OR", "RD", "PETO"):
