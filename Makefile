@@ -67,6 +67,7 @@ reference:
 	Rscript tests/reference/make_window_reference.R
 	Rscript tests/reference/make_binary_reference.R
 	Rscript tests/reference/make_network_reference.R
+	Rscript tests/reference/make_bias_reference.R
 
 clean:
 	rm -rf $(VENV) reports/*.html reports/*.pdf reports/*.png reports/figures

@@ -19,6 +19,7 @@ from .stats.effects import (
     se_from_ci,
     se_from_p,
 )
+from .stats.bias import egger_test, influence, leave_one_out, rank_test
 from .stats.binary import BinaryPoolResult, ProportionPoolResult, pool_binary, pool_proportions
 from .stats.pooling import PoolManyResult, PoolResult, pool, pool_many
 from .stats.network import ComponentNetworkResult, NetworkResult, component_network_meta, network_meta
@@ -53,6 +54,10 @@ __all__ = [
     "se_from_ci",
     "se_from_p",
     "subgroup",
+    "egger_test",
+    "rank_test",
+    "leave_one_out",
+    "influence",
 ]
 __version__ = "0.1.0"
 

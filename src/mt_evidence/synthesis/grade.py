@@ -100,18 +100,12 @@ def optimal_information_size(mid: float, sd: float, alpha: float = 0.05, power: 
 
 
 def egger_test(yi: np.ndarray, vi: np.ndarray) -> tuple[float, float]:
-    """Egger's regression test (standardised effect on precision): intercept and its two-sided p-value."""
-    se = np.sqrt(vi)
-    y = yi / se
-    x = 1 / se
-    X = np.column_stack([np.ones_like(x), x])
-    beta, *_ = np.linalg.lstsq(X, y, rcond=None)
-    resid = y - X @ beta
-    dof = len(y) - 2
-    s2 = resid @ resid / dof
-    cov = s2 * np.linalg.inv(X.T @ X)
-    t = beta[0] / np.sqrt(cov[0, 0])
-    return float(beta[0]), float(2 * stats.t.sf(abs(t), dof))
+    """Egger's regression test (standardised effect on precision): intercept and its two-sided p-value
+    (:func:`mt_evidence.stats.bias.egger_test`, validated against metafor's ``regtest``)."""
+    from ..stats.bias import egger_test as _egger
+
+    r = _egger(yi, vi, model="lm", min_k=None)
+    return r["coef"], r["pval"]
 
 
 def propose(studies: pd.DataFrame, result, mid: float | None) -> tuple[Judgement, ...]:
