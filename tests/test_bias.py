@@ -65,3 +65,31 @@ def test_bias_tests_refuse_too_few_trials():
     with pytest.raises(B.TooFewTrials, match="at least 10 trials"):
         B.rank_test(c["yi"], c["vi"])
     assert np.isfinite(B.egger_test(c["yi"], c["vi"], min_k=5)["pval"])
+
+
+@pytest.mark.parametrize("case,method,est", [(c, m, e) for c in sorted(CASES) for m in ("REML", "FE")
+                                             for e in ("L0", "R0")])
+def test_trim_and_fill_matches_trimfill(case, method, est):
+    c = CASES[case]
+    ref = c[f"trimfill_{method}_{est}"]
+    got = B.trim_and_fill(c["yi"], c["vi"], method=method, estimator=est, min_k=None)
+    assert got["k0"] == ref["k0"] and got["side"] == ref["side"]
+    assert got["se_k0"] == pytest.approx(ref["se_k0"], rel=RTOL)
+    r = got["result"]
+    for k, v in (("estimate", r.estimate), ("se", r.se), ("ci_low", r.ci_low), ("ci_high", r.ci_high)):
+        assert v == pytest.approx(ref[k], rel=RTOL), k
+    if method == "REML":
+        assert r.tau2 == pytest.approx(ref["tau2"], rel=RTOL, abs=1e-10)
+    np.testing.assert_allclose(got["filled"]["yi"], ref["yi"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(got["filled"]["vi"], ref["vi"], rtol=1e-12)
+    assert int(got["filled"]["filled"].sum()) == ref["k0"]
+    if est == "R0":
+        assert got["p_k0"] == pytest.approx(ref["p_k0"], rel=1e-12)
+
+
+def test_trim_and_fill_refuses_few_trials_and_bad_options():
+    c = CASES["normand1999"]
+    with pytest.raises(B.TooFewTrials):
+        B.trim_and_fill(c["yi"], c["vi"])
+    with pytest.raises(ValueError, match="estimator"):
+        B.trim_and_fill(c["yi"], c["vi"], estimator="L1", min_k=None)

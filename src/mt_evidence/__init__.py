@@ -19,7 +19,7 @@ from .stats.effects import (
     se_from_ci,
     se_from_p,
 )
-from .stats.bias import egger_test, influence, leave_one_out, rank_test
+from .stats.bias import egger_test, influence, leave_one_out, rank_test, trim_and_fill
 from .stats.binary import BinaryPoolResult, ProportionPoolResult, pool_binary, pool_proportions
 from .stats.pooling import PoolManyResult, PoolResult, pool, pool_many
 from .stats.network import ComponentNetworkResult, NetworkResult, component_network_meta, network_meta
@@ -58,6 +58,7 @@ __all__ = [
     "rank_test",
     "leave_one_out",
     "influence",
+    "trim_and_fill",
 ]
 __version__ = "0.1.0"
 

@@ -40,6 +40,15 @@ for (id in names(sets)) {
                          ci_low = unname(rr$ci.lb[1]), ci_high = unname(rr$ci.ub[1]))
   rk <- ranktest(yi, vi)
   case$rank <- list(tau = unname(rk$tau), pval = unname(rk$pval))
+  for (meth in c("REML", "FE")) {
+    for (est in c("L0", "R0")) {
+      tf <- trimfill(rma(yi, vi, method = meth, control = ctrl), estimator = est, control = ctrl)
+      case[[paste0("trimfill_", meth, "_", est)]] <- list(
+        k0 = tf$k0, se_k0 = tf$se.k0, side = tf$side, estimate = as.numeric(tf$beta), se = tf$se,
+        ci_low = tf$ci.lb, ci_high = tf$ci.ub, tau2 = tf$tau2, yi = as.numeric(tf$yi), vi = as.numeric(tf$vi),
+        p_k0 = if (is.null(tf$p.k0)) NULL else tf$p.k0)
+    }
+  }
   for (meth in c("REML", "DL", "FE")) {
     fit <- rma(yi, vi, method = meth, control = ctrl)
     l1 <- leave1out(fit)

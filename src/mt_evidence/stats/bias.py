@@ -4,6 +4,7 @@
   effects on their standard errors (Egger 1997), ``model="rma"`` the meta-regression with the SE as moderator.
 * :func:`rank_test`: Begg and Mazumdar's rank correlation (metafor ``ranktest``).
 * :func:`leave_one_out`: the pooled result without each trial in turn (metafor ``leave1out``).
+* :func:`trim_and_fill`: Duval and Tweedie's trim and fill (metafor ``trimfill``; L0, R0, Q0).
 * :func:`influence`: influence diagnostics (metafor ``influence``): studentised deleted residuals, DFFITS, Cook's
   distance, covariance ratios, tau^2 and Q without each trial, hat values, weights, DFBETAS, and metafor's rule
   for marking a trial influential.
@@ -22,7 +23,7 @@ from scipy import stats
 
 from .pooling import pool
 
-__all__ = ["TooFewTrials", "egger_test", "rank_test", "leave_one_out", "influence"]
+__all__ = ["TooFewTrials", "egger_test", "rank_test", "leave_one_out", "influence", "trim_and_fill"]
 
 MIN_K_BIAS = 10
 
@@ -146,3 +147,80 @@ def influence(yi, vi, *, method: str = "REML", labels=None) -> pd.DataFrame:
     df["influential"] = ((df["dffits"].abs() > 3 * np.sqrt(p / (k - p))) | (stats.chi2.cdf(df["cook_d"], p) > 0.5)
                          | (df["hat"] > 3 * p / k) | (df["dfbetas"].abs() > 1))
     return df
+
+
+def trim_and_fill(yi, vi, *, method: str = "REML", estimator: str = "L0", side: str | None = None,
+                  maxiter: int = 100, min_k: int | None = MIN_K_BIAS, labels=None) -> dict:
+    """Duval and Tweedie's trim and fill, as metafor's ``trimfill``: the number of trials missing on one side
+    (``k0`` by the L0, R0 or Q0 estimator, with its SE), those trials filled in as mirror images about the
+    estimate of the trimmed data, and the model refitted with them (``result``, by ``method``).
+
+    ``side`` (where trials are missing) is chosen as metafor does when not given: "right" when the SE's
+    coefficient of Egger's meta-regression (``rma(yi, vi, mods = sqrt(vi))``) is negative, else "left".
+    Returns k0, se_k0, side, estimator, p_k0 (R0 only), the ``filled`` frame (yi, vi, filled) and ``result``.
+    A sensitivity analysis, not a correction: it assumes asymmetry comes from missing trials.
+    """
+    from .regression import meta_regression
+
+    y, v = _arrays(yi, vi, min_k, "Trim and fill")
+    if estimator not in ("L0", "R0", "Q0"):
+        raise ValueError(f"estimator must be 'L0', 'R0' or 'Q0'; got {estimator!r}")
+    if side is None:
+        side = "right" if meta_regression(y, v, np.sqrt(v), method=method, test="z").coefficients[
+            "estimate"].iloc[1] < 0 else "left"
+    elif side not in ("left", "right"):
+        raise ValueError(f"side must be 'left' or 'right'; got {side!r}")
+    ys = -y if side == "right" else y.copy()
+    order = np.argsort(ys, kind="stable")
+    ys, vs = ys[order], v[order]
+    k = len(ys)
+    k0, k0_prev, it = 0, -1, 0
+    beta = se_k0 = np.nan
+    while k0 != k0_prev:
+        k0_prev = k0
+        it += 1
+        if it > maxiter:
+            raise RuntimeError("trim and fill did not converge")
+        beta = pool(ys[:k - k0], vs[:k - k0], method=method, test="z").estimate
+        c = ys - beta
+        ranks = stats.rankdata(np.abs(c), method="ordinal")
+        signed = np.sign(c) * ranks
+        if estimator == "R0":
+            neg = -signed[signed < 0]
+            k0f = (k - (neg.max() if len(neg) else 0)) - 1
+            se_k0 = np.sqrt(2 * max(0.0, k0f) + 2)
+        else:
+            sr = signed[signed > 0].sum()
+            if estimator == "L0":
+                k0f = (4 * sr - k * (k + 1)) / (2 * k - 1)
+            else:
+                k0f = k - 0.5 - np.sqrt(2 * k**2 - 4 * sr + 0.25)
+            var_sr = (k * (k + 1) * (2 * k + 1) + 10 * k0f**3 + 27 * k0f**2 + 17 * k0f - 18 * k * k0f**2
+                      - 18 * k * k0f + 6 * k**2 * k0f) / 24
+            se_k0 = (4 * np.sqrt(var_sr) / (2 * k - 1) if estimator == "L0"
+                     else 2 * np.sqrt(var_sr) / np.sqrt((k - 0.5) ** 2 - k0f * (2 * k - k0f - 1)))
+        k0 = int(max(0, _round_half_even(k0f)))
+        se_k0 = max(0.0, float(se_k0))
+    if k0 > 0:
+        c = ys - beta
+        mirrored = (-(c - beta) if side == "right" else c - beta)[k - k0:]
+        fill_y = np.concatenate([y, -mirrored])
+        fill_v = np.concatenate([v, vs[k - k0:]])
+    else:
+        fill_y, fill_v = y.copy(), v.copy()
+    names = (list(labels) if labels is not None else [f"Study {i + 1}" for i in range(len(y))]) \
+        + [f"Filled {i + 1}" for i in range(k0)]
+    filled = pd.DataFrame({"study": names, "yi": fill_y, "vi": fill_v, "filled": [False] * len(y) + [True] * k0})
+    res = pool(fill_y, fill_v, method=method, test="z", labels=names)
+    out = {"k0": k0, "se_k0": se_k0, "side": side, "estimator": estimator, "filled": filled, "result": res}
+    if estimator == "R0":
+        m = np.arange(-1, k0)
+        from scipy.special import comb
+
+        out["p_k0"] = float(1 - np.sum(comb(m + 1, m + 1) * 0.5 ** (m + 2)))
+    return out
+
+
+def _round_half_even(x: float) -> float:
+    """R's round(): halves to the even neighbour (IEC 60559), as numpy's round."""
+    return float(np.round(x))
