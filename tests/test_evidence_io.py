@@ -114,12 +114,13 @@ def test_excel_workbook_reads_the_same(clean, tmp_path):
     assert validate_path(book) == []
 
 
-def test_wide_sheet_through_mapping(tmp_path):
+def write_wide(tmp_path, second_row: str):
+    """A SYNTHETIC wide sheet (two arms, pain at 3 and 12 months side by side) and its mapping."""
     sheet = tmp_path / "wide.csv"
     sheet.write_text(
         "Study,Group,Category,N 3m,Mean 3m,SD 3m,N 12m,Mean 12m,SD 12m\n"
         "SynthA2020,manip,manual_therapy,29,3.0,2.0,25,3.5,2.2\n"
-        "SynthA2020,exer,exercise,28,4.0,2.0,,,\n"
+        f"{second_row}\n"
     )
     mapping = tmp_path / "map.toml"
     mapping.write_text(
@@ -130,6 +131,11 @@ def test_wide_sheet_through_mapping(tmp_path):
         '[[measures]]\noutcome = "pain"\ninstrument = "NRS (0-10)"\nscale_min = 0\nscale_max = 10\n'
         'timepoint_weeks = 52\nvalue_type = "final"\nn = "N 12m"\nmean = "Mean 12m"\nsd = "SD 12m"\n'
     )
+    return sheet, mapping
+
+
+def test_wide_sheet_through_mapping(tmp_path):
+    sheet, mapping = write_wide(tmp_path, "SynthA2020,exer,exercise,28,4.0,2.0,,,")
     arms = read_wide(sheet, mapping)
     assert len(arms) == 3  # the exercise arm has no 12-month data
     assert set(arms["timepoint_weeks"].astype(float)) == {13.0, 52.0}
@@ -281,21 +287,7 @@ def test_wide_sheet_problems_name_the_sheet_row_and_column(tmp_path, clean):
     its place in the long arms table (SYNTHETIC)."""
     from mt_evidence.evidence.io import validate_tables
 
-    sheet = tmp_path / "wide.csv"
-    sheet.write_text(
-        "Study,Group,Category,N 3m,Mean 3m,SD 3m,N 12m,Mean 12m,SD 12m\n"
-        "SynthA2020,manip,manual_therapy,29,3.0,2.0,25,3.5,2.2\n"
-        "SynthA2020,exer,exercise,28,4.0,-2.0,26,3.4,2.1\n"
-    )
-    mapping = tmp_path / "map.toml"
-    mapping.write_text(
-        '[columns]\nstudy_id = "Study"\narm = "Group"\nintervention = "Category"\n'
-        '[defaults]\nsource_url = "https://example.org/synthetic-a"\nhigher_is_worse = true\nadjusted = false\n'
-        '[[measures]]\noutcome = "pain"\ninstrument = "NRS (0-10)"\nscale_min = 0\nscale_max = 10\n'
-        'timepoint_weeks = 13\nvalue_type = "final"\nn = "N 3m"\nmean = "Mean 3m"\nsd = "SD 3m"\n'
-        '[[measures]]\noutcome = "pain"\ninstrument = "NRS (0-10)"\nscale_min = 0\nscale_max = 10\n'
-        'timepoint_weeks = 52\nvalue_type = "final"\nn = "N 12m"\nmean = "Mean 12m"\nsd = "SD 12m"\n'
-    )
+    sheet, mapping = write_wide(tmp_path, "SynthA2020,exer,exercise,28,4.0,-2.0,26,3.4,2.1")
     arms = read_wide(sheet, mapping)
     raw = {"arms": arms, "studies": pd.read_csv(clean / "studies.csv", dtype=str),
            "contrasts": pd.read_csv(clean / "contrasts.csv", dtype=str).iloc[0:0]}
