@@ -295,3 +295,71 @@ def test_wide_sheet_problems_name_the_sheet_row_and_column(tmp_path, clean):
     sd = [p for p in problems if p.file == str(sheet) and "SD" in str(p.column)]
     assert sd and sd[0].row == 3 and sd[0].column == "SD 3m", [str(p) for p in problems if p.file == str(sheet)]
     assert not any("x_wide" in str(p) for p in problems)
+
+
+ROB_HEADER = ("study_id,tool,domain,judgement,judgement_printed,source_url,source_location,review_citation,note,"
+              "basis,signalling,reader1,reader2,consensus_note\n")
+
+
+def _own_rob(study: str, domains: dict[str, str], overall: str, readers=None, consensus="") -> str:
+    """Rows of a review's own RoB 2 assessment (SYNTHETIC)."""
+    out = ""
+    for d, j in domains.items():
+        r1, r2 = (readers or {}).get(d, (j, j))
+        out += (f"{study},RoB2,{d},{j},,https://example.org/synthetic-a,Methods,own assessment (synthetic),,"
+                f"review_own,1.1 Y,{r1},{r2},{consensus}\n")
+    return out + (f"{study},RoB2,overall,{overall},,https://example.org/synthetic-a,Methods,own assessment "
+                  "(synthetic),,review_own,,,,\n")
+
+
+def test_rob2_overall_is_the_least_favourable_domain():
+    from mt_evidence.evidence.schema import ROB2_DOMAINS, rob2_overall
+    low = dict.fromkeys(ROB2_DOMAINS, "low")
+    assert rob2_overall(low) == "low"
+    assert rob2_overall({**low, "missing": "some_concerns"}) == "some_concerns"
+    assert rob2_overall({**low, "missing": "some_concerns", "measurement": "high"}) == "high"
+    # several "some concerns" stay "some concerns" (the review does not use RoB 2's option to call that high)
+    assert rob2_overall(dict.fromkeys(ROB2_DOMAINS, "some_concerns")) == "some_concerns"
+    assert rob2_overall({**low, "selection": "not_assessed"}) == "not_assessed"
+    assert rob2_overall({k: v for k, v in low.items() if k != "selection"}) == "not_assessed"
+
+
+def test_own_rob2_rows_are_checked(clean):
+    doms = {"randomisation": "low", "deviations": "low", "missing": "some_concerns", "measurement": "high",
+            "selection": "some_concerns"}
+    good = _own_rob("SynthA2020", doms, "high", readers={"measurement": ("high", "some_concerns")},
+                    consensus="third reading: comparator is advice only (synthetic)")
+    (clean / "rob.csv").write_text(ROB_HEADER + good)
+    assert validate_path(clean) == []
+    ev = load_evidence(clean)
+    st = ev.studies.set_index("study_id")
+    assert st.loc["SynthA2020", "rob_overall"] == "high" and st.loc["SynthA2020", "rob_basis"] == "review_own"
+    assert st.loc["SynthA2020", "rob_tool"] == "RoB2"
+    # SynthB2021's studies.csv carries a published RoB 2 judgement, which comes first
+    assert st.loc["SynthB2021", "rob_basis"] == "published" and st.loc["SynthB2021", "rob_overall"] == "low"
+    # a wrong overall, readers who differ without a consensus note, a RoB 1 judgement, a missing domain
+    bad = _own_rob("SynthA2020", doms, "some_concerns", readers={"measurement": ("high", "some_concerns")})
+    bad = bad.replace("selection,some_concerns", "selection,unclear")
+    bad += _own_rob("SynthB2021", {"randomisation": "low"}, "low")
+    (clean / "rob.csv").write_text(ROB_HEADER + bad)
+    found = {(Path(p.file).name, p.row, p.column) for p in validate_path(clean)}
+    assert ("rob.csv", 5, "consensus_note") in found   # measurement: readers differ, no note
+    assert ("rob.csv", 6, "judgement") in found        # 'unclear' in the review's own RoB 2
+    assert ("rob.csv", 7, "judgement") in found        # overall is not the least favourable domain
+    assert ("rob.csv", 8, "domain") in found           # SynthB2021 has one domain only
+
+
+def test_not_assessed_needs_a_reason_and_published_overall_comes_first(clean):
+    rows = ("SynthA2020,RoB2,overall,not_assessed,,https://example.org/synthetic-a,Methods,own (synthetic),,"
+            "review_own,,,,\n")
+    (clean / "rob.csv").write_text(ROB_HEADER + rows)
+    found = {(Path(p.file).name, p.row, p.column) for p in validate_path(clean)}
+    assert ("rob.csv", 2, "note") in found
+    doms = dict.fromkeys(("randomisation", "deviations", "missing", "measurement", "selection"), "some_concerns")
+    rows = _own_rob("SynthA2020", doms, "some_concerns") + (
+        "SynthA2020,RoB1,Overall,low,Low risk,https://example.org/synthetic-review,Table 4,A review (synthetic),,"
+        ",,,,\n")
+    (clean / "rob.csv").write_text(ROB_HEADER + rows)
+    st = load_evidence(clean).studies.set_index("study_id")
+    assert st.loc["SynthA2020", "rob_overall"] == "low" and st.loc["SynthA2020", "rob_basis"] == "published"
+    assert st.loc["SynthA2020", "rob_source"] == "https://example.org/synthetic-review"

@@ -197,6 +197,7 @@ def validate_tables(raw: dict[str, pd.DataFrame], files: dict[str, str]) -> tupl
     problems += schema.row_problems_contrasts(typed["contrasts"], files["contrasts"])
     problems += schema.row_problems_harms(typed["harms"], files["harms"])
     problems += schema.row_problems_arm_details(typed["arm_details"], files["arm_details"])
+    problems += schema.row_problems_rob(typed["rob"], files["rob"])
     problems += schema.cross_problems(typed["studies"], typed["arms"], typed["contrasts"], files, typed["rob"],
                                       typed["harms"], typed["arm_details"])
     problems = _wide_sheet_rows(problems, raw["arms"], files["arms"])
@@ -264,7 +265,7 @@ def load_evidence(path: str | os.PathLike | None = None) -> Evidence:
     problems += more
     if problems:
         raise EvidenceError(problems)
-    return Evidence(studies=typed["studies"], arms=typed["arms"], contrasts=typed["contrasts"], source=str(p),
+    return Evidence(studies=schema.with_rob_overall(typed["studies"], typed["rob"]), arms=typed["arms"], contrasts=typed["contrasts"], source=str(p),
                     data_hash=hashlib.sha256(digest).hexdigest(), files=files, rob=typed["rob"],
                     harms=typed["harms"], arm_details=typed["arm_details"])
 

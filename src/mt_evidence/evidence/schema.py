@@ -69,13 +69,21 @@ CONTRAST_REQUIRED = ("study_id", "arm1", "arm2", "intervention1", "intervention2
                      "higher_is_worse", "estimate_type", "estimate", "direction_stored", "source_url",
                      "source_location")
 
-# risk of bias as published by a review or guideline, one row per trial x tool x domain (optional table)
+# risk of bias, one row per trial x tool x domain (optional table; docs/methods.md section 17): as published by
+# a review or guideline (basis "published", the default), or the review's own RoB 2 assessment by two
+# independent readers with a consensus (basis "review_own": the readers' judgements and the consensus note kept)
 ROB_COLUMNS = {
     "study_id": "str", "tool": "str", "domain": "str", "judgement": "str", "judgement_printed": "str",
-    "source_url": "str", "source_location": "str", "review_citation": "str", "note": "str",
+    "source_url": "str", "source_location": "str", "review_citation": "str", "note": "str", "basis": "str",
+    "signalling": "str", "reader1": "str", "reader2": "str", "consensus_note": "str",
 }
 ROB_REQUIRED = ("study_id", "tool", "domain", "judgement", "source_url", "source_location", "review_citation")
-ROB_JUDGEMENTS = ("low", "unclear", "some_concerns", "high")
+ROB_JUDGEMENTS = ("low", "unclear", "some_concerns", "high", "not_assessed")
+ROB_BASES = ("published", "review_own")
+# the review's own RoB 2 assessment: five domains and the overall judgement, which is the least favourable
+# domain (Sterne 2019, BMJ 366:l4898)
+ROB2_DOMAINS = ("randomisation", "deviations", "missing", "measurement", "selection")
+ROB2_ORDER = {"low": 0, "some_concerns": 1, "high": 2}
 
 # adverse events per arm (optional table; docs/methods.md section 13)
 EVENT_TYPES = ("any_adverse_event", "serious_adverse_event", "increased_pain_or_soreness", "other")
@@ -399,6 +407,9 @@ ROB_SCHEMA = pa.DataFrameSchema(
         "tool": pa.Column(object, nullable=False),
         "domain": pa.Column(object, nullable=False),
         "judgement": _isin(ROB_JUDGEMENTS),
+        "basis": _isin(ROB_BASES, True),
+        "reader1": _isin(ROB_JUDGEMENTS, True),
+        "reader2": _isin(ROB_JUDGEMENTS, True),
         "source_url": pa.Column(object, nullable=False),  # checked by source_problems
         "source_location": pa.Column(object, nullable=False),
         "review_citation": pa.Column(object, nullable=False),
@@ -673,12 +684,93 @@ def row_problems_harms(harms: pd.DataFrame, file: str) -> list[Problem]:
         if r["unit"] == "participants" and not pd.isna(ev) and not pd.isna(n) and ev > n:
             out.append(Problem(file, row, "events", f"{_fmt(ev)} participants with an event out of {_fmt(n)}",
                                "no more participants with an event than in the arm (unit = events for counts of events)"))
-        if pd.isna(ev) and not r["note"]:
+        if pd.isna(ev) and _blank(r["note"]):
             out.append(Problem(file, row, "events", "no count and no note",
                                "the count as printed, or a note saying what the source says instead"))
-        if not r["definition"] and not r["note"]:
+        if _blank(r["definition"]) and _blank(r["note"]):
             out.append(Problem(file, row, "definition", "no definition and no note",
                                "how the trial defined or collected adverse events, or a note saying it does not say"))
+    return out
+
+
+def rob2_overall(domains: dict[str, str]) -> str:
+    """The overall RoB 2 judgement: the least favourable of the five domains (Sterne 2019); ``not_assessed`` when
+    any domain is not assessed."""
+    vals = [domains.get(d, "") for d in ROB2_DOMAINS]
+    if any(v not in ROB2_ORDER for v in vals):
+        return "not_assessed"
+    return max(vals, key=ROB2_ORDER.__getitem__)
+
+
+def with_rob_overall(studies: pd.DataFrame, rob: pd.DataFrame) -> pd.DataFrame:
+    """Each trial's overall risk-of-bias judgement, in order of preference (docs/methods.md section 17): the one
+    in studies.csv, a published overall judgement in rob.csv, the review's own RoB 2 overall judgement. Fills
+    ``rob_overall``, ``rob_tool`` and ``rob_source`` where studies.csv leaves them empty and adds ``rob_basis``
+    (``published``, ``review_own`` or empty when not assessed)."""
+    out = studies.copy()
+    basis = pd.Series(["published" if isinstance(v, str) and v else "" for v in out["rob_overall"]],
+                      index=out.index, dtype=object)
+    if rob is not None and len(rob):
+        rb = rob["basis"].map(lambda v: "published" if _blank(v) else v)
+        overall = rob[rob["domain"].astype(str).str.strip().str.lower().eq("overall")
+                      & rob["judgement"].isin(list(ROB2_ORDER) + ["unclear"])]
+        found: dict[str, tuple] = {}
+        for i, r in overall.iterrows():
+            rank = 0 if rb[i] == "published" else 1
+            if r["study_id"] not in found or rank < found[r["study_id"]][0]:
+                found[r["study_id"]] = (rank, r["judgement"], r["tool"], r["source_url"], rb[i])
+        for i, sid in out["study_id"].items():
+            if basis[i] or sid not in found:
+                continue
+            _, j, tool, src, b = found[sid]
+            out.loc[i, ["rob_overall", "rob_tool", "rob_source"]] = [j, tool, src]
+            basis[i] = b
+    out["rob_basis"] = basis
+    return out
+
+
+def row_problems_rob(rob: pd.DataFrame, file: str) -> list[Problem]:
+    """The review's own RoB 2 rows: RoB 2 domains and judgements, both readers, a consensus note where they
+    differ, all five domains and an overall judgement that is the least favourable domain; a reason wherever a
+    judgement is ``not_assessed``."""
+    out: list[Problem] = []
+    basis = rob["basis"].map(lambda v: "published" if _blank(v) else v)
+    for i, r in rob.iterrows():
+        row = _row(i)
+        if r["judgement"] == "not_assessed" and _blank(r["note"]):
+            out.append(Problem(file, row, "note", "judgement not_assessed and no note",
+                               "the reason no judgement could be made (which pages were searched, what they lack)"))
+        if basis[i] != "review_own":
+            continue
+        if r["tool"] != "RoB2":
+            out.append(Problem(file, row, "tool", f"'{r['tool']}' for the review's own assessment", "RoB2"))
+        if r["domain"] not in (*ROB2_DOMAINS, "overall"):
+            out.append(Problem(file, row, "domain", f"'{r['domain']}'", "one of: " + ", ".join((*ROB2_DOMAINS, "overall"))))
+        if r["judgement"] == "unclear":
+            out.append(Problem(file, row, "judgement", "'unclear' (a RoB 1 judgement)",
+                               "low, some_concerns, high or not_assessed"))
+        if r["domain"] != "overall":
+            for col in ("reader1", "reader2"):
+                if _blank(r[col]):
+                    out.append(Problem(file, row, col, "empty for the review's own assessment",
+                                       "the judgement of this independent reader"))
+            if not _blank(r["reader1"]) and not _blank(r["reader2"]) and r["reader1"] != r["reader2"] \
+                    and _blank(r["consensus_note"]):
+                out.append(Problem(file, row, "consensus_note", f"readers differ ({r['reader1']} / {r['reader2']}) "
+                                   "and no consensus note", "how the consensus was reached"))
+    own = rob[basis == "review_own"]
+    for sid, g in own.groupby("study_id", sort=False):
+        doms = dict(zip(g["domain"], g["judgement"]))
+        missing = [d for d in (*ROB2_DOMAINS, "overall") if d not in doms]
+        if missing:
+            out.append(Problem(file, _row(g.index[0]), "domain", f"{sid}: no row for {', '.join(missing)}",
+                               "all five RoB 2 domains and the overall judgement"))
+            continue
+        want = rob2_overall(doms)
+        if doms["overall"] != want:
+            i = g.index[list(g["domain"]).index("overall")]
+            out.append(Problem(file, _row(i), "judgement", f"overall '{doms['overall']}' for {sid}",
+                               f"'{want}', the least favourable of its five domains"))
     return out
 
 
