@@ -192,13 +192,25 @@ def test_funnel_and_rob():
     rf = P.rob_frame(st)
     assert set(rf.loc[rf["study_id"] == "Y", "judgement"]) == {"not assessed"}
     ax = P.plot_rob(st)
-    assert "1 of 2 trials with any judgement, 1 with an overall one" in ax.get_title(loc="left")
+    assert "1 of 2 trials with any judgement, 1 with an overall one (0 this review's own" in ax.get_title(loc="left")
     rob = pd.DataFrame({"study_id": ["Y"], "tool": ["RoB1"], "domain": ["Allocation concealment (selection bias)"],
                         "judgement": ["high"], "source_url": ["https://y"]})
     rf = P.rob_frame(st, rob)
     assert rf.set_index(["study_id", "domain"]).loc[("Y", "Allocation concealment"), "judgement"] == "high"
     assert rf.set_index(["study_id", "domain"]).loc[("Y", "Overall"), "judgement"] == "not assessed"
     assert rf.set_index(["study_id", "domain"]).loc[("X", "Allocation concealment"), "judgement"] == "not assessed"
+    # the review's own RoB 2 fills the five domains; the overall judgement is the one the analyses use
+    own = pd.DataFrame({"study_id": ["Y"] * 6, "tool": ["RoB2"] * 6,
+                        "domain": ["randomisation", "deviations", "missing", "measurement", "selection", "overall"],
+                        "judgement": ["low", "some_concerns", "low", "high", "low", "high"],
+                        "source_url": ["https://y"] * 6, "basis": ["review_own"] * 6})
+    st2 = st.assign(rob_overall=["low", "high"], rob_basis=["published", "review_own"])
+    rf = P.rob_frame(st2, own).set_index(["study_id", "domain"])
+    assert rf.loc[("Y", "Measurement"), "judgement"] == "high" and rf.loc[("Y", "Measurement"), "basis"] == "review_own"
+    assert rf.loc[("Y", "Overall"), "judgement"] == "high" and rf.loc[("X", "Overall"), "basis"] == "published"
+    assert "overall" not in rf.index.get_level_values("domain")
+    ax = P.plot_rob(st2, own)
+    assert "2 with an overall one (1 this review's own RoB 2 by two readers, 1 published)" in ax.get_title(loc="left")
 
 
 def test_subgroup_forest_frame_and_plot():
@@ -405,3 +417,21 @@ def test_change_score_smd_is_a_separate_analysis(synth):
     assert not change.loc[change["source_kind"] == "contrasts", "used"].any()
     with pytest.raises(ValueError, match="smd_change"):
         A.comparison_frame(ev, measure="or")
+
+
+def test_mckenzie_trials_have_their_own_sensitivity_analysis(synth):
+    """docs/methods.md section 11 (SYNTHETIC): a trial whose exercise side is the McKenzie method is left out in
+    the ``without_mckenzie`` analysis, whichever side of the comparison its exercise stands on."""
+    arms = pd.read_csv(synth / "arms.csv", dtype=str, keep_default_na=False)
+    f0 = A.comparison_frame(me.load_evidence(synth))
+    mte = f0[(f0["comparison"] == "manual_therapy_vs_exercise") & f0["used"]]
+    assert len(mte) and "without_mckenzie" not in set(A.sensitivity(f0, "manual_therapy_vs_exercise", "pain",
+                                                                       "short")["analysis"])
+    arms.loc[arms["intervention"] == "exercise", "technique"] = "mckenzie"
+    arms.to_csv(synth / "arms.csv", index=False)
+    f = A.comparison_frame(me.load_evidence(synth))
+    row = f[(f["comparison"] == "manual_therapy_vs_exercise") & f["used"] & (f["outcome"] == "pain")
+            & (f["window"] == "short")]
+    assert (row["technique2"] == "mckenzie").all()  # the exercise is the second side here
+    s = A.sensitivity(f, "manual_therapy_vs_exercise", "pain", "short").set_index("analysis")
+    assert s.loc["without_mckenzie", "k"] == s.loc["primary", "k"] - len(row)

@@ -481,6 +481,7 @@ def _arm_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
                 value_type=key[4], adjusted=bool(key[5]) if not pd.isna(key[5]) else False,
                 control_type="+".join(controls) if controls else "",
                 technique1=";".join(sorted({str(r["technique"]) for r in a_rows if r["technique"]})),
+                technique2=";".join(sorted({str(r["technique"]) for r in b_rows if r["technique"]})),
                 arm1="+".join(a["arms"]), arm2="+".join(b["arms"]), n1=a["n"], n2=b["n"],
                 md=md, md_se=md_se, **_on_100(md, md_se, key[2], r0["scale_min"], r0["scale_max"], config),
                 smd=smd, smd_var=smd_var, smd_note=smd_note, smd_change=smd_change, smd_change_var=smd_change_var,
@@ -555,6 +556,7 @@ def _contrast_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
                 adjusted=bool(r["adjusted"]) if not pd.isna(r["adjusted"]) else False,
                 control_type=i2 if set(seconds) <= set(CONTROLS) else "", arm1=a1, arm2=a2, n1=n1, n2=n2,
                 technique1=(r["technique1"] if i1 == r["intervention1"] else r["technique2"]) or "",
+                technique2=(r["technique2"] if i1 == r["intervention1"] else r["technique1"]) or "",
                 md=md, md_se=se, **_on_100(md, se, r["instrument"], r["scale_min"], r["scale_max"], config),
                 smd=smd, smd_var=smd_var, smd_note=smd_note, smd_change=np.nan, smd_change_var=np.nan,
                 source_kind="contrasts", source_rows=f"{fname}:{i + 2}", derived=bool(derivation or r["derivation"]),
@@ -564,7 +566,7 @@ def _contrast_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
 
 
 FRAME_COLUMNS = ["study_id", "comparison", "outcome", "instrument", "timepoint_weeks", "value_type", "adjusted",
-                 "control_type", "technique1", "arm1", "arm2", "n1", "n2", "md", "md_se", "md100", "md100_se",
+                 "control_type", "technique1", "technique2", "arm1", "arm2", "n1", "n2", "md", "md_se", "md100", "md100_se",
                  "range_assumed", "range_alternatives", "smd", "smd_var", "smd_note", "smd_change", "smd_change_var",
                  "source_kind", "source_rows", "derived", "derivation", "multiarm_note", "window", "yi", "vi", "used",
                  "why_not", "population", "rob_overall", "co_intervention_differs"]
@@ -909,8 +911,10 @@ def sensitivity(frame: pd.DataFrame, comparison: str, outcome: str, window: str,
       random-effects model);
     * ``common_effect``: the common-effect (FE) model;
     * ``random_z``: random effects with the Wald z interval instead of HKSJ (from 3 trials);
-    * ``low_risk_of_bias``: trials judged at low risk of bias overall by a published source only (trials not
-      assessed are left out, never guessed);
+    * ``low_risk_of_bias``: trials whose overall risk-of-bias judgement is low (published, else the review's own
+      RoB 2; docs/methods.md section 17; trials not assessed are left out, never guessed);
+    * ``without_mckenzie``: where a trial's exercise side is the McKenzie method (technique ``mckenzie``, its own
+      exercise subtype), the analysis without those trials;
     * ``no_derived_values``: trials whose effect needed no derived value (no SD from SE or CI, no SE from a CI);
     * ``unadjusted_only``: trials whose printed values are not model-adjusted;
     * ``final_values_only``: trials whose arms give final values (change from baseline left out);
@@ -930,6 +934,11 @@ def sensitivity(frame: pd.DataFrame, comparison: str, outcome: str, window: str,
         ("unadjusted_only", f[~f["adjusted"].astype(bool)], base),
         ("final_values_only", f[f["value_type"] != "change"], base),
     ]
+    mck = np.array([has_technique(a, "mckenzie") or has_technique(b, "mckenzie")
+                    for a, b in zip(f.get("technique1", pd.Series("", f.index)).fillna(""),
+                                    f.get("technique2", pd.Series("", f.index)).fillna(""))], dtype=bool)
+    if mck.any():
+        variants.append(("without_mckenzie", f[~mck], base))
     assumed = f["range_assumed"].astype(str).str.len().gt(0) if "range_assumed" in f else pd.Series(False, f.index)
     if assumed.any():
         alts: dict[str, pd.Series] = {}
