@@ -40,7 +40,12 @@ def test_report_files_and_sections(built):
     assert "Does the difference fade or grow" in html and "Naive subgroup test" not in html  # not for clinicians
     assert "Hayden 2021" in html and "Content-Security-Policy" in html
     assert "What it means" in html and ("probably" in html or "may " in html or "very uncertain" in html)
-    assert "Risk of bias as published" in html and "not assessed (no published judgement" in html
+    # a safety section: the plain sentence on rare serious harms, the pooled table, every count with its definition
+    assert "Safety: adverse events" in html and "cannot rule out a risk of up to" in html
+    assert "Mantel-Haenszel" in html and "Every count, with the trial's definition" in html
+    # every trial's risk of bias with its basis: the review's own RoB 2 (both readers shown) or published
+    assert "this review's own RoB 2 assessment, two independent readers" in html and "both readers:" in html
+    assert "Published:" in html and "Risk of bias: " in html
 
 
 def test_report_is_deterministic_apart_from_timestamp():

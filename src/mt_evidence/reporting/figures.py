@@ -83,9 +83,9 @@ def figure_specs(ev: Evidence, config: A.AnalysisConfig | None = None, measure: 
     def draw_rob():
         return P.plot_rob(ev.studies, ev.rob).figure
 
-    yield "risk_of_bias", "rob", "Risk of bias (published judgements)", (
-        "Traffic-light chart of the risk-of-bias judgements published for each trial; grey where none was "
-        "published."), draw_rob
+    yield "risk_of_bias", "rob", "Risk of bias", (
+        "Traffic-light chart of the risk-of-bias judgements of each trial by domain: this review's own RoB 2 "
+        "assessment by two independent readers, and published judgements (ringed); grey where none was made."), draw_rob
 
 
 def _legacy_figures(folder: Path, entries: list[str]) -> bool:

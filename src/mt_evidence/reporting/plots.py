@@ -229,7 +229,7 @@ def plot_forest(result: PoolResult, ax=None, *, info: pd.DataFrame | None = None
     if subgroup_text:
         lines.append(subgroup_text)
     if has_rob:
-        lines.append("RoB: risk of bias (overall) as judged by a published source; grey = not assessed")
+        lines.append("RoB: risk of bias (overall; published, else this review's own RoB 2); grey = not assessed")
     ax.text(-1.35, -0.9, "\n".join(lines), transform=trans, ha="left", va="top", fontsize=8, clip_on=False)
     if title:
         ax.set_title(title, loc="left", x=-1.35, fontsize=11, fontweight="bold", pad=22)
@@ -427,56 +427,73 @@ def _short_domain(domain: str) -> str:
     return d
 
 
-def rob_frame(studies: pd.DataFrame, rob: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Long table: trial x domain x judgement, from published judgements only.
+ROB2_NAMES = {"randomisation": "Randomisation", "deviations": "Deviations", "missing": "Missing data",
+              "measurement": "Measurement", "selection": "Selection of result"}
 
-    Domains come from ``rob`` (one row per trial x tool x domain, as printed by the review that judged the
-    trial) and from the RoB 2 columns of ``studies``; every trial gets an "Overall" column. Where no published
-    judgement was read, the judgement is "not assessed".
+
+def rob_frame(studies: pd.DataFrame, rob: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Long table: trial x domain x judgement, with the source and basis of each judgement.
+
+    The five RoB 2 domains come from the review's own assessment in ``rob`` (``basis = review_own``) or from the
+    RoB 2 columns of ``studies`` (published); published RoB 1 domains in ``rob`` are added as their own columns.
+    The "Overall" column is the judgement the analyses use (``rob_overall`` of ``studies``, filled at load from
+    ``rob``; docs/methods.md section 17), with its basis. Where there is none the judgement is "not assessed".
     """
     rows = []
-    domains: list[str] = []
-    have = {}
+    domains: list[str] = list(ROB2_NAMES.values())
+    have: dict[tuple, tuple] = {}
     if rob is not None and len(rob):
-        for r in rob.itertuples():
-            d = _short_domain(r.domain)
+        basis = rob["basis"] if "basis" in rob else pd.Series([None] * len(rob), index=rob.index)
+        for r, b in zip(rob.itertuples(), basis):
+            own = b == "review_own"
+            if own and r.domain == "overall":
+                continue
+            d = ROB2_NAMES.get(r.domain, r.domain) if own else _short_domain(r.domain)
+            if d.lower() == "overall":
+                continue
             if d not in domains:
                 domains.append(d)
-            have[(r.study_id, d)] = (r.judgement, r.source_url, r.tool)
+            have[(r.study_id, d)] = (r.judgement, r.source_url, r.tool, "review_own" if own else "published")
     for col, name in ROB_DOMAINS.items():
-        if col in studies and studies[col].notna().any():
-            if name not in domains:
-                domains.append(name)
-            for s in studies.itertuples():
-                v = getattr(s, col, None)
+        if col in studies and col != "rob_overall":
+            for st in studies.itertuples():
+                v = getattr(st, col, None)
                 if isinstance(v, str) and v:
-                    have[(s.study_id, name)] = (v, getattr(s, "rob_source", "") or "", getattr(s, "rob_tool", "") or "")
-    if "Overall" not in domains:
-        domains.append("Overall")
+                    have[(st.study_id, name)] = (v, getattr(st, "rob_source", "") or "",
+                                                 getattr(st, "rob_tool", "") or "", "published")
+    for st in studies.itertuples():
+        v = getattr(st, "rob_overall", None)
+        if isinstance(v, str) and v:
+            b = getattr(st, "rob_basis", "") or "published"
+            have[(st.study_id, "Overall")] = (v, getattr(st, "rob_source", "") or "", getattr(st, "rob_tool", "") or "", b)
+    used = [d for d in domains if any(k[1] == d for k in have)]
     for sid in sorted(studies["study_id"]):
-        for d in domains:
-            j, src, tool = have.get((sid, d), ("not assessed", "", ""))
-            rows.append({"study_id": sid, "domain": d, "judgement": j, "source": src, "tool": tool})
+        for d in used + ["Overall"]:
+            j, src, tool, b = have.get((sid, d), ("not assessed", "", "", ""))
+            rows.append({"study_id": sid, "domain": d, "judgement": j, "source": src, "tool": tool, "basis": b})
     return pd.DataFrame(rows)
 
 
 @literal_text
 def plot_rob(studies: pd.DataFrame, rob: pd.DataFrame | None = None, ax=None):
-    """Traffic-light plot of published risk-of-bias judgements by domain; grey where none was published."""
+    """Traffic-light plot of risk-of-bias judgements by domain: the review's own RoB 2 (two readers) and published
+    judgements; an open marker where a judgement is published, grey where none was made."""
     plt = _plt()
     fr = rob_frame(studies, rob)
     trials = list(dict.fromkeys(fr["study_id"]))
     domains = list(dict.fromkeys(fr["domain"]))
     if ax is None:
-        fig, ax = plt.subplots(figsize=(2.2 + 0.9 * len(domains), 1.6 + 0.36 * len(trials)))
+        fig, ax = plt.subplots(figsize=(2.4 + 0.9 * len(domains), 1.6 + 0.3 * len(trials)))
     for i, t in enumerate(trials):
         for j, d in enumerate(domains):
-            jd = fr[(fr["study_id"] == t) & (fr["domain"] == d)]["judgement"].iloc[0]
-            ax.scatter([j], [len(trials) - 1 - i], s=200, color=ROB_COLOURS.get(jd, "#c7c7c7"),
-                       edgecolor="black", linewidth=0.5)
-            ax.text(j, len(trials) - 1 - i, ROB_SYMBOLS.get(jd, ""), ha="center", va="center", fontsize=9)
+            rec = fr[(fr["study_id"] == t) & (fr["domain"] == d)].iloc[0]
+            jd = rec["judgement"]
+            y = len(trials) - 1 - i
+            ax.scatter([j], [y], s=170, color=ROB_COLOURS.get(jd, "#c7c7c7"), edgecolor="black",
+                       linewidth=1.6 if rec["basis"] == "published" else 0.5)
+            ax.text(j, y, ROB_SYMBOLS.get(jd, ""), ha="center", va="center", fontsize=8)
     ax.set_yticks(range(len(trials)))
-    ax.set_yticklabels(list(reversed(trials)), fontsize=8)
+    ax.set_yticklabels(list(reversed(trials)), fontsize=7.5)
     ax.set_xticks(range(len(domains)))
     ax.set_xticklabels([_wrap(d, 18) for d in domains], rotation=35, ha="right", fontsize=7.5)
     ax.set_xlim(-0.6, len(domains) - 0.4)
@@ -484,9 +501,11 @@ def plot_rob(studies: pd.DataFrame, rob: pd.DataFrame | None = None, ax=None):
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     judged = fr[fr["judgement"] != "not assessed"]["study_id"].nunique()
-    n_overall = int((fr["domain"].eq("Overall") & fr["judgement"].ne("not assessed")).sum())
-    ax.set_title(f"Risk of bias as published: {judged} of {len(trials)} trials with any judgement, {n_overall} "
-                 "with an overall one.\nGreen low, amber unclear or some concerns, red high, grey not assessed.",
+    ov = fr[fr["domain"].eq("Overall") & fr["judgement"].ne("not assessed")]
+    n_pub, n_own = int(ov["basis"].eq("published").sum()), int(ov["basis"].eq("review_own").sum())
+    ax.set_title(f"Risk of bias: {judged} of {len(trials)} trials with any judgement, {len(ov)} with an overall one "
+                 f"({n_own} this review's own RoB 2 by two readers, {n_pub} published).\nGreen low, amber unclear or "
+                 "some concerns, red high, grey not assessed; a thick ring marks a published judgement.",
                  fontsize=8.5, loc="left")
     return ax
 

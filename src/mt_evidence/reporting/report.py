@@ -325,7 +325,7 @@ def fade_table(frame: pd.DataFrame, config: A.AnalysisConfig) -> list[dict]:
 
 SENSITIVITY_LABELS = {
     "primary": "as analysed", "common_effect": "common-effect model", "random_z": "random effects, z interval",
-    "low_risk_of_bias": "trials at low risk of bias only", "no_derived_values": "no derived values",
+    "low_risk_of_bias": "trials at low risk of bias only", "without_mckenzie": "without McKenzie-method trials", "no_derived_values": "no derived values",
     "unadjusted_only": "unadjusted estimates only", "final_values_only": "final values only (no change scores)",
     "printed_ranges_only": "instrument ranges printed in the sources only",
 }
@@ -386,12 +386,7 @@ def limitations(ev: Evidence, frame: pd.DataFrame, sof: list[dict]) -> list[str]
     if used["derived"].any():
         out.append(f"{int(used['derived'].sum())} effects needed a derived value (an SD from an SE or CI, an SE "
                    "from a CI or p-value); each derivation is stated in data/processed.")
-    rob_trials = ev.rob["study_id"].nunique() if len(ev.rob) else 0
-    overall = ev.studies["rob_overall"].map(lambda x: isinstance(x, str) and bool(x)).sum()
-    out.append(f"Risk of bias: {overall} of {len(ev.studies)} trials have an overall judgement"
-               + (f" and {rob_trials} have published judgements of some domains" if rob_trials else "")
-               + ". Trials without an overall judgement count as at risk; where that changes the certainty, the "
-               "certainty they would give at low risk is shown beside it.")
+    out.append(rob_summary(ev))
     excl = ev.contrasts[ev.contrasts["direction_stored"] == "not_stated"]["study_id"].nunique()
     out.append(f"{excl} trial(s) report differences without saying which way they run; those results are left "
                "out rather than guessed.")
@@ -415,6 +410,82 @@ def limitations(ev: Evidence, frame: pd.DataFrame, sof: list[dict]) -> list[str]
     return out
 
 
+def rob_summary(ev: Evidence) -> str:
+    """One sentence: how many trials have an overall risk-of-bias judgement, from which basis, and how they fall."""
+    st = ev.studies
+    judged = st["rob_overall"].map(lambda x: isinstance(x, str) and bool(x))
+    basis = st.get("rob_basis", pd.Series("", st.index)).fillna("")
+    n_pub, n_own = int((judged & basis.eq("published")).sum()), int((judged & basis.eq("review_own")).sum())
+    counts = st.loc[judged, "rob_overall"].value_counts()
+    fall = ", ".join(f"{int(counts[k])} {k.replace('_', ' ')}" for k in ("low", "some_concerns", "unclear", "high")
+                     if k in counts)
+    pub_dom = ev.rob[ev.rob["basis"].astype(object).ne("review_own")]["study_id"].nunique() if len(ev.rob) else 0
+    text = (f"Risk of bias: {int(judged.sum())} of {len(st)} trials have an overall judgement ({fall}): "
+            f"{n_pub} published, {n_own} from this review's own RoB 2 assessment by two independent readers from "
+            "the trials' stored pages (mostly abstracts, so many domains rest on no information)")
+    if pub_dom:
+        text += f"; {pub_dom} trials also have published judgements of some domains"
+    rest = len(st) - int(judged.sum())
+    text += "." if not rest else (f"; {rest} not assessed, counted as at risk (where that changes the certainty, "
+                                  "the certainty they would give at low risk is shown beside it).")
+    return text
+
+
+def _readers(r) -> str:
+    """The two readers' judgements of one domain of the review's own RoB 2, and the consensus note if they differ."""
+    if r.domain == "overall":
+        return ""
+    a, b = (str(x).replace("_", " ") if isinstance(x, str) else "" for x in (r.reader1, r.reader2))
+    if a == b:
+        return f"both readers: {a}"
+    note = r.consensus_note if isinstance(r.consensus_note, str) else ""
+    return f"readers: {a} / {b}; consensus: {note}"
+
+
+def _not_assessed_reason(rob: pd.DataFrame) -> str:
+    notes = [n for j, n in zip(rob.get("judgement", []), rob.get("note", [])) if j == "not_assessed" and isinstance(n, str)]
+    return notes[0] if notes else "no published judgement was found and the review's own assessment has not been made"
+
+
+def safety_section(ev: Evidence, harms: H.HarmsResult) -> dict:
+    """The safety section: what the trials counted, the pooled comparisons (Mantel-Haenszel risk ratio and risk
+    difference, Peto's odds ratio as a sensitivity analysis), how common each event was with manual therapy
+    (Freeman-Tukey, REML), the plain sentence on rare serious harms, and every trial's counts with its definition
+    (docs/methods.md section 13)."""
+    def ci(r, ratio=True):
+        if r is None or not np.isfinite(r.estimate):
+            return "not estimable (too few events)"
+        if ratio:
+            return f"{r.ratio:.2f} ({r.ratio_ci_low:.2f} to {r.ratio_ci_high:.2f})"
+        return f"{100 * r.estimate:+.1f} ({100 * r.ci_low:.1f} to {100 * r.ci_high:.1f})"
+
+    pooled = []
+    for a in harms.analyses:
+        t = a.tables
+        pooled.append({"what": a.label, "k": a.k,
+                       "with": f"{int(t['events1'].sum())} / {int(t['n1'].sum())}",
+                       "without": f"{int(t['events2'].sum())} / {int(t['n2'].sum())}",
+                       "rr": ci(a.rr), "rd": ci(a.rd, ratio=False), "peto": ci(a.peto),
+                       "trials": ", ".join(t["study_id"])})
+    props = []
+    for etype, p in harms.proportions.items():
+        props.append({"what": H.EVENT_LABELS.get(etype, etype), "k": p.fit.k,
+                      "estimate": f"{100 * p.proportion:.1f}% ({100 * p.ci_low:.1f} to {100 * p.ci_high:.1f})"})
+    rows = []
+    h = ev.harms if ev.harms is not None else pd.DataFrame()
+    for r in h.sort_values(["study_id", "event_type", "arm"]).itertuples() if len(h) else []:
+        count = ("not counted" if pd.isna(r.events) else
+                 f"{r.events:.0f}" + ("" if pd.isna(r.n) else f" of {r.n:.0f}") + f" {r.unit}")
+        rows.append({"study_id": r.study_id, "arm": f"{r.arm} ({r.intervention})",
+                     "event": H.EVENT_LABELS.get(r.event_type, r.event_type), "count": count,
+                     "definition": r.definition if isinstance(r.definition, str) and r.definition else "not stated",
+                     "href": safe_href(r.source_url), "url": r.source_url})
+    n_trials = int(h["study_id"].nunique()) if len(h) else 0
+    counted = int(H.usable(h)["study_id"].nunique()) if len(h) else 0
+    return {"pooled": pooled, "proportions": props, "rows": rows, "serious": H.serious_sentence(harms.serious),
+            "n_trials": n_trials, "n_counted": counted, "n_all": len(ev.studies)}
+
+
 def provenance(ev: Evidence) -> list[dict]:
     """Per trial: citation, links, and every number's source (for the 'where every number came from' list)."""
     out = []
@@ -434,10 +505,19 @@ def provenance(ev: Evidence) -> list[dict]:
                 rows.append({"what": what, "when": wk, "numbers": vals, "url": r["source_url"],
                              "href": safe_href(r["source_url"]),
                              "where": r["source_location"], "role": r["role"] or "primary"})
+        mine = ev.rob[ev.rob["study_id"] == s.study_id] if len(ev.rob) else ev.rob
+        own = mine["basis"].astype(object).eq("review_own").to_numpy(bool) if len(mine) else np.zeros(0, bool)
         rob = [{"domain": r.domain, "judgement": r.judgement_printed or r.judgement, "tool": r.tool,
                 "url": r.source_url, "href": safe_href(r.source_url), "review": r.review_citation}
-               for r in ev.rob[ev.rob["study_id"] == s.study_id].itertuples()] if len(ev.rob) else []
-        out.append({"study_id": s.study_id, "citation": s.citation, "rob": rob, "doi": s.doi, "pmid": s.pmid,
+               for r in mine[~own].itertuples()]
+        rob_own = [{"domain": r.domain, "judgement": r.judgement.replace("_", " "), "readers": _readers(r),
+                    "url": r.source_url, "href": safe_href(r.source_url)}
+                   for r in mine[own].itertuples()]
+        basis = getattr(s, "rob_basis", "") or ""
+        overall = s.rob_overall if isinstance(s.rob_overall, str) and s.rob_overall else ""
+        out.append({"study_id": s.study_id, "citation": s.citation, "rob": rob, "rob_own": rob_own,
+                    "rob_overall": overall.replace("_", " "), "rob_basis": basis,
+                    "rob_reason": "" if overall else _not_assessed_reason(mine), "doi": s.doi, "pmid": s.pmid,
                     "population": s.population, "n": "" if pd.isna(s.n_randomised) else f"{s.n_randomised:.0f}",
                     "sources": [{"text": u, "href": safe_href(u)} for u in split_sources(s.sources)], "rows": rows})
     return out
@@ -709,6 +789,7 @@ def _render(ev: Evidence, settings: ReportSettings | None = None, *, generated: 
         fade=fade_table(frame, cfg),
         sensitivity_rows=sensitivity_rows(frame, cfg),
         network=network, p_score_caveat=SN.N.P_SCORE_CAVEAT,
+        safety=safety_section(ev, harms),
         studies=provenance(ev),
         not_used=not_used.to_dict("records"),
         excluded=excluded_rows,
