@@ -68,6 +68,8 @@ reference:
 	Rscript tests/reference/make_binary_reference.R
 	Rscript tests/reference/make_network_reference.R
 	Rscript tests/reference/make_bias_reference.R
+	$(BIN)/python tests/reference/export_network_time_input.py
+	Rscript tests/reference/make_network_time_reference.R
 
 clean:
 	rm -rf $(VENV) reports/*.html reports/*.pdf reports/*.png reports/figures

@@ -2,7 +2,7 @@
 
 The public API: effect sizes and conversions (``effect_size`` and friends), pooling (``pool``,
 ``pool_many``; 2x2 tables and proportions: ``pool_binary``, ``pool_proportions``), subgroups (``subgroup``), meta-regression (``meta_regression``) and network meta-analysis (``network_meta``,
-``component_network_meta``). Importing the package
+``component_network_meta``, ``network_over_time``). Importing the package
 does no I/O and does not import matplotlib.
 """
 
@@ -23,6 +23,7 @@ from .stats.bias import egger_test, influence, leave_one_out, rank_test, trim_an
 from .stats.binary import BinaryPoolResult, ProportionPoolResult, pool_binary, pool_proportions
 from .stats.pooling import PoolManyResult, PoolResult, pool, pool_many
 from .stats.network import ComponentNetworkResult, NetworkResult, component_network_meta, network_meta
+from .stats.network_time import NetworkTimeResult, network_over_time
 from .stats.regression import MetaRegressionResult, meta_regression
 from .stats.subgroups import SubgroupResult, subgroup
 
@@ -36,6 +37,8 @@ __all__ = [
     "NetworkResult",
     "component_network_meta",
     "network_meta",
+    "network_over_time",
+    "NetworkTimeResult",
     "PoolManyResult",
     "PoolResult",
     "SubgroupResult",

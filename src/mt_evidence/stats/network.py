@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 __all__ = ["NetworkInputError", "NetworkResult", "ComponentNetworkResult", "network_meta", "component_network_meta",
-           "P_SCORE_CAVEAT"]
+           "P_SCORE_CAVEAT", "prepare_studies", "study_baseline"]
 
 NETWORK_METHODS = ("REML", "DL", "FE")
 METHOD_WORDS = {"REML": "restricted maximum likelihood", "DL": "method of moments (Jackson, White & Riley 2012)",
@@ -245,6 +245,17 @@ def _prepare(data, contrasts, reference) -> tuple[list[_Study], list[str], str]:
     if problems:
         raise NetworkInputError(problems)
     return studies, treatments, reference
+
+
+def prepare_studies(data, contrasts=None, reference=None) -> tuple[list[_Study], list[str], str]:
+    """The checked input of a network: (studies as differences against their first arm, treatments, reference).
+    Raises :class:`NetworkInputError` listing every problem (used by the network over time)."""
+    return _prepare(data, contrasts, reference)
+
+
+def study_baseline(study: _Study, order: list[str]) -> str:
+    """The arm a study's differences are taken against: its first treatment in the network's order."""
+    return _baseline(study, order)
 
 
 # ------------------------------------------------------------------------------------------------ model
