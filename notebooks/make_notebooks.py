@@ -73,7 +73,7 @@ NOTEBOOKS = {
         "Every trial of an outcome and window in one network (docs/methods.md section 16): the estimates against "
         "usual care, the league table, consistency (design-by-treatment interaction, node-splitting), the "
         "additive component model (is combined care the sum of its parts?), P-scores with their caveat, and "
-        "each care against usual care over time.",
+        "durability: every window in one model, and how each care's effect changes over time.",
         "# parameters\ndata_path = None      # evidence folder or workbook; None = bundled\nconfig_path = None\n"
         "outcome = 'disability'  # 'pain' or 'disability'\nwindow = 'short'        # a window of the settings",
         [
@@ -90,8 +90,10 @@ NOTEBOOKS = {
             ("code", "(na.component, na.component.additivity) if na.component is not None else 'no combined care in this network'"),
             ("md", "## Ranking (read with its caveat)"),
             ("code", "print(P_SCORE_CAVEAT)\nna.result.p_scores(small_values='good')"),
-            ("md", "## Each care against usual care, by window (separate networks)"),
-            ("code", "by_window = {w.name: network.analyse_network(ev, outcome, w.name, cfg, frame).result for w in cfg.windows}\nplots.plot_effects_over_time(by_window, labels=network.NODE_LABELS, mid=cfg.thresholds.get(outcome));"),
+            ("md", "## Durability: every window in one model\n\nEach care's effect against the reference in each window, a trial's repeated time points correlated (docs/methods.md section 16). The change from the first window to the last says whether an effect fades (claim 2); the within-trial correlation is assumed, so try other values."),
+            ("code", "nt = network.analyse_network_over_time(ev, outcome, cfg, frame)\nprint(nt.result if nt.fitted else nt.reason)\nnt.result.changes() if nt.fitted else None"),
+            ("code", "if nt.fitted:\n    by_window = {w: nt.result.at(w) for w in nt.result.times}\n    plots.plot_effects_over_time(by_window, labels=network.NODE_LABELS, mid=cfg.thresholds.get(outcome))\nnetwork.durability_context(nt)['text']"),
+            ("code", "# the assumed within-trial correlation between time points, varied\n{rho: network.analyse_network_over_time(ev, outcome, cfg, frame, rho_within=rho).result.changes()[['treatment', 'estimate', 'ci_low', 'ci_high']].round(2).to_dict('records') for rho in (0.0, 0.5, 0.9)}"),
         ],
     ),
 }

@@ -258,6 +258,24 @@ def test_disconnected_trials_are_left_out_with_their_reason(tmp_path):
     assert left and "not connected to the main network" in left[0]["why"]
 
 
+def test_a_trial_of_two_control_types_links_the_network(tmp_path):
+    """docs/methods.md section 16 (SYNTHETIC): manual therapy -10 against usual care (3 trials), exercise -5
+    against advice (3 trials), and one trial of advice against usual care (-2): without that trial the network
+    falls apart; with it, exercise is reached through advice (-5 - 2 = -7 against usual care)."""
+    trials = [t for t in additive_trials(-1.5) if t["study_id"].startswith("SynMT")]
+    for i in range(3):
+        trials.append(trial(f"SynExAd{i}", "chronic", [("e", "exercise", "general_exercise", {6: 4.3 + 0.01 * i}),
+                                                       ("a", "advice", "none", {6: 4.8 + 0.01 * i})]))
+    trials.append(trial("SynAdUc", "chronic", [("a", "advice", "none", {6: 4.8}),
+                                               ("u", "usual_care", "none", {6: 5.0})]))
+    ev = me.load_evidence(write_evidence(tmp_path / "ctl", trials, n=300))
+    na = SN.analyse_network(ev, "pain", "short")
+    assert na.fitted and "SynAdUc" in {s.name for s in na.result.studies}
+    eff = na.result.relative_effects.set_index("treatment")["estimate"]
+    assert eff["advice"] == pytest.approx(-2.0, abs=0.05)
+    assert eff["exercise"] == pytest.approx(-7.0, abs=0.1)
+
+
 def test_bundled_networks_and_report_section():
     from mt_evidence.reporting import report as R
 

@@ -207,6 +207,30 @@ def test_manual_therapy_fades_more_than_exercise(tmp_path):
     assert "differs by +23.0 points" in a["explanation"]
 
 
+def test_the_network_over_time_shows_which_care_fades_beside_the_durability_claim(tmp_path):
+    """docs/methods.md section 16, Durability (SYNTHETIC): manual therapy -25 -> -2 points against usual care,
+    exercise -20 -> -20, each in trials that report both times. The joint model's change from short to long term,
+    shown beside claim 2 as context, finds manual therapy fading (+23 points, CI above 0) and exercise not (CI
+    around 0); the verdict itself still comes from the pairwise test."""
+    trials = []
+    for i in range(3):
+        trials.append(trial(f"SynMt{i}", "chronic", [
+            ("mt", "manual_therapy", "manipulation", {6: 2.5 + 0.05 * i, 52: 4.8 + 0.05 * i}),
+            ("uc", "usual_care", "none", {6: 5.0, 52: 5.0})]))
+        trials.append(trial(f"SynEx{i}", "chronic", [
+            ("ex", "exercise", "general_exercise", {6: 3.0 + 0.05 * i, 52: 3.0 + 0.05 * i}),
+            ("uc", "usual_care", "none", {6: 5.0, 52: 5.0})]))
+    res = run(tmp_path, trials, [("manual therapy fades more than exercise", [
+        {"comparison": "manual_therapy_vs_pragmatic", "window": "short_vs_long", "expect": "fades_more",
+         "minus": "exercise_vs_pragmatic"}])], n=300)
+    ctx = next(c for c in res[1]["context"] if c["outcome"] == "pain")
+    assert ctx["analysis"].startswith("network over time") and ctx["reference"] == "usual_care"
+    ch = {c["treatment"]: c for c in ctx["changes"]}
+    assert ch["manual_therapy"]["estimate"] == pytest.approx(23.0, abs=0.2) and ch["manual_therapy"]["ci_low"] > 0
+    assert ch["exercise"]["ci_low"] < 0 < ch["exercise"]["ci_high"]
+    assert "certainty not rated" in ctx["text"] and res[1]["verdict"] == "supported"
+
+
 def test_acute_but_not_chronic_gives_partly_supported(tmp_path):
     trials = mt_vs("usual_care", -2.5, 3, population="acute") + mt_vs("usual_care", -0.2, 3, population="chronic")
     res = run(tmp_path, trials, [("helps acute and chronic pain", [

@@ -654,8 +654,9 @@ def plot_league(result, ax=None, *, labels: dict | None = None, title: str | Non
 def plot_effects_over_time(by_window: dict, *, labels: dict | None = None, window_labels: dict | None = None,
                            reference: str = "usual_care", xlabel_y: str = "Difference (points on 0-100)",
                            mid: float | None = None, title: str | None = None):
-    """Each treatment against ``reference`` in each window (separate networks): estimate and 95% CI, joined
-    across windows. ``by_window``: {window name: NetworkResult or None}, in time order."""
+    """Each treatment against ``reference`` in each window: estimate and 95% CI, joined across windows.
+    ``by_window``: {window name: NetworkResult, a window of a NetworkTimeResult (``.at(window)``), or None}, in
+    time order."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4.8))
     windows = list(by_window)
@@ -706,10 +707,11 @@ SAFE_MARKERS = ("o", "s", "D", "^", "v", "P")
 def plot_glance(by_outcome: dict, windows: list[tuple[str, str, float]], *, mids: dict | None = None,
                 labels: dict | None = None, treatments=("manual_therapy", "exercise", "combined"),
                 reference: str = "usual_care", outcome_titles: dict | None = None):
-    """Page one's figure: for each outcome, each care against ``reference`` by weeks since randomisation (one
-    network per window), with 95% CIs and the band of differences smaller than the important difference.
+    """Page one's figure: for each outcome, each care against ``reference`` by weeks since randomisation, with 95%
+    CIs and the band of differences smaller than the important difference.
 
-    ``by_outcome``: {outcome: {window name: NetworkResult or None}}; ``windows``: (name, label, target weeks)."""
+    ``by_outcome``: {outcome: {window name: NetworkResult, a window of a NetworkTimeResult, or None}};
+    ``windows``: (name, label, target weeks)."""
     plt = _plt()
     outs = list(by_outcome)
     fig, axes = plt.subplots(1, len(outs), figsize=(5.2 * len(outs), 4.2), sharey=False, squeeze=False)

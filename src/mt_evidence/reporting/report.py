@@ -251,15 +251,26 @@ def scoreboard(results: list[C.ClaimResult]) -> list[dict]:
     return rows
 
 
-def glance_figure(networks: dict, config: A.AnalysisConfig) -> str:
-    """Page one's figure as a data URI ("" when no network has usual care)."""
+def _by_window(networks: dict, config: A.AnalysisConfig, outcome: str, over_time: dict | None) -> dict:
+    """{window: results the network plots read}: the joint model over time where it was fitted (its effects in
+    each window), else each window's own network."""
+    na = (over_time or {}).get(outcome)
+    if na is not None and na.fitted:
+        r = na.result
+        return {w.name: (r.at(w.name) if w.name in r.times else None) for w in config.windows}
+    return {w.name: (networks[(outcome, w.name)].result if (outcome, w.name) in networks
+                     and networks[(outcome, w.name)].fitted else None) for w in config.windows}
+
+
+def glance_figure(networks: dict, config: A.AnalysisConfig, over_time: dict | None = None) -> str:
+    """Page one's figure as a data URI ("" when no network has usual care): each care against usual care by
+    window, from the joint model over time where it was fitted (docs/methods.md section 16)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from . import plots as P
 
-    by = {o: {w.name: (networks[(o, w.name)].result if (o, w.name) in networks and networks[(o, w.name)].fitted
-                       else None) for w in config.windows} for o in ("pain", "disability")}
+    by = {o: _by_window(networks, config, o, over_time) for o in ("pain", "disability")}
     if not any(r is not None and "usual_care" in r.treatments for d in by.values() for r in d.values()):
         return ""
     fig = P.plot_glance(by, [(w.name, w.label, w.target) for w in config.windows], mids=config.important_difference,
@@ -574,7 +585,8 @@ def _ci(e: float, lo: float, hi: float, digits: int = 1) -> str:
     return f"{_f(e, digits, True)} ({_f(lo, digits)} to {_f(hi, digits)})"
 
 
-def network_rows(networks: dict, config: A.AnalysisConfig, figures: bool = True) -> list[dict]:
+def network_rows(networks: dict, config: A.AnalysisConfig, figures: bool = True,
+                 over_time: dict | None = None) -> list[dict]:
     """One block per outcome: the effect-over-time figure, and per window the network's numbers, consistency,
     additive component model, P-scores with their caveat, figures and what was left out."""
     import matplotlib
@@ -645,11 +657,19 @@ def network_rows(networks: dict, config: A.AnalysisConfig, figures: bool = True)
                 row["forest_alt"] = (f"Network estimates against {L.get(r.reference, r.reference)}: "
                                      + "; ".join(f"{x['treatment']} {x['estimate']}" for x in row["effects"]) + ".")
             block["windows"].append(row)
+        na = (over_time or {}).get(outcome)
+        joint = na is not None and na.fitted
+        if joint:
+            by_window = _by_window(networks, config, outcome, over_time)
+            block["durability"] = SN.durability_context(na)["text"]
+            block["durability_model"] = na.result.describe()
         if figures and any(v is not None and "usual_care" in v.treatments for v in by_window.values()):
             fig = P.plot_effects_over_time(by_window, labels=L, window_labels={w.name: w.label for w in config.windows},
                                            mid=mid, title=f"{OUTCOME_WORDS[outcome].capitalize()}: each care against "
-                                           "usual care, by time since randomisation").figure
+                                           "usual care, by time since randomisation"
+                                           + (" (one model of every window)" if joint else "")).figure
             block["over_time"] = _png(fig)
+            block["over_time_joint"] = joint
         out.append(block)
     return out
 
@@ -744,12 +764,15 @@ def _render(ev: Evidence, settings: ReportSettings | None = None, *, generated: 
     harms = H.analyse_harms(ev)
     sof = summary_of_findings(ev, settings)
     dose_context = [D.dose_regression(frame, ev, o, "short", config=cfg) for o in ("pain", "disability")]
-    claim_results = C.evaluate_claims(frame, cfg, settings.claims, settings.overrides, harms, dose_context)
     say("fitting the networks")
-    networks = analyse_networks(ev, cfg, A.comparison_frame(ev, cfg))
+    plain = A.comparison_frame(ev, cfg)
+    networks = analyse_networks(ev, cfg, plain)
+    over_time = {o: SN.analyse_network_over_time(ev, o, cfg, plain) for o in ("pain", "disability")}
+    claim_results = C.evaluate_claims(frame, cfg, settings.claims, settings.overrides, harms, dose_context,
+                                      [SN.durability_context(over_time[o]) for o in ("pain", "disability")])
     say("drawing the figures")
     figures = embedded_figures(ev, cfg)
-    network = network_rows(networks, cfg)
+    network = network_rows(networks, cfg, over_time=over_time)
     for r in sof:
         r["network"] = network_text(networks, r["comparison_id"], r["outcome"], r["window"])
     net_by_test = {(r["comparison_id"], r["outcome"], r["window"]): r["network"] for r in sof}
@@ -782,7 +805,7 @@ def _render(ev: Evidence, settings: ReportSettings | None = None, *, generated: 
         data_hash=ev.data_hash,
         n_trials=len(ev.studies),
         key_messages=key_messages(sof, claim_results),
-        scoreboard=scoreboard(claim_results), glance=glance_figure(networks, cfg),
+        scoreboard=scoreboard(claim_results), glance=glance_figure(networks, cfg, over_time),
         claims=claims_rows(claim_results, net_by_test),
         sof_groups=sof_tables(sof),
         figures=figures,

@@ -400,11 +400,12 @@ def _dose_context(d) -> dict:
 
 def evaluate_claims(frame: pd.DataFrame, config: A.AnalysisConfig | None = None, claims: list[Claim] | None = None,
                     overrides: grade.Overrides | None = None, harms: H.HarmsResult | None = None,
-                    dose_context: list | None = None) -> list[ClaimResult]:
+                    dose_context: list | None = None, durability_context: list | None = None) -> list[ClaimResult]:
     """Verdicts for every claim. ``frame`` is the comparison frame (with the dose rows of ``dose.dose_frame`` for
     claim 9); ``harms`` the result of ``harms.analyse_harms`` (claim 8); ``dose_context`` the between-trial
     ``dose.DoseRegression`` results, shown beside every claim with a ``more_vs_fewer_sessions`` test as context
-    (never part of its verdict)."""
+    (never part of its verdict); ``durability_context`` the network-over-time answers (``network.durability_context``),
+    shown beside every claim with a short-vs-long test, likewise never part of its verdict."""
     config = config or A.load_config()
     claims = claims if claims is not None else load_claims()
     out = []
@@ -420,6 +421,8 @@ def evaluate_claims(frame: pd.DataFrame, config: A.AnalysisConfig | None = None,
         context = ()
         if dose_context and any(t.comparison == "more_vs_fewer_sessions" for t in c.tests):
             context = tuple(_dose_context(d) for d in dose_context)
+        if durability_context and any(t.window == "short_vs_long" for t in c.tests):
+            context += tuple(durability_context)
         out.append(ClaimResult(c, v, WORDING[v] + extra, tuple(tests), population_differences(tests), context))
     return out
 

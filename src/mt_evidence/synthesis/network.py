@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..evidence.io import Evidence
 from ..stats import network as N
+from ..stats import network_time as NT
 from . import analysis as A
 
 NODES = ("manual_therapy", "exercise", "combined", "sham", "usual_care", "advice", "wait_list")
@@ -31,6 +32,66 @@ _NETWORK_COMPARISONS = tuple(c for c in A.COMPARISONS if c not in A.ANY_CONTROL_
 def _second_node(comparison: str, control_type: str) -> str:
     first, seconds = A.COMPARISONS[comparison]
     return control_type if set(seconds) <= set(A.CONTROLS) else seconds[0]
+
+
+def _arm_nodes(trial: str, a: pd.DataFrame, config: A.AnalysisConfig, left: list[dict]) -> list[dict]:
+    """One trial's arms at one instrument and time as network nodes (arms of one node combined by the Handbook
+    formula), each mean and its variance on 0-100, oriented so that lower is better; [] when fewer than two."""
+    other = a[~a["intervention"].isin(NODES)]
+    for r in other.itertuples():
+        left.append({"study": trial, "what": f"arm {r.arm}", "why": f"intervention '{r.intervention}' is not "
+                     "a node of the network"})
+    a = a[a["intervention"].isin(NODES)]
+    nodes = []
+    for node, ga in a.groupby("intervention", sort=False):
+        s, _ = A._side_summary([r for _, r in ga.iterrows()])
+        r0 = ga.iloc[0]
+        on = A._on_100(s["mean"], s["se"], r0["instrument"], r0["scale_min"], r0["scale_max"], config)
+        if not (np.isfinite(on["md100"]) and np.isfinite(on["md100_se"]) and on["md100_se"] > 0):
+            left.append({"study": trial, "what": f"arm(s) {', '.join(ga['arm'])}",
+                         "why": "no mean and SE on a 0-100 scale"})
+            continue
+        sign = 1.0 if bool(r0["higher_is_worse"]) else -1.0
+        nodes.append({"study": trial, "treatment": node, "estimate": sign * on["md100"],
+                      "variance": on["md100_se"] ** 2, "n": s["n"]})
+    if len(nodes) >= 2:
+        return nodes
+    left.append({"study": trial, "what": "trial", "why": "fewer than two network nodes with usable arms"})
+    return []
+
+
+def _flip_change_sign(a: pd.DataFrame) -> pd.DataFrame:
+    a = a.copy()
+    flip = a["change_sign"] == "baseline_minus_followup"
+    a.loc[flip, "mean"] = -a.loc[flip, "mean"]
+    a.loc[flip, ["ci_low", "ci_high"]] = -a.loc[flip, ["ci_high", "ci_low"]].to_numpy()
+    return a
+
+
+def _control_trials(ev: Evidence, arms_all: pd.DataFrame, outcome: str, window: str, config: A.AnalysisConfig,
+                    done: set, left: list[dict]) -> list[dict]:
+    """Trials that compare two control types only (e.g. advice against wait list): no pairwise comparison of
+    section 1 holds them, but they link the control nodes. Arm-level rows in the window, at the preferred
+    instrument, then the time point nearest the window's target (as the pairwise analyses choose)."""
+    w = config.window(window)
+    out: list[dict] = []
+    sub = arms_all[(arms_all["outcome"] == outcome) & ~arms_all["study_id"].isin(done)]
+    for trial, g in sub.groupby("study_id", sort=True):
+        if not set(g["intervention"]) <= set(A.CONTROLS) or g["intervention"].nunique() < 2:
+            continue
+        g = g[[t == t and w.contains(t) for t in g["timepoint_weeks"]]]
+        if g.empty:
+            continue
+        keys = g.groupby(["instrument", "timepoint_weeks", "value_type", g["adjusted"].fillna(False).astype(bool)],
+                         sort=False)["intervention"].nunique()
+        keys = [k for k, n in keys.items() if n >= 2]
+        if not keys:
+            continue
+        key = min(keys, key=lambda k: (A._instrument_rank(outcome, k[0], config), abs(k[1] - w.target), -k[1]))
+        a = g[(g["instrument"] == key[0]) & (g["timepoint_weeks"] == key[1]) & (g["value_type"] == key[2])
+              & (g["adjusted"].fillna(False).astype(bool) == key[3])]
+        out += _arm_nodes(trial, _flip_change_sign(a), config, left)
+    return out
 
 
 def network_input(ev: Evidence, outcome: str, window: str, config: A.AnalysisConfig | None = None,
@@ -58,30 +119,8 @@ def network_input(ev: Evidence, outcome: str, window: str, config: A.AnalysisCon
                          & (arms_all["timepoint_weeks"] == key["timepoint_weeks"])
                          & (arms_all["value_type"] == key["value_type"])
                          & (arms_all["adjusted"].fillna(False).astype(bool) == bool(key["adjusted"]))].copy()
-            flip = a["change_sign"] == "baseline_minus_followup"
-            a.loc[flip, "mean"] = -a.loc[flip, "mean"]
-            a.loc[flip, ["ci_low", "ci_high"]] = -a.loc[flip, ["ci_high", "ci_low"]].to_numpy()
-            other = a[~a["intervention"].isin(NODES)]
-            for r in other.itertuples():
-                left.append({"study": trial, "what": f"arm {r.arm}", "why": f"intervention '{r.intervention}' is not "
-                             "a node of the network"})
-            a = a[a["intervention"].isin(NODES)]
-            nodes = []
-            for node, ga in a.groupby("intervention", sort=False):
-                s, _ = A._side_summary([r for _, r in ga.iterrows()])
-                r0 = ga.iloc[0]
-                on = A._on_100(s["mean"], s["se"], r0["instrument"], r0["scale_min"], r0["scale_max"], config)
-                if not (np.isfinite(on["md100"]) and np.isfinite(on["md100_se"]) and on["md100_se"] > 0):
-                    left.append({"study": trial, "what": f"arm(s) {', '.join(ga['arm'])}",
-                                 "why": "no mean and SE on a 0-100 scale"})
-                    continue
-                sign = 1.0 if bool(r0["higher_is_worse"]) else -1.0
-                nodes.append({"study": trial, "treatment": node, "estimate": sign * on["md100"],
-                              "variance": on["md100_se"] ** 2, "n": s["n"]})
-            if len(nodes) >= 2:
-                arm_rows += nodes
-            else:
-                left.append({"study": trial, "what": "trial", "why": "fewer than two network nodes with usable arms"})
+            a = _flip_change_sign(a)
+            arm_rows += _arm_nodes(trial, a, config, left)
             continue
         # printed differences only
         rows = []
@@ -99,6 +138,7 @@ def network_input(ev: Evidence, outcome: str, window: str, config: A.AnalysisCon
                 f"{len(nodes)} nodes but only {len(rows)} printed differences: each enters as its own contrast, "
                 "so the shared arm is counted in each (its weight is overstated)")})
         con_rows += rows
+    arm_rows += _control_trials(ev, arms_all, outcome, window, config, set(f["_trial"]), left)
     arms = pd.DataFrame(arm_rows, columns=["study", "treatment", "estimate", "variance", "n"])
     contrasts = pd.DataFrame(con_rows, columns=["study", "trial", "treat1", "treat2", "yi", "se", "n1", "n2"])
     return arms, contrasts, left
@@ -180,3 +220,107 @@ def analyse_network(ev: Evidence, outcome: str, window: str, config: A.AnalysisC
         except N.NetworkInputError as err:
             left.append({"study": "", "what": "component model", "why": str(err)})
     return NetworkAnalysis(outcome, window, res, comp, arms, contrasts, tuple(left))
+
+
+# ------------------------------------------------------------------------------------- durability over time
+
+
+@dataclass(frozen=True)
+class NetworkTimeAnalysis:
+    """One outcome's network over every window at once (docs/methods.md section 16, "Durability")."""
+
+    outcome: str
+    result: NT.NetworkTimeResult | None
+    left_out: tuple[dict, ...] = ()
+    reason: str = ""
+
+    @property
+    def fitted(self) -> bool:
+        return self.result is not None
+
+
+def network_over_time_input(ev: Evidence, outcome: str, config: A.AnalysisConfig | None = None,
+                            frame: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame, str, list[dict]]:
+    """(arms, contrasts, reference, left_out) of every window, each row with its window in ``time``: in each window
+    the connected part that holds the reference (the first of usual care, advice, wait list, sham, exercise that
+    is in every window's network, else in most of them); trials outside it are left out with the reason."""
+    config = config or A.load_config()
+    frame = A.comparison_frame(ev, config) if frame is None else frame
+    per: dict[str, tuple] = {}
+    left: list[dict] = []
+    for w in config.windows:
+        arms, con, lo = network_input(ev, outcome, w.name, config, frame)
+        left += [{**x, "window": w.name} for x in lo]
+        per[w.name] = (arms, con, _parts(arms, con))
+    present = {w: set().union(*[p[0] for p in v[2]]) if v[2] else set() for w, v in per.items()}
+    ranked = sorted(REFERENCE_ORDER, key=lambda r: (-sum(r in s for s in present.values()), REFERENCE_ORDER.index(r)))
+    reference = ranked[0]
+    arms_out, con_out = [], []
+    for w, (arms, con, parts) in per.items():
+        main = next((p for p in parts if reference in p[0]), None)
+        for nodes, studies in parts:
+            if main is not None and studies is main[1]:
+                continue
+            for s in sorted(studies):
+                left.append({"study": s, "what": "trial", "window": w, "why": (
+                    f"not connected to {NODE_LABELS.get(reference, reference)} in this window (its treatments "
+                    f"{', '.join(sorted(nodes))})")})
+        if main is None:
+            continue
+        a = arms[arms["study"].isin(main[1])].assign(time=w)
+        c = con[con["study"].isin(main[1])].drop(columns=["trial"]).assign(time=w)
+        arms_out.append(a)
+        con_out.append(c)
+    arms_all = pd.concat(arms_out, ignore_index=True) if arms_out else pd.DataFrame(
+        columns=["study", "treatment", "estimate", "variance", "n", "time"])
+    con_all = pd.concat(con_out, ignore_index=True) if con_out else pd.DataFrame(
+        columns=["study", "treat1", "treat2", "yi", "se", "n1", "n2", "time"])
+    return arms_all, con_all, reference, left
+
+
+def analyse_network_over_time(ev: Evidence, outcome: str, config: A.AnalysisConfig | None = None,
+                              frame: pd.DataFrame | None = None, method: str = "REML",
+                              rho_within: float | None = None) -> NetworkTimeAnalysis:
+    """The network of one outcome over all windows in one model: each care's effect against the reference in each
+    window, and how it changes from the first window to the last, with a trial's repeated time points correlated
+    (``rho_within``: the short-vs-long analysis's assumed correlation unless given)."""
+    config = config or A.load_config()
+    arms, con, reference, left = network_over_time_input(ev, outcome, config, frame)
+    if arms.empty and con.empty:
+        return NetworkTimeAnalysis(outcome, None, tuple(left), "no trial")
+    times = [w.name for w in config.windows if (arms["time"] == w.name).any() or (con["time"] == w.name).any()]
+    data, extra = (arms, con if len(con) else None) if len(arms) else (con, None)
+    rho = config.correlation if rho_within is None else rho_within
+    try:
+        res = NT.network_over_time(data, contrasts=extra, time="time", reference=reference, method=method,
+                                   rho_within=rho, times=times)
+    except N.NetworkInputError as err:
+        return NetworkTimeAnalysis(outcome, None, tuple(left), str(err))
+    return NetworkTimeAnalysis(outcome, res, tuple(left))
+
+
+def durability_context(na: NetworkTimeAnalysis, digits: int = 1) -> dict:
+    """The joint model's answer to "does the effect fade?" for one outcome, as context beside a claim about
+    durability (certainty not rated; never part of a verdict): each care's change from the first window to the
+    last against the reference, positive when the difference moves up (for a benefit, toward none)."""
+    base = {"analysis": "network over time (context only, certainty not rated)", "outcome": na.outcome}
+    if not na.fitted:
+        return {**base, "changes": [], "not_estimated_because": na.reason or "no network",
+                "text": f"Network over time, {na.outcome}: not estimated ({na.reason or 'no network'})."}
+    r = na.result
+    ch = r.changes()
+    if ch.empty:
+        return {**base, "changes": [], "not_estimated_because": "no care is compared at both the first and last time",
+                "text": f"Network over time, {na.outcome}: no care is compared with "
+                        f"{NODE_LABELS.get(r.reference, r.reference)} both at {r.times[0]} and at {r.times[-1]}."}
+    parts = [f"{NODE_LABELS.get(x.treatment, x.treatment)} {x.estimate:+.{digits}f} ({x.ci_low:.{digits}f} to "
+             f"{x.ci_high:.{digits}f})" for x in ch.itertuples()]
+    rho = "" if not np.isfinite(r.rho_between) else f"; trials' effects correlate over time by {r.rho_between:.2f}"
+    text = (f"Network over time ({r.k} trials, one model, certainty not rated), {na.outcome}: change of each care's "
+            f"difference from {NODE_LABELS.get(r.reference, r.reference)} between {r.times[0]} and {r.times[-1]} "
+            f"term, points on 0-100 (positive: a benefit shrinks): " + "; ".join(parts)
+            + f"{rho} (estimated), within-trial correlation {r.rho_within:g} (assumed).")
+    return {**base, "reference": r.reference, "from": r.times[0], "to": r.times[-1], "k": r.k,
+            "tau2_study": r.tau2_study, "tau2_time": r.tau2_time, "rho_within": r.rho_within,
+            "changes": [{"treatment": x.treatment, "estimate": x.estimate, "ci_low": x.ci_low, "ci_high": x.ci_high,
+                         "p": x.p} for x in ch.itertuples()], "text": text}
