@@ -2,7 +2,9 @@
 errors, no broken images, no network), and the PDF rendered to PNG pages that are not blank."""
 
 import shutil
+import re
 import subprocess
+from html import unescape as html_unescape
 from pathlib import Path
 
 import numpy as np
@@ -247,6 +249,66 @@ def test_page_one_holds_the_scoreboard_and_the_figure(built, tmp_path):
     rows = R.scoreboard(C.evaluate_claims(A.comparison_frame(me.load_evidence())))
     assert all(r["icon"] in R.VERDICT_ICONS.values() and r["verdict"] in glance for r in rows)
     assert all(r["why"] and r["why"][0].isupper() for r in rows)
+
+
+def _pdf_pages(pdf: Path, tmp_path: Path) -> list[str]:
+    txt = tmp_path / "all.txt"
+    subprocess.run(["pdftotext", "-layout", str(pdf), str(txt)], check=True)
+    return txt.read_text().split("\f")
+
+
+def test_the_body_is_at_most_twelve_pages_and_methods_one(built, tmp_path):
+    """Issue 13: the main body at most 12 PDF pages, methods on one page, the details after the body; the body
+    keeps the tables and figures of the comparisons the claims test and sends the others to the appendix."""
+    pages = _pdf_pages(built.pdf_path, tmp_path)
+    starts = {}
+    for i, p in enumerate(pages, start=1):
+        for line in p.splitlines():
+            for head in ("Methods", "Appendix: the details behind the body", "More summary-of-findings tables",
+                         "Limitations", "Safety: adverse events"):
+                if line.strip().startswith(head) and head not in starts:
+                    starts[head] = i
+    appendix = starts["Appendix: the details behind the body"]
+    assert appendix - 1 <= 12, f"body runs to page {appendix - 1}"
+    assert starts["Methods"] == appendix - 1  # the methods fill one page, the last of the body
+    assert starts["Safety: adverse events"] < appendix and starts["More summary-of-findings tables"] > appendix
+    html = built.html_path.read_text()
+    body = html[html.index('id="sof"'):html.index('id="appendix"')]
+    more = html[html.index('id="more-sof"'):html.index('id="sensitivity"')]
+    assert "manual therapy vs usual care, advice or wait list</caption>" in body
+    assert "</caption>" in more  # comparisons no claim tests
+
+
+def test_page_breaks_split_no_table_row_and_no_figure(built, tmp_path):
+    """Issue 13: in the PDF every summary-of-findings row stays on one page (its statement and its outcome on the
+    same page), and every figure is on the page of its caption."""
+    raw = tmp_path / "raw.txt"
+    subprocess.run(["pdftotext", "-raw", str(built.pdf_path), str(raw)], check=True)
+    pages = [" ".join(p.split()) for p in raw.read_text().split("\f")]
+    settings = R.load_settings(None)
+    ev = me.load_evidence()
+    sof = R.sof_tables(R.summary_of_findings(ev, settings))
+    checked = 0
+    for g in sof:
+        for r in g["rows"]:
+            label, statement = f"{r['outcome']}, {r['window_label']}", " ".join(r["statement"].split())
+            where = [i for i, p in enumerate(pages) if statement in p]
+            if not where:  # a table of the HTML only (an "any control" view)
+                continue
+            assert any(label in pages[i] for i in where), (label, statement)
+            checked += 1
+    assert checked >= 10
+    listing = subprocess.run(["pdfimages", "-list", str(built.pdf_path)], check=True, capture_output=True,
+                             text=True).stdout.splitlines()[2:]
+    image_pages = [int(line.split()[0]) for line in listing if line.strip()]
+    html = built.html_path.read_text()
+    captions = re.findall(r"<figure[^>]*>\s*<img [^>]*>\s*<figcaption>(.*?)</figcaption>", html, flags=re.S)
+    printed = [c for c in captions if any(" ".join(html_unescape(c).split())[:130] in p for p in pages)]
+    assert len(printed) >= 5 and len(printed) == len(image_pages)  # every printed figure is an image, in order
+    for cap, img_page in zip(printed, image_pages):
+        head = " ".join(html_unescape(cap).split())[:130]
+        page = next(i for i, p in enumerate(pages, start=1) if head in p)
+        assert page == img_page, (head, page, img_page)
 
 
 def test_limitations_are_computed_from_the_loaded_evidence():

@@ -174,7 +174,8 @@ def sof_tables(sof: list[dict]) -> list[dict]:
                 if t not in notes:
                     notes[t] = _letters(len(notes))
                 r["foot"].append(notes[t])
-        tables.append({"comparison": label, "rows": rows, "view": all(r["view"] for r in rows),
+        tables.append({"comparison": label, "comparison_id": rows[0].get("comparison_id", ""), "rows": rows,
+                       "view": all(r["view"] for r in rows),
                        "footnotes": [{"letter": v, "text": k} for k, v in notes.items()]})
     return tables
 
@@ -182,6 +183,32 @@ def sof_tables(sof: list[dict]) -> list[dict]:
 KEY_ORDER = ["combined_vs_exercise", "manual_therapy_vs_sham", "manual_therapy_vs_pragmatic",
              "manual_therapy_vs_exercise", "exercise_vs_sham", "exercise_vs_pragmatic", "combined_vs_sham",
              "combined_vs_pragmatic", "combined_vs_manual_therapy", "manipulation_vs_mobilisation"]
+
+
+def claim_comparisons(claims: list[C.ClaimResult], window: str | None = None) -> set[str]:
+    """The comparisons the claims' direct tests use (those of ``window`` only, when given), with the
+    comparisons they are set against (``minus``)."""
+    out: set[str] = set()
+    for cr in claims:
+        for t in cr.claim.tests:
+            if t.context or (window is not None and t.window != window):
+                continue
+            out.add(t.comparison)
+            if t.minus:
+                out.add(t.minus)
+    return out
+
+
+def split_body(sof_groups: list[dict], figures: list[dict], claims: list[C.ClaimResult]) -> dict:
+    """What the body shows and what goes to the appendix (docs/methods.md: the body answers the claims): the
+    summary-of-findings tables of the comparisons the claims test, and the short-and-long forest plots of the
+    comparisons the durability claims test; everything else after the body."""
+    tested, durable = claim_comparisons(claims), claim_comparisons(claims, "short_vs_long")
+    body_sof = [g for g in sof_groups if g["comparison_id"] in tested and not g["view"]]
+    more_sof = [g for g in sof_groups if g not in body_sof]
+    body_fig = [f for f in figures if f["kind"] == "short_vs_long" and any(f["name"].startswith(c) for c in durable)]
+    more_fig = [f for f in figures if f not in body_fig]
+    return {"sof_groups": body_sof, "sof_more": more_sof, "figures": body_fig, "figures_more": more_fig}
 
 
 def key_messages(sof: list[dict], claims: list[C.ClaimResult]) -> list[str]:
@@ -807,8 +834,7 @@ def _render(ev: Evidence, settings: ReportSettings | None = None, *, generated: 
         key_messages=key_messages(sof, claim_results),
         scoreboard=scoreboard(claim_results), glance=glance_figure(networks, cfg, over_time),
         claims=claims_rows(claim_results, net_by_test),
-        sof_groups=sof_tables(sof),
-        figures=figures,
+        **split_body(sof_tables(sof), figures, claim_results),
         fade=fade_table(frame, cfg),
         sensitivity_rows=sensitivity_rows(frame, cfg),
         network=network, p_score_caveat=SN.N.P_SCORE_CAVEAT,
