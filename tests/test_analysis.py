@@ -182,6 +182,27 @@ def test_short_long_frame_and_export(tmp_path):
     assert again[0].read_bytes() == paths[0].read_bytes()  # deterministic PNG
 
 
+def test_short_long_figure_shows_weights_and_participants_like_metafor():
+    """Issue 13 (anchors: metafor's forest plot): each panel prints the estimate with its CI, the weight and the
+    participants per arm; every text stays inside the saved figure (nothing clipped at the right edge)."""
+    s = me.pool([-5.0, -3.0, -4.0], [2.0, 1.0, 3.0], labels=["A", "B", "C"])
+    lg = me.pool([-1.0, 0.5], [2.0, 1.0], labels=["B", "D"])
+    info = {"short": pd.DataFrame({"n1": [40, 60, 30], "n2": [41, 59, 31]}, index=["A", "B", "C"]),
+            "long": pd.DataFrame({"n1": [55, 20], "n2": [50, 22]}, index=["B", "D"])}
+    fr = P.short_long_frame(s, lg, info=info).set_index("label")
+    assert fr.loc["B", "long_n1"] == 55 and np.isnan(fr.loc["A", "long_n1"])
+    fig = P.plot_short_long(s, lg, mid=2, change_text="synthetic", info=info, title="SYNTHETIC")
+    texts = [t for ax in fig.axes for t in ax.texts] + list(fig.texts)
+    shown = {t.get_text() for t in texts}
+    assert {"Weight", "n (arms)", "40/41", "55/50", "100%"} <= shown
+    w = s.study_frame()["weight"]
+    assert f"{w.iloc[0]:.0f}%" in shown
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    right = fig.bbox.x1
+    assert all(t.get_window_extent(renderer).x1 <= right + 1 for t in texts if t.get_text())
+
+
 def test_funnel_and_rob():
     r = me.pool([-2.0, -1.0, 0.5, -3.0], [1.0, 0.5, 2.0, 1.5])
     fr = P.funnel_frame(r)

@@ -311,6 +311,18 @@ def test_page_breaks_split_no_table_row_and_no_figure(built, tmp_path):
         assert page == img_page, (head, page, img_page)
 
 
+def test_continued_tables_repeat_their_headings(built, tmp_path):
+    """Issue 13: a table that runs over several PDF pages repeats its header row on each (the long "not used"
+    tables of the appendix)."""
+    pages = _pdf_pages(built.pdf_path, tmp_path)
+    start = next(i for i, p in enumerate(pages) if any(line.strip() == "Not used, and why" for line in p.splitlines()))
+    continued = [p for p in pages[start + 1:] if p.strip()]
+    assert len(continued) >= 2
+    for p in continued:
+        first = next(line for line in p.splitlines() if line.strip())
+        assert first.split()[0] == "Trial", first
+
+
 def test_limitations_are_computed_from_the_loaded_evidence():
     """Another evidence folder gets sentences about itself (SYNTHETIC fixture: no adverse events, no range in
     doubt), the bundled data about the bundled trials."""

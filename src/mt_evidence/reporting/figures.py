@@ -38,9 +38,13 @@ def figure_specs(ev: Evidence, config: A.AnalysisConfig | None = None, measure: 
             ks = f"short term {0 if sl.short is None else sl.short.k} trial(s), long term " \
                  f"{0 if sl.long is None else sl.long.k} trial(s)"
 
-            def draw(sl=sl, first=first, second=second, mid=mid, title=title):
+            used = frame[frame["used"].astype(bool) & (frame["comparison"] == comp) & (frame["outcome"] == outcome)]
+            arms_n = {w: used[used["window"] == w].drop_duplicates("study_id").set_index("study_id")[["n1", "n2"]]
+                      for w in ("short", "long")}
+
+            def draw(sl=sl, first=first, second=second, mid=mid, title=title, arms_n=arms_n):
                 return P.plot_short_long(sl.short, sl.long, xlabel=xlabel, favours=(first, second), mid=mid,
-                                         title=title, change_text=sl.summary())
+                                         title=title, change_text=sl.summary(), info=arms_n)
 
             alt = (f"Forest plots side by side for {first} versus {second}, {outcome}: {ks}. "
                    + sl.summary())

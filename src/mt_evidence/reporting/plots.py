@@ -274,12 +274,14 @@ def plot_forest_subgroups(sub, ax=None, *, info: pd.DataFrame | None = None, xla
                        subgroup_text=subgroup_test_text(sub), digits=digits, _frame=frame)
 
 
-def short_long_frame(short: PoolResult | None, long: PoolResult | None, digits: int = 1) -> pd.DataFrame:
-    """Rows for the side-by-side figure: the union of trials, in order, with each window's estimate and CI."""
+def short_long_frame(short: PoolResult | None, long: PoolResult | None, digits: int = 1,
+                     info: dict | None = None) -> pd.DataFrame:
+    """Rows for the side-by-side figure: the union of trials, in order, with each window's estimate, CI, weight,
+    text and (from ``info``: {"short": frame, "long": frame} indexed by study label) participants per arm."""
     frames = {}
     for name, res in (("short", short), ("long", long)):
         if res is not None:
-            frames[name] = forest_frame(res, digits=digits)
+            frames[name] = forest_frame(res, digits=digits, info=(info or {}).get(name))
     trials: list[str] = []
     for f in frames.values():
         for lab in f.loc[f["row_type"] == "study", "label"]:
@@ -290,7 +292,7 @@ def short_long_frame(short: PoolResult | None, long: PoolResult | None, digits: 
         row = {"row_type": "study", "label": lab}
         for name, f in frames.items():
             m = f[(f["row_type"] == "study") & (f["label"] == lab)]
-            for c in ("estimate", "ci_low", "ci_high", "weight", "text"):
+            for c in ("estimate", "ci_low", "ci_high", "weight", "text", "n1", "n2"):
                 row[f"{name}_{c}"] = m[c].iloc[0] if len(m) else np.nan
         rows.append(row)
     for rt in ("pooled", "prediction"):
@@ -307,21 +309,24 @@ def short_long_frame(short: PoolResult | None, long: PoolResult | None, digits: 
 def plot_short_long(short: PoolResult | None, long: PoolResult | None, *, fig=None, xlabel: str = "Mean difference",
                     favours: tuple[str, str] = ("first", "second"), mid: float | None = None,
                     title: str | None = None, change_text: str | None = None,
-                    labels: tuple[str, str] = ("Short term (up to 3 months)", "Long term (12 months or more)")):
-    """The signature figure: short and long term side by side on a shared axis, one row per trial.
+                    labels: tuple[str, str] = ("Short term (up to 3 months)", "Long term (12 months or more)"),
+                    info: dict | None = None):
+    """The signature figure: short and long term side by side on a shared axis, one row per trial, each panel
+    with the estimate and CI, the weight and (with ``info``) participants per arm, as metafor and RevMan show.
 
     Returns the Figure. ``change_text`` (e.g. the within-trial change from :func:`analysis.short_vs_long`)
-    is printed under the panels.
+    is printed under the panels. ``info``: {"short": frame, "long": frame} indexed by study label with ``n1``,
+    ``n2``.
     """
     plt = _plt()
-    frame = short_long_frame(short, long)
+    frame = short_long_frame(short, long, info=info)
     n = len(frame)
     if fig is None:
-        fig = plt.figure(figsize=(14, 2.4 + 0.42 * (n + 3)))
+        fig = plt.figure(figsize=(14, 2.6 + 0.42 * (n + 3)))
     h_in = fig.get_size_inches()[1]
     bottom = min(0.45, 1.5 / h_in)  # room for the axis, the favours labels and the change text
-    top = 1 - min(0.3, 0.9 / h_in)
-    axes = [fig.add_axes([0.22, bottom, 0.25, top - bottom]), fig.add_axes([0.61, bottom, 0.25, top - bottom])]
+    top = 1 - min(0.32, 1.05 / h_in)
+    axes = [fig.add_axes([0.17, bottom, 0.21, top - bottom]), fig.add_axes([0.57, bottom, 0.21, top - bottom])]
     ypos = np.arange(n, 0, -1, dtype=float)
     allx = np.concatenate([frame[[c for c in frame.columns if c.endswith(("_ci_low", "_ci_high"))]].to_numpy(float).ravel()])
     span = max(np.nanmax(np.abs(allx)) if np.isfinite(allx).any() else 1.0, (mid or 0) * 1.2)
@@ -335,11 +340,24 @@ def plot_short_long(short: PoolResult | None, long: PoolResult | None, *, fig=No
         if sub is not None:
             keep = sub["estimate"].notna().to_numpy()
             _draw_rows(ax, sub[keep], ypos[keep], colour="#1f4e79" if name == "short" else "#7b2d26")
+            tr = ax.get_yaxis_transform()
+            for x, col in ((1.03, "MD [95% CI]"), (1.50, "Weight"), (1.70, "n (arms)")):
+                ax.text(x, n + 1.0, col, transform=tr, ha="left", va="center", fontsize=7.5, fontweight="bold",
+                        clip_on=False)
             for (_, r), y in zip(frame.iterrows(), ypos):
                 t = r.get(f"{name}_text")
+                bold = "bold" if r["row_type"] == "pooled" else "normal"
                 if isinstance(t, str):
-                    ax.text(1.03, y, t, transform=ax.get_yaxis_transform(), ha="left", va="center", fontsize=8,
-                            fontweight="bold" if r["row_type"] == "pooled" else "normal", clip_on=False)
+                    ax.text(1.03, y, t, transform=tr, ha="left", va="center", fontsize=7.5, fontweight=bold,
+                            clip_on=False)
+                w = r.get(f"{name}_weight")
+                if r["row_type"] in ("study", "pooled") and isinstance(t, str) and w == w:
+                    ax.text(1.50, y, f"{w:.0f}%", transform=tr, ha="left", va="center", fontsize=7.5,
+                            fontweight=bold, clip_on=False)
+                n1, n2 = r.get(f"{name}_n1"), r.get(f"{name}_n2")
+                if r["row_type"] == "study" and isinstance(t, str) and n1 == n1 and n2 == n2 and n1 is not None:
+                    ax.text(1.70, y, f"{n1:.0f}/{n2:.0f}", transform=tr, ha="left", va="center", fontsize=7.5,
+                            clip_on=False)
         else:
             ax.text(0.5, 0.5, "no trials", transform=ax.transAxes, ha="center")
         _decorate(ax, pd.DataFrame({"ci_low": [xlim[0]], "ci_high": [xlim[1]]}), ypos, xlabel=xlabel,
@@ -347,12 +365,14 @@ def plot_short_long(short: PoolResult | None, long: PoolResult | None, *, fig=No
         k = 0 if res is None else res.k
         ax.set_title(f"{head}\n{k} trial(s)" + ("" if res is None or k < 2 else f", I² = {res.i2:.0f}%"),
                      fontsize=9.5)
-        ax.set_ylim(-0.2, n + 0.8)
+        ax.set_ylim(-0.2, n + 1.3)
     trans = axes[0].get_yaxis_transform()
     for (_, r), y in zip(frame.iterrows(), ypos):
         bold = "bold" if r["row_type"] == "pooled" else "normal"
-        axes[0].text(-0.78, y, _wrap(r["label"], 28), transform=trans, ha="left", va="center", fontsize=8.5,
+        axes[0].text(-0.76, y, _wrap(r["label"], 26), transform=trans, ha="left", va="center", fontsize=8.5,
                      fontweight=bold, clip_on=False)
+    axes[0].text(-0.76, n + 1.0, "Trial",
+                 transform=trans, ha="left", va="center", fontsize=7.5, fontweight="bold", clip_on=False)
     if title:
         fig.suptitle(title, x=0.02, ha="left", fontsize=12, fontweight="bold")
     if change_text:
