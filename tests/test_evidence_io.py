@@ -363,3 +363,29 @@ def test_not_assessed_needs_a_reason_and_published_overall_comes_first(clean):
     st = load_evidence(clean).studies.set_index("study_id")
     assert st.loc["SynthA2020", "rob_overall"] == "low" and st.loc["SynthA2020", "rob_basis"] == "published"
     assert st.loc["SynthA2020", "rob_source"] == "https://example.org/synthetic-review"
+
+
+def test_plausibility_warnings_name_the_row_but_do_not_stop_loading(clean):
+    """Issue 14 (SYNTHETIC): an SD far below what the scale allows (1 on 0-100: an SE?), an SD above half the
+    range, and, on a row kept for the record, a value outside the range are warnings, not problems."""
+    from mt_evidence.evidence.io import check_path
+
+    arms = pd.read_csv(clean / "arms.csv", dtype=str, keep_default_na=False)
+    arms.loc[0, ["scale_min", "scale_max", "mean", "sd", "value_type"]] = ["0", "100", "40", "1", "final"]
+    arms.loc[1, ["scale_min", "scale_max", "mean", "sd", "value_type"]] = ["0", "100", "40", "60", "final"]
+    arms.loc[2, ["scale_min", "scale_max", "mean", "sd", "value_type", "role", "note"]] = [
+        "0", "10", "14", "2", "final", "excluded", "kept for the record (synthetic)"]
+    arms.to_csv(clean / "arms.csv", index=False)
+    problems, warnings = check_path(clean)
+    assert problems == []
+    found = {(Path(w.file).name, w.row, w.column) for w in warnings}
+    assert ("arms.csv", 2, "sd") in found and ("arms.csv", 3, "sd") in found and ("arms.csv", 4, "mean") in found
+    assert any("implausibly small" in str(w) for w in warnings)
+    assert len(load_evidence(clean).warnings) == len(warnings)
+    res = CliRunner().invoke(app, ["validate", str(clean)])
+    assert res.exit_code == 0 and "3 warning(s)" in res.output and "implausibly small" in res.output
+    assert "[yellow]" not in res.output
+    # the same value outside the range on a pooled row is a problem
+    arms.loc[2, "role"] = ""
+    arms.to_csv(clean / "arms.csv", index=False)
+    assert ("arms.csv", 4, "mean") in {(Path(p.file).name, p.row, p.column) for p in validate_path(clean)}

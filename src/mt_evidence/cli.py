@@ -45,13 +45,18 @@ def validate(
     path: Annotated[Path, typer.Argument(help="An evidence folder (studies.csv, arms.csv, contrasts.csv) or .xlsx")],
 ) -> None:
     """List every problem in an evidence folder or workbook; exit code 0 only when it is clean."""
-    from .evidence.io import validate_path
+    from .evidence.io import check_path
 
-    problems = validate_path(path)
+    problems, warnings = check_path(path)
+    out = Console(soft_wrap=True)
     if not problems:
         console.print(f"[green]OK[/green]: {escape(str(path))} has no problems.")
+        if warnings:
+            out.print(f"[yellow]{len(warnings)} warning(s)[/yellow] (values allowed but probably wrong; loading "
+                      "goes on):", highlight=False)
+            for w in warnings:
+                out.print(f"  {w}", markup=False, highlight=False)
         raise typer.Exit(0)
-    out = Console(soft_wrap=True)
     out.print(f"[bold red]{len(problems)} problem(s)[/bold red] in {escape(str(path))}:", highlight=False)
     for p in problems:
         out.print(f"  {p}", markup=False, highlight=False)

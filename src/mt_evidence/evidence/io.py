@@ -53,6 +53,8 @@ class Evidence:
     rob: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(schema.ROB_COLUMNS)))
     harms: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(schema.HARM_COLUMNS)))
     arm_details: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(schema.ARM_DETAIL_COLUMNS)))
+    #: values allowed but probably wrong (schema.plausibility_warnings), each naming file, row and column
+    warnings: tuple = ()
 
     def summary(self) -> str:
         return (
@@ -243,12 +245,27 @@ def _read_any(path: Path) -> tuple[dict, dict, list[Problem], bytes]:
 
 def validate_path(path: str | os.PathLike) -> list[Problem]:
     """Every problem in an evidence folder or workbook (empty list when clean)."""
+    return check_path(path)[0]
+
+
+def check_path(path: str | os.PathLike) -> tuple[list[Problem], list[Problem]]:
+    """(problems, warnings) of an evidence folder or workbook: problems stop loading; warnings name values the
+    contract allows but that are probably wrong (:func:`schema.plausibility_warnings`)."""
     p = Path(path)
     if not p.exists():
-        return [Problem(str(p), None, None, "no such file or folder", "an evidence folder or .xlsx workbook")]
+        return [Problem(str(p), None, None, "no such file or folder", "an evidence folder or .xlsx workbook")], []
     raw, files, problems, _ = _read_any(p)
-    _, more = validate_tables(raw, files)
-    return problems + more
+    typed, more = validate_tables(raw, files)
+    problems = problems + more
+    warnings = [] if problems else schema.plausibility_warnings(typed, _files_of(files))
+    return problems, warnings
+
+
+def _files_of(files: dict[str, str]) -> dict[str, str]:
+    out = dict(files)
+    for table in schema.OPTIONAL_TABLES:
+        out.setdefault(table, TABLE_FILES[table])
+    return out
 
 
 def load_evidence(path: str | os.PathLike | None = None) -> Evidence:
@@ -265,7 +282,8 @@ def load_evidence(path: str | os.PathLike | None = None) -> Evidence:
     problems += more
     if problems:
         raise EvidenceError(problems)
-    return Evidence(studies=schema.with_rob_overall(typed["studies"], typed["rob"]), arms=typed["arms"], contrasts=typed["contrasts"], source=str(p),
+    warnings = tuple(schema.plausibility_warnings(typed, _files_of(files)))
+    return Evidence(warnings=warnings, studies=schema.with_rob_overall(typed["studies"], typed["rob"]), arms=typed["arms"], contrasts=typed["contrasts"], source=str(p),
                     data_hash=hashlib.sha256(digest).hexdigest(), files=files, rob=typed["rob"],
                     harms=typed["harms"], arm_details=typed["arm_details"])
 

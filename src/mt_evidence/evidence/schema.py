@@ -605,7 +605,9 @@ def row_problems_arms(arms: pd.DataFrame, file: str) -> list[Problem]:
                                    "sd, se or ci_low/ci_high, or a note saying the spread is not reported"))
         out += _ci_problems(file, row, r, "mean")
         lo, hi = r["scale_min"], r["scale_max"]
-        if not pd.isna(lo) and not pd.isna(hi):
+        if r["role"] == "excluded":
+            pass  # kept for the record, never pooled: its range is checked as a warning (plausibility_warnings)
+        elif not pd.isna(lo) and not pd.isna(hi):
             if lo >= hi:
                 out.append(Problem(file, row, "scale_max", f"scale_max {_fmt(hi)} not above scale_min {_fmt(lo)}",
                                    "scale_min < scale_max"))
@@ -665,7 +667,8 @@ def row_problems_contrasts(con: pd.DataFrame, file: str) -> list[Problem]:
         if r["arm1"] == r["arm2"]:
             out.append(Problem(file, row, "arm2", f"the same arm as arm1 ('{r['arm1']}')", "two different arms"))
         lo, hi = r["scale_min"], r["scale_max"]
-        if r["estimate_type"] == "MD" and not pd.isna(lo) and not pd.isna(hi) and abs(r["estimate"]) > hi - lo:
+        if r["role"] != "excluded" and r["estimate_type"] == "MD" and not pd.isna(lo) and not pd.isna(hi) \
+                and abs(r["estimate"]) > hi - lo:
             out.append(Problem(file, row, "estimate", f"a difference of {_fmt(r['estimate'])} on a "
                                f"{_fmt(lo)}-{_fmt(hi)} scale", "a difference no larger than the scale's range"))
     return out
@@ -864,3 +867,58 @@ def timepoint_unit_hint(value) -> str | None:
         return f"{num:g} (weeks, as a number without the unit)"
     weeks = num * _UNIT_WEEKS[unit]
     return f"{weeks:.0f} (weeks: {num:g} {unit} = {weeks:.1f} weeks); the column is timepoint_weeks"
+
+
+# ------------------------------------------------------------------------------------------- plausibility
+
+#: an SD below this share of the instrument's range is implausibly small (e.g. SD 1 on 0-100): often an SE
+SD_SHARE_MIN = 0.02
+
+
+def plausibility_warnings(tables: dict[str, pd.DataFrame], files: dict[str, str]) -> list[Problem]:
+    """Values the contract allows but that are probably wrong, as warnings (they do not stop loading):
+
+    * an SD (or SE x sqrt(n)) below 2% of the instrument's range (SD 1 on 0-100 is an SE, or another scale);
+    * an SD above half the range, more than a bounded scale allows;
+    * on rows kept for the record (``role = excluded``), values outside the instrument's range, which would be
+      errors on a row that is pooled.
+    """
+    out: list[Problem] = []
+    arms, file = tables["arms"], files["arms"]
+    for i, r in arms.iterrows():
+        lo, hi = r["scale_min"], r["scale_max"]
+        if pd.isna(lo) or pd.isna(hi) or hi <= lo:
+            continue
+        span = hi - lo
+        sd, how = r["sd"], "sd"
+        if pd.isna(sd) and not pd.isna(r["se"]) and not pd.isna(r["n"]) and r["n"] >= 2:
+            sd, how = r["se"] * np.sqrt(r["n"]), "se x sqrt(n)"
+        if not pd.isna(sd) and sd > 0:
+            col = "sd" if how == "sd" else "se"
+            if sd < SD_SHARE_MIN * span:
+                out.append(Problem(file, _row(i), col, f"an SD of {_fmt(round(sd, 3))} ({how}) on a {_fmt(lo)}-"
+                                   f"{_fmt(hi)} scale, under {SD_SHARE_MIN:.0%} of its range: implausibly small",
+                                   "check whether the value is an SE, or on another scale (warning)"))
+            elif sd > span / 2:
+                out.append(Problem(file, _row(i), col, f"an SD of {_fmt(round(sd, 3))} ({how}) on a {_fmt(lo)}-"
+                                   f"{_fmt(hi)} scale, more than half its range: impossible for a bounded scale",
+                                   "check the value and the scale (warning)"))
+        if r["role"] == "excluded":
+            for c in ("mean", "median"):
+                v = r[c]
+                if pd.isna(v):
+                    continue
+                if (r["value_type"] == "final" and not (lo <= v <= hi)) or (r["value_type"] == "change"
+                                                                             and abs(v) > span):
+                    out.append(Problem(file, _row(i), c, f"{c} {_fmt(v)} outside the instrument's range "
+                                       f"{_fmt(lo)}-{_fmt(hi)} on a row kept for the record (role = excluded)",
+                                       "the value and range as printed; never pooled (warning)"))
+    con, cfile = tables["contrasts"], files["contrasts"]
+    for i, r in con.iterrows():
+        lo, hi = r["scale_min"], r["scale_max"]
+        if r["role"] == "excluded" and r["estimate_type"] == "MD" and not pd.isna(lo) and not pd.isna(hi) \
+                and not pd.isna(r["estimate"]) and abs(r["estimate"]) > hi - lo:
+            out.append(Problem(cfile, _row(i), "estimate", f"a difference of {_fmt(r['estimate'])} on a "
+                               f"{_fmt(lo)}-{_fmt(hi)} scale on a row kept for the record (role = excluded)",
+                               "the value and range as printed; never pooled (warning)"))
+    return out
