@@ -189,8 +189,9 @@ def test_an_effect_that_fades_while_exercise_lasts(tmp_path):
     assert res[1]["verdict"] == "supported"
 
 
-def test_manual_therapy_fades_more_than_exercise(tmp_path):
-    """Claim 2's difference of changes: manual therapy -25 -> -2 points, exercise -20 -> -20, in separate trials."""
+def run_fading_manual_therapy(tmp_path):
+    """SYNTHETIC: manual therapy -25 -> -2 points against usual care, exercise -20 -> -20, in separate trials that
+    report both times; one claim that manual therapy fades more than exercise. Returns claims.json by id."""
     trials = []
     for i in range(3):
         trials.append(trial(f"SynMt{i}", "chronic", [
@@ -202,6 +203,12 @@ def test_manual_therapy_fades_more_than_exercise(tmp_path):
     res = run(tmp_path, trials, [("manual therapy fades more than exercise", [
         {"comparison": "manual_therapy_vs_pragmatic", "window": "short_vs_long", "expect": "fades_more",
          "minus": "exercise_vs_pragmatic"}])], n=300)
+    return res
+
+
+def test_manual_therapy_fades_more_than_exercise(tmp_path):
+    """Claim 2's difference of changes: manual therapy -25 -> -2 points, exercise -20 -> -20, in separate trials."""
+    res = run_fading_manual_therapy(tmp_path)
     a = res[1]["analyses"][0]
     assert a["verdict"] == "supported", a
     assert "differs by +23.0 points" in a["explanation"]
@@ -212,17 +219,7 @@ def test_the_network_over_time_shows_which_care_fades_beside_the_durability_clai
     exercise -20 -> -20, each in trials that report both times. The joint model's change from short to long term,
     shown beside claim 2 as context, finds manual therapy fading (+23 points, CI above 0) and exercise not (CI
     around 0); the verdict itself still comes from the pairwise test."""
-    trials = []
-    for i in range(3):
-        trials.append(trial(f"SynMt{i}", "chronic", [
-            ("mt", "manual_therapy", "manipulation", {6: 2.5 + 0.05 * i, 52: 4.8 + 0.05 * i}),
-            ("uc", "usual_care", "none", {6: 5.0, 52: 5.0})]))
-        trials.append(trial(f"SynEx{i}", "chronic", [
-            ("ex", "exercise", "general_exercise", {6: 3.0 + 0.05 * i, 52: 3.0 + 0.05 * i}),
-            ("uc", "usual_care", "none", {6: 5.0, 52: 5.0})]))
-    res = run(tmp_path, trials, [("manual therapy fades more than exercise", [
-        {"comparison": "manual_therapy_vs_pragmatic", "window": "short_vs_long", "expect": "fades_more",
-         "minus": "exercise_vs_pragmatic"}])], n=300)
+    res = run_fading_manual_therapy(tmp_path)
     ctx = next(c for c in res[1]["context"] if c["outcome"] == "pain")
     assert ctx["analysis"].startswith("network over time") and ctx["reference"] == "usual_care"
     ch = {c["treatment"]: c for c in ctx["changes"]}

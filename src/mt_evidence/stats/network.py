@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 __all__ = ["NetworkInputError", "NetworkResult", "ComponentNetworkResult", "network_meta", "component_network_meta",
-           "P_SCORE_CAVEAT", "prepare_studies", "study_baseline"]
+           "P_SCORE_CAVEAT", "prepare_studies", "study_baseline", "gls"]
 
 NETWORK_METHODS = ("REML", "DL", "FE")
 METHOD_WORDS = {"REML": "restricted maximum likelihood", "DL": "method of moments (Jackson, White & Riley 2012)",
@@ -302,7 +302,8 @@ def _design(rows: pd.DataFrame, columns: list[str]) -> np.ndarray:
     return X
 
 
-def _gls(y, S, X):
+def gls(y, S, X):
+    """Generalised least squares: (coefficients, their covariance, the residual quadratic form, S^-1, X'S^-1X)."""
     Si = np.linalg.inv(S)
     XtSiX = X.T @ Si @ X
     A = np.linalg.inv(XtSiX)
@@ -313,7 +314,7 @@ def _gls(y, S, X):
 
 def _reml_ll(y, V, R, X, t2):
     S = V + t2 * R
-    b, A, q, Si, XtSiX = _gls(y, S, X)
+    b, A, q, Si, XtSiX = gls(y, S, X)
     return -0.5 * (np.linalg.slogdet(S)[1] + np.linalg.slogdet(XtSiX)[1] + q)
 
 
@@ -335,7 +336,7 @@ def _tau2_reml(y, V, R, X) -> float:
 
 
 def _q_fe(y, V, X) -> tuple[float, int]:
-    _, _, q, _, _ = _gls(y, V, X)
+    _, _, q, _, _ = gls(y, V, X)
     return q, len(y) - X.shape[1]
 
 
@@ -534,8 +535,8 @@ class NetworkResult:
         q_inc = q_tot - q_het
         t2f = _tau2(self.method, st.y, st.V, st.R, Xf) if df_het > 0 else 0.0
         S = st.V + t2f * st.R
-        _, _, q_c, _, _ = _gls(st.y, S, X)
-        _, _, q_f, _, _ = _gls(st.y, S, Xf)
+        _, _, q_c, _, _ = gls(st.y, S, X)
+        _, _, q_f, _, _ = gls(st.y, S, Xf)
         wald = q_c - q_f
         sf = (lambda q, d: float(stats.chi2.sf(q, d)) if d > 0 else np.nan)
         return {"designs": len(set(design.values())),
@@ -572,7 +573,7 @@ class NetworkResult:
                 out.append(row)
                 continue
             t2 = _tau2(self.method, st.y, st.V, st.R, Xs)
-            beta, A, _, _, _ = _gls(st.y, st.V + t2 * st.R, Xs)
+            beta, A, _, _, _ = gls(st.y, st.V + t2 * st.R, Xs)
             c = np.zeros(len(cols) + 1)
             if b != self.reference:
                 c[cols.index(b)] += 1
@@ -608,7 +609,7 @@ def _fit(studies: list[_Study], treatments: list[str], reference: str, method: s
                                  "not of full rank); check that every treatment or component is linked to the "
                                  "reference"])
     t2 = _tau2(method, st.y, st.V, st.R, X)
-    b, A, _, _, _ = _gls(st.y, st.V + t2 * st.R, X)
+    b, A, _, _, _ = gls(st.y, st.V + t2 * st.R, X)
     q, df = _q_fe(st.y, st.V, X)
     return order, studies, st, X, t2, b, A, q, df
 
@@ -744,7 +745,7 @@ def component_network_meta(data: pd.DataFrame, components: Mapping[str, list[str
         raise NetworkInputError(["the components' effects cannot all be estimated: some component never varies "
                                  "between the arms of a study; check the component mapping"])
     t2 = _tau2(method, st.y, st.V, st.R, X)
-    b, A, _, _, _ = _gls(st.y, st.V + t2 * st.R, X)
+    b, A, _, _, _ = gls(st.y, st.V + t2 * st.R, X)
     q, df = _q_fe(st.y, st.V, X)
     standard = network_meta(data, contrasts=contrasts, reference=reference, method=method, level=level)
     return ComponentNetworkResult(tuple(comps), {t: mapping[t] for t in order}, inactive, method, t2, b, A, q, df,

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from .network import NetworkInputError, prepare_studies, study_baseline
+from .network import NetworkInputError, gls, prepare_studies, study_baseline
 
 __all__ = ["NetworkTimeResult", "network_over_time", "time_model_matrices"]
 
@@ -110,22 +110,13 @@ def time_model_matrices(by_time: dict, order: list[str], rho_within: float) -> _
                  pd.DataFrame(meta, columns=["study", "time", "treat", "base"]))
 
 
-def _gls(y, S, X):
-    Si = np.linalg.inv(S)
-    XtSiX = X.T @ Si @ X
-    A = np.linalg.inv(XtSiX)
-    b = A @ X.T @ Si @ y
-    r = y - X @ b
-    return b, A, float(r @ Si @ r), XtSiX
-
-
 def _reml_nll(params, rows: _Rows) -> float:
     t1, t2 = params
     S = rows.V + t1 * rows.R1 + t2 * rows.R2
     sign, logdet = np.linalg.slogdet(S)
     if sign <= 0:
         return np.inf
-    _, _, q, XtSiX = _gls(rows.y, S, rows.X)
+    _, _, q, _, XtSiX = gls(rows.y, S, rows.X)
     return 0.5 * (logdet + np.linalg.slogdet(XtSiX)[1] + q)
 
 
@@ -347,7 +338,7 @@ def network_over_time(data: pd.DataFrame, *, time: str = "time", contrasts: pd.D
         raise NetworkInputError([f"the within-trial covariance is not positive definite with rho_within = "
                                  f"{rho_within:g}; use a smaller correlation"])
     t1, t2 = (0.0, 0.0) if m == "FE" else _reml(rows)
-    b_inf, A_inf, _, _ = _gls(rows.y, rows.V + t1 * rows.R1 + t2 * rows.R2, X)
+    b_inf, A_inf, _, _, _ = gls(rows.y, rows.V + t1 * rows.R1 + t2 * rows.R2, X)
     ncol = len(by_time) * (len(order) - 1)
     b = np.full(ncol, np.nan)
     A = np.full((ncol, ncol), np.nan)
