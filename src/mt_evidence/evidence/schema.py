@@ -875,6 +875,21 @@ def timepoint_unit_hint(value) -> str | None:
 SD_SHARE_MIN = 0.02
 
 
+def _suspect_plausibility_arms(arms: pd.DataFrame) -> np.ndarray:
+    """Rows that may give a warning of ``plausibility_warnings`` (a vectorised screen; the exact checks and
+    messages then run on these rows only): a known range and an SD (or SE x sqrt(n)) outside its plausible
+    share, or a row kept for the record."""
+    def val(c):
+        return arms[c].to_numpy(float)
+
+    lo, hi, sd, se, n = val("scale_min"), val("scale_max"), val("sd"), val("se"), val("n")
+    with np.errstate(invalid="ignore"):
+        span = hi - lo
+        sd = np.where(np.isnan(sd) & (n >= 2), se * np.sqrt(n), sd)
+        odd_sd = (sd > 0) & ((sd < SD_SHARE_MIN * span) | (sd > span / 2))
+        return (hi > lo) & (odd_sd | (arms["role"].astype(object) == "excluded").to_numpy(bool))
+
+
 def plausibility_warnings(tables: dict[str, pd.DataFrame], files: dict[str, str]) -> list[Problem]:
     """Values the contract allows but that are probably wrong, as warnings (they do not stop loading):
 
@@ -885,7 +900,7 @@ def plausibility_warnings(tables: dict[str, pd.DataFrame], files: dict[str, str]
     """
     out: list[Problem] = []
     arms, file = tables["arms"], files["arms"]
-    for i, r in arms.iterrows():
+    for i, r in arms[_suspect_plausibility_arms(arms)].iterrows():
         lo, hi = r["scale_min"], r["scale_max"]
         if pd.isna(lo) or pd.isna(hi) or hi <= lo:
             continue
@@ -914,7 +929,7 @@ def plausibility_warnings(tables: dict[str, pd.DataFrame], files: dict[str, str]
                                        f"{_fmt(lo)}-{_fmt(hi)} on a row kept for the record (role = excluded)",
                                        "the value and range as printed; never pooled (warning)"))
     con, cfile = tables["contrasts"], files["contrasts"]
-    for i, r in con.iterrows():
+    for i, r in con[(con["role"].astype(object) == "excluded").to_numpy(bool)].iterrows():
         lo, hi = r["scale_min"], r["scale_max"]
         if r["role"] == "excluded" and r["estimate_type"] == "MD" and not pd.isna(lo) and not pd.isna(hi) \
                 and not pd.isna(r["estimate"]) and abs(r["estimate"]) > hi - lo:
