@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -48,45 +47,89 @@ def intervention_rank(intervention: str) -> int:
     return ORDER.index(intervention) if intervention in ORDER else len(ORDER)
 
 
+def _ranks(values) -> np.ndarray:
+    """``intervention_rank`` of each value (computed once per distinct label)."""
+    values = pd.Series(values, dtype=object)
+    return values.map({v: intervention_rank(v) for v in values.unique()}).to_numpy(int)
+
+
+def _numbers(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """A column as floats, NaN where missing (also for rows of mixed type, as ``iterrows`` gives them)."""
+    return frame[column].to_numpy(dtype=float, na_value=np.nan)
+
+
+def arm_spreads(arms: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(se, sd, how) of each arm's mean from sd, se or CI (one row per arm, all at once); ``how`` is empty where
+    sd and se are printed as such. :func:`arm_spread` gives the same for one row."""
+    n, sd, se, lo, hi = (_numbers(arms, c) for c in ("n", "sd", "se", "ci_low", "ci_high"))
+    out_se, out_sd = np.full(len(arms), np.nan), np.full(len(arms), np.nan)
+    how = np.full(len(arms), "", dtype=object)
+    with np.errstate(invalid="ignore"):
+        has_sd = ~np.isnan(sd)  # SE = SD / sqrt(n) is the ordinary computation, not a derived value
+        out_se[has_sd], out_sd[has_sd] = sd[has_sd] / np.sqrt(n[has_sd]), sd[has_sd]
+        from_se = ~has_sd & ~np.isnan(se)
+        out_se[from_se], out_sd[from_se] = se[from_se], se[from_se] * np.sqrt(n[from_se])
+        how[from_se] = "SD = SE * sqrt(n) (Cochrane Handbook 6.5.2.2)"
+        from_ci = ~has_sd & ~from_se & ~np.isnan(lo) & ~np.isnan(hi)
+        z = stats.norm.ppf(0.975)
+        no_n = from_ci & np.isnan(n)
+        out_se[no_n] = (hi[no_n] - lo[no_n]) / (2 * z)
+        how[no_n] = "SE = CI width / (2 x z 97.5% quantile) (n not known)"
+        small, large = from_ci & (n < 60), from_ci & (n >= 60)
+        q = np.full(len(arms), z)
+        q[small] = stats.t.ppf(0.975, n[small] - 1)
+        with_n = small | large
+        out_se[with_n] = (hi[with_n] - lo[with_n]) / (2 * q[with_n])
+        out_sd[with_n] = out_se[with_n] * np.sqrt(n[with_n])
+    how[with_n] = [f"SE = CI width / (2 x {f't({k - 1:g})' if k < 60 else 'z'} 97.5% quantile); SD = SE * sqrt(n) "
+                   "(Handbook 6.5.2.2)" for k in n[with_n].tolist()]
+    return out_se, out_sd, how
+
+
 def arm_spread(r: pd.Series) -> tuple[float, float, str]:
     """(se, sd, how) of an arm's mean from sd, se or CI; ``how`` is empty when sd and se are printed as such."""
-    n = r["n"]
-    if not pd.isna(r["sd"]):
-        se = r["sd"] / np.sqrt(n) if not pd.isna(n) else np.nan
-        return se, r["sd"], ""  # SE = SD / sqrt(n) is the ordinary computation, not a derived value
-    if not pd.isna(r["se"]):
-        sd = r["se"] * np.sqrt(n) if not pd.isna(n) else np.nan
-        return r["se"], sd, "SD = SE * sqrt(n) (Cochrane Handbook 6.5.2.2)"
-    if not pd.isna(r["ci_low"]) and not pd.isna(r["ci_high"]):
-        if pd.isna(n):
-            se = (r["ci_high"] - r["ci_low"]) / (2 * stats.norm.ppf(0.975))
-            return se, np.nan, "SE = CI width / (2 x z 97.5% quantile) (n not known)"
-        q = stats.t.ppf(0.975, n - 1) if n < 60 else stats.norm.ppf(0.975)
-        se = (r["ci_high"] - r["ci_low"]) / (2 * q)
-        dist = f"t({n - 1:g})" if n < 60 else "z"
-        return se, se * np.sqrt(n), f"SE = CI width / (2 x {dist} 97.5% quantile); SD = SE * sqrt(n) (Handbook 6.5.2.2)"
-    return np.nan, np.nan, ""
+    se, sd, how = arm_spreads(r.to_frame().T)
+    return se[0], sd[0], how[0]
+
+
+def _printed_p(p) -> float:
+    """A two-sided p-value printed exactly ('0.03'); NaN for '<0.001', '>0.05', an empty cell or text."""
+    text = str(p).strip() if p is not None else ""
+    if text[:1] in ("<", ">", ""):
+        return np.nan
+    try:
+        return float(text)
+    except ValueError:
+        return np.nan
+
+
+def contrast_ses(con: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(SE, how) of each printed between-group difference: printed SE; else from its CI (normal quantile at the
+    CI's level); else from an exactly printed two-sided p-value (Cochrane Handbook 6.3.2; not from '<0.001').
+    :func:`contrast_se` gives the same for one row."""
+    se, lo, hi, level, est = (_numbers(con, c) for c in ("se", "ci_low", "ci_high", "ci_level", "estimate"))
+    how = np.full(len(con), "", dtype=object)
+    out = se.copy()
+    from_ci = np.isnan(se) & ~np.isnan(lo) & ~np.isnan(hi)
+    upper = 1 - (1 - np.where(np.isnan(level), 0.95, level)[from_ci]) / 2
+    out[from_ci] = (hi[from_ci] - lo[from_ci]) / (2 * stats.norm.ppf(upper))
+    how[from_ci] = [f"SE = CI width / (2 x z {u:.3f} quantile)" for u in upper.tolist()]
+    rest = np.flatnonzero(np.isnan(se) & ~from_ci)
+    printed = (con["p_value"].to_numpy(object) if "p_value" in con.columns else np.full(len(con), None))[rest]
+    p = np.array([_printed_p(x) for x in printed], dtype=float)
+    use = np.isfinite(p) & (p > 0) & (p < 1) & (est[rest] != 0)
+    rest, printed, p = rest[use], printed[use], p[use]
+    out[rest] = np.abs(est[rest]) / stats.norm.isf(p / 2)
+    how[rest] = [f"SE = |estimate| / z(p/2) from the printed p = {x} (Cochrane Handbook 6.3.2; p is rounded, so the "
+                 "SE is approximate)" for x in printed]
+    return out, how
 
 
 def contrast_se(r: pd.Series) -> tuple[float, str]:
     """(SE, how) of a printed between-group difference: printed SE; else from its CI (normal quantile at the CI's
     level); else from an exactly printed two-sided p-value (Cochrane Handbook 6.3.2; not from '<0.001')."""
-    if not pd.isna(r["se"]):
-        return float(r["se"]), ""
-    if not pd.isna(r["ci_low"]) and not pd.isna(r["ci_high"]):
-        level = r["ci_level"] if not pd.isna(r["ci_level"]) else 0.95
-        q = stats.norm.ppf(1 - (1 - level) / 2)
-        return float((r["ci_high"] - r["ci_low"]) / (2 * q)), f"SE = CI width / (2 x z {1 - (1 - level) / 2:.3f} quantile)"
-    p = r.get("p_value")
-    try:
-        pv = float(str(p).strip()) if p is not None and str(p).strip()[:1] not in ("<", ">", "") else np.nan
-    except ValueError:
-        pv = np.nan
-    if np.isfinite(pv) and 0 < pv < 1 and r["estimate"] != 0:
-        return float(abs(r["estimate"]) / stats.norm.isf(pv / 2)), (
-            f"SE = |estimate| / z(p/2) from the printed p = {p} (Cochrane Handbook 6.3.2; p is rounded, so the SE is "
-            "approximate)")
-    return np.nan, ""
+    se, how = contrast_ses(r.to_frame().T)
+    return float(se[0]), how[0]
 
 
 def orient(diff: float, higher_is_worse: bool) -> float:
@@ -101,7 +144,40 @@ def difference_to_100(x: float, lo: float, hi: float) -> float:
     return x * 100.0 / (hi - lo)
 
 
-def _pairs_from_arms(ev: Evidence) -> list[dict]:
+def _to_100(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """:func:`difference_to_100` of whole columns."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(~np.isnan(lo) & ~np.isnan(hi) & (hi > lo), x * 100.0 / (hi - lo), np.nan)
+
+
+def _joined(sep: str, *columns) -> list[str]:
+    """Row by row, the non-empty texts of ``columns`` joined by ``sep``."""
+    return [sep.join(x for x in texts if x) for texts in zip(*columns)]
+
+
+def _pair_positions(arms: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions (first, second) of every pair of arms that share ``keys``: groups in the sorted order of
+    their keys, arms within a group in comparison order (intervention rank, then arm label, then row), pairs as
+    ``itertools.combinations`` lists them."""
+    group = arms.groupby(keys, dropna=False, sort=True).ngroup().to_numpy()
+    order = pd.DataFrame({"g": group, "rank": _ranks(arms["intervention"]), "arm": arms["arm"].to_numpy(object)}
+                         ).sort_values(["g", "rank", "arm"], kind="stable").index.to_numpy()
+    starts = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0])
+    sizes = np.diff(np.r_[starts, len(order)])
+    firsts, seconds = [], []
+    for size in np.unique(sizes[sizes > 1]):
+        i, j = np.triu_indices(size, 1)  # (0, 1), (0, 2), ..., (1, 2), ...: the order of combinations
+        s = starts[sizes == size][:, None]
+        firsts.append((s + i).ravel())
+        seconds.append((s + j).ravel())
+    if not firsts:
+        return np.array([], dtype=int), np.array([], dtype=int)
+    first, second = np.concatenate(firsts), np.concatenate(seconds)
+    keep = np.lexsort((second, first))  # groups are consecutive runs of ``order``: group by group, as combinations
+    return order[first[keep]], order[second[keep]]
+
+
+def _pairs_from_arms(ev: Evidence) -> pd.DataFrame:
     arms = ev.arms.copy()
     arms["role"] = arms["role"].fillna("primary")
     # change scores printed as baseline minus follow-up are re-signed to follow-up minus baseline
@@ -115,91 +191,80 @@ def _pairs_from_arms(ev: Evidence) -> list[dict]:
     arms["_row"] = arms.index + 2
     fname = Path(ev.files.get("arms", "arms.csv")).name
     keys = ["study_id", "outcome", "instrument", "timepoint_weeks", "value_type", "adjusted", "role"]
-    out = []
-    smd_jobs: list[tuple[int, float, float, float, float, float, float, bool]] = []
     usable = arms["mean"].notna() & (arms["timepoint_weeks"].isna() | (arms["timepoint_weeks"] > 0))
-    g_all = arms[usable].reset_index(drop=True)
-    records = g_all.to_dict("records")  # plain dicts: far faster than rows of a DataFrame
-    for positions in g_all.groupby(keys, dropna=False, sort=True).indices.values():
-        rows = [records[i] for i in positions]
-        rows.sort(key=lambda r: (intervention_rank(r["intervention"]), r["arm"]))
-        for a, b in combinations(rows, 2):
-            hiw = bool(a["higher_is_worse"])
-            se1, sd1, how1 = arm_spread(a)
-            se2, sd2, how2 = arm_spread(b)
-            diff = orient(a["mean"] - b["mean"], hiw)
-            md_se = np.sqrt(se1**2 + se2**2)
-            derivs = sorted({h for h in (how1, how2) if h})
-            smd = smd_var = np.nan
-            if not any(pd.isna(x) for x in (sd1, sd2, a["n"], b["n"])):  # computed below, all pairs at once
-                smd_jobs.append((len(out), a["mean"], sd1, a["n"], b["mean"], sd2, b["n"], hiw))
-            notes = [x for x in (a["note"], b["note"]) if x and not pd.isna(x)]
-            out.append(
-                dict(
-                    study_id=a["study_id"], intervention1=a["intervention"], intervention2=b["intervention"],
-                    arm1=a["arm"], arm2=b["arm"], outcome=a["outcome"], instrument=a["instrument"],
-                    scale_min=a["scale_min"], scale_max=a["scale_max"], higher_is_worse=hiw,
-                    timepoint_weeks=a["timepoint_weeks"], value_type=a["value_type"],
-                    adjusted=bool(a["adjusted"]) if not pd.isna(a["adjusted"]) else False,
-                    n1=a["n"], n2=b["n"], md=diff, md_se=md_se,
-                    md100=difference_to_100(diff, a["scale_min"], a["scale_max"]),
-                    md100_se=difference_to_100(md_se, a["scale_min"], a["scale_max"]), smd=smd, smd_var=smd_var,
-                    source_kind="arms", source_rows=f"{fname}:{a['_row']};{fname}:{b['_row']}",
-                    derived=bool(derivs) or _text(a["derivation"]) != "" or _text(b["derivation"]) != "",
-                    derivation="; ".join(derivs + [x for x in (_text(a["derivation"]), _text(b["derivation"])) if x]),
-                    role=a["role"], note=" | ".join(notes),
-                )
-            )
-    if smd_jobs:
-        j = np.array([x[1:7] for x in smd_jobs], dtype=float)
-        es = effect_size("SMD", m1=j[:, 0], sd1=j[:, 1], n1=j[:, 2], m2=j[:, 3], sd2=j[:, 4], n2=j[:, 5])
-        for (pos, *_rest, hiw), yi, vi in zip(smd_jobs, es["yi"], es["vi"]):
-            out[pos]["smd"], out[pos]["smd_var"] = orient(float(yi), hiw), float(vi)
-    return out
+    arms = arms[usable].reset_index(drop=True)
+    a, b = _pair_positions(arms, keys)
+    se, sd, how = arm_spreads(arms)
+    mean, n, lo, hi = (_numbers(arms, c) for c in ("mean", "n", "scale_min", "scale_max"))
+    hiw = arms["higher_is_worse"].fillna(False).to_numpy(bool)[a]
+    diff = mean[a] - mean[b]
+    md = np.where(hiw, diff, -diff)
+    # squared as C's pow() squares (numpy's x**2 on arrays is x*x, which can differ in the last bit)
+    md_se = np.sqrt(np.float_power(se[a], 2) + np.float_power(se[b], 2))
+    smd, smd_var = np.full(len(a), np.nan), np.full(len(a), np.nan)
+    known = ~np.isnan(sd[a]) & ~np.isnan(sd[b]) & ~np.isnan(n[a]) & ~np.isnan(n[b])
+    if known.any():
+        ka, kb = a[known], b[known]
+        es = effect_size("SMD", m1=mean[ka], sd1=sd[ka], n1=n[ka], m2=mean[kb], sd2=sd[kb], n2=n[kb])
+        yi = es["yi"].to_numpy(float)
+        smd[known], smd_var[known] = np.where(hiw[known], yi, -yi), es["vi"].to_numpy(float)
+    text = {c: arms[c].to_numpy(object) for c in ("study_id", "intervention", "arm", "outcome", "instrument",
+                                                  "value_type", "role")}
+    derivation = arms["derivation"].fillna("").to_numpy(object)
+    note = arms["note"].fillna("").to_numpy(object)
+    rows = arms["_row"].to_numpy()
+    derivations = np.array([  # how the SEs were derived (each once, sorted), then the arms' own derivations
+        "; ".join(sorted({h for h in (h1, h2) if h}) + [x for x in (d1, d2) if x])
+        for h1, h2, d1, d2 in zip(how[a], how[b], derivation[a], derivation[b])], dtype=object)
+    return pd.DataFrame(dict(
+        study_id=text["study_id"][a], intervention1=text["intervention"][a], intervention2=text["intervention"][b],
+        arm1=text["arm"][a], arm2=text["arm"][b], outcome=text["outcome"][a], instrument=text["instrument"][a],
+        scale_min=lo[a], scale_max=hi[a], higher_is_worse=hiw, timepoint_weeks=_numbers(arms, "timepoint_weeks")[a],
+        value_type=text["value_type"][a], adjusted=arms["adjusted"].fillna(False).to_numpy(bool)[a],
+        n1=n[a], n2=n[b], md=md, md_se=md_se, md100=_to_100(md, lo[a], hi[a]), md100_se=_to_100(md_se, lo[a], hi[a]),
+        smd=smd, smd_var=smd_var, source_kind="arms",
+        source_rows=[f"{fname}:{x};{fname}:{y}" for x, y in zip(rows[a].tolist(), rows[b].tolist())],
+        derived=derivations != "", derivation=derivations, role=text["role"][a],
+        note=_joined(" | ", note[a], note[b]),
+    ))
 
 
-def _text(x) -> str:
-    return "" if x is None or (isinstance(x, float) and np.isnan(x)) else str(x)
-
-
-def _from_contrasts(ev: Evidence) -> list[dict]:
-    con = ev.contrasts.copy()
+def _from_contrasts(ev: Evidence) -> pd.DataFrame:
+    con = ev.contrasts
+    con = con[(con["estimate_type"] == "MD").to_numpy(bool)]  # SMD/ratio contrasts: not pooled yet, kept raw
     fname = Path(ev.files.get("contrasts", "contrasts.csv")).name
-    out = []
-    for i, r in zip(con.index, con.to_dict("records")):  # plain dicts: far faster than DataFrame rows
-        role = r["role"] or "primary"
-        if r["estimate_type"] != "MD":
-            continue  # SMD/ratio contrasts are kept in the raw data; pooling them is not supported yet
-        # put the more active intervention first
-        flip_order = intervention_rank(r["intervention1"]) > intervention_rank(r["intervention2"])
-        est = r["estimate"] if r["direction_stored"] == "arm1_minus_arm2" else -r["estimate"]
-        i1, i2, a1, a2, n1, n2 = (r["intervention1"], r["intervention2"], r["arm1"], r["arm2"], r["n1"], r["n2"])
-        if flip_order:
-            est, i1, i2, a1, a2, n1, n2 = -est, i2, i1, a2, a1, n2, n1
-        hiw = bool(r["higher_is_worse"]) if not pd.isna(r["higher_is_worse"]) else True
-        md = orient(est, hiw)
-        note = r["note"] or ""
-        if r["direction_stored"] == "not_stated" and role == "primary":
-            role, note = "excluded", "the source does not say which way the difference runs. " + note
-        if pd.isna(r["higher_is_worse"]) and role == "primary":
-            role, note = "excluded", "the instrument's direction (higher worse or better) is not known. " + note
-        se, how = contrast_se(r)
-        derivation = [how] if how else []
-        if r["derivation"]:
-            derivation.append(r["derivation"])
-        out.append(
-            dict(
-                study_id=r["study_id"], intervention1=i1, intervention2=i2, arm1=a1, arm2=a2, outcome=r["outcome"],
-                instrument=r["instrument"], scale_min=r["scale_min"], scale_max=r["scale_max"], higher_is_worse=hiw,
-                timepoint_weeks=r["timepoint_weeks"], value_type="contrast",
-                adjusted=bool(r["adjusted"]) if not pd.isna(r["adjusted"]) else False, n1=n1, n2=n2, md=md,
-                md_se=se, md100=difference_to_100(md, r["scale_min"], r["scale_max"]),
-                md100_se=difference_to_100(se, r["scale_min"], r["scale_max"]), smd=np.nan, smd_var=np.nan,
-                source_kind="contrasts", source_rows=f"{fname}:{i + 2}", derived=bool(derivation),
-                derivation="; ".join(derivation), role=role, note=note.strip(),
-            )
-        )
-    return out
+    text = {c: con[c].to_numpy(object) for c in ("study_id", "intervention1", "intervention2", "arm1", "arm2",
+                                                 "outcome", "instrument", "direction_stored")}
+    # put the more active intervention first
+    first = _ranks(text["intervention1"]) <= _ranks(text["intervention2"])
+    estimate, n1, n2 = _numbers(con, "estimate"), _numbers(con, "n1"), _numbers(con, "n2")
+    est = np.where(text["direction_stored"] == "arm1_minus_arm2", estimate, -estimate)
+    est = np.where(first, est, -est)
+    direction_known = con["higher_is_worse"].notna().to_numpy(bool)
+    hiw = con["higher_is_worse"].fillna(True).to_numpy(bool)
+    md = np.where(hiw, est, -est)
+    role = con["role"].fillna("primary").to_numpy(object, copy=True)
+    note = con["note"].fillna("").to_numpy(object, copy=True)
+    for unknown, why in ((text["direction_stored"] == "not_stated", "the source does not say which way the "
+                          "difference runs. "),
+                         (~direction_known, "the instrument's direction (higher worse or better) is not known. ")):
+        now = unknown & (role == "primary")
+        role[now] = "excluded"
+        note[now] = [why + x for x in note[now]]
+    se, how = contrast_ses(con)
+    lo, hi = _numbers(con, "scale_min"), _numbers(con, "scale_max")
+    derivation = np.array(_joined("; ", how, con["derivation"].fillna("").to_numpy(object)), dtype=object)
+    return pd.DataFrame(dict(
+        study_id=text["study_id"], intervention1=np.where(first, text["intervention1"], text["intervention2"]),
+        intervention2=np.where(first, text["intervention2"], text["intervention1"]),
+        arm1=np.where(first, text["arm1"], text["arm2"]), arm2=np.where(first, text["arm2"], text["arm1"]),
+        outcome=text["outcome"], instrument=text["instrument"], scale_min=lo, scale_max=hi, higher_is_worse=hiw,
+        timepoint_weeks=_numbers(con, "timepoint_weeks"), value_type="contrast",
+        adjusted=con["adjusted"].fillna(False).to_numpy(bool), n1=np.where(first, n1, n2),
+        n2=np.where(first, n2, n1), md=md, md_se=se, md100=_to_100(md, lo, hi), md100_se=_to_100(se, lo, hi),
+        smd=np.nan, smd_var=np.nan, source_kind="contrasts", source_rows=[f"{fname}:{i + 2}" for i in con.index],
+        derived=derivation != "", derivation=derivation, role=role, note=[x.strip() for x in note],
+    ))
 
 
 @dataclass(frozen=True)
@@ -216,24 +281,32 @@ def _windows(config):
     return config.windows if config is not None else default_windows()
 
 
+def _window_names(weeks: pd.Series, windows) -> np.ndarray:
+    """The name of the first window containing each time point (None where none does), once per distinct value."""
+    codes, values = pd.factorize(weeks, use_na_sentinel=False)
+    return np.array([next((w.name for w in windows if w.contains(t)), None) for t in values], dtype=object)[codes]
+
+
+_ARM_KEY = ["study_id", "intervention1", "intervention2", "arm1", "arm2", "outcome", "instrument", "timepoint_weeks"]
+
+
 def assemble(ev: Evidence, config=None) -> BuildResult:
     """Assemble every comparison the evidence supports (see module docstring for the rules); follow-up windows
     come from the analysis configuration (default: the Cochrane Back and Neck group's)."""
     windows = _windows(config)
-    rows = _pairs_from_arms(ev)
-    arm_keys = {(r["study_id"], r["intervention1"], r["intervention2"], r["arm1"], r["arm2"], r["outcome"],
-                 r["instrument"], r["timepoint_weeks"]) for r in rows if r["role"] == "primary"}
-    for r in _from_contrasts(ev):
-        key = (r["study_id"], r["intervention1"], r["intervention2"], r["arm1"], r["arm2"], r["outcome"],
-               r["instrument"], r["timepoint_weeks"])
-        if r["role"] == "primary" and key in arm_keys:
-            r["role"] = "alternative"
-            r["note"] = ("arm-level data of the same comparison are used instead; " + r["note"]).strip("; ")
-        rows.append(r)
-    df = pd.DataFrame(rows)
+    arms, con = _pairs_from_arms(ev), _from_contrasts(ev)
+    # a contrast of a comparison that arm-level data also give (at a known time point) is an alternative analysis
+    primary = arms.loc[arms["role"] == "primary", _ARM_KEY]
+    arm_keys = set(primary[primary["timepoint_weeks"].notna()].itertuples(index=False, name=None))
+    twin = np.array([k in arm_keys for k in con[_ARM_KEY].itertuples(index=False, name=None)], dtype=bool)
+    twin &= (con["role"] == "primary").to_numpy(bool)
+    con.loc[twin, "role"] = "alternative"
+    con.loc[twin, "note"] = [("arm-level data of the same comparison are used instead; " + x).strip("; ")
+                             for x in con.loc[twin, "note"]]
+    df = pd.concat([arms, con], ignore_index=True)
     if df.empty:
         df = pd.DataFrame(columns=PROCESSED_COLUMNS)
-    df["window"] = [next((w.name for w in windows if w.contains(t)), None) for t in df["timepoint_weeks"]]
+    df["window"] = _window_names(df["timepoint_weeks"], windows)
     df["comparison"] = [f"{a}_vs_{b}" for a, b in zip(df["intervention1"], df["intervention2"])]
     df = df.sort_values(["study_id", "comparison", "outcome", "instrument", "timepoint_weeks", "source_kind",
                          "arm1", "arm2"], kind="mergesort").reset_index(drop=True)
@@ -249,13 +322,15 @@ def assemble(ev: Evidence, config=None) -> BuildResult:
     reason[no_se] = "no standard error or CI"
     listed = reason != None  # noqa: E711 - elementwise on an object array
     excl = df.loc[listed, ["row_id", "study_id", "comparison", "outcome", "timepoint_weeks", "source_rows",
-                           "note"]].assign(reason=reason[listed]).to_dict("records")
+                           "note"]].assign(reason=reason[listed])
     df.loc[no_time | no_se, "role"] = "excluded"
     excluded_studies = sorted(set(ev.studies["study_id"]) - set(df.loc[df["role"] == "primary", "study_id"]))
-    for sid in excluded_studies:
-        excl.append({"row_id": "", "study_id": sid, "comparison": "", "outcome": "", "timepoint_weeks": np.nan,
-                     "reason": "no usable effect estimate in the raw data", "source_rows": "", "note": ""})
-    return BuildResult(effects=df[PROCESSED_COLUMNS], exclusions=pd.DataFrame(excl, columns=EXCLUSION_COLUMNS))
+    if excluded_studies:
+        excl = pd.concat([excl, pd.DataFrame({
+            "row_id": "", "study_id": excluded_studies, "comparison": "", "outcome": "", "timepoint_weeks": np.nan,
+            "reason": "no usable effect estimate in the raw data", "source_rows": "", "note": ""})])
+    excl = excl.reset_index(drop=True)[EXCLUSION_COLUMNS] if len(excl) else pd.DataFrame(columns=EXCLUSION_COLUMNS)
+    return BuildResult(effects=df[PROCESSED_COLUMNS], exclusions=excl)
 
 
 EXCLUSION_COLUMNS = ["row_id", "study_id", "comparison", "outcome", "timepoint_weeks", "reason", "source_rows",
