@@ -150,9 +150,12 @@ def _to_100(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         return np.where(~np.isnan(lo) & ~np.isnan(hi) & (hi > lo), x * 100.0 / (hi - lo), np.nan)
 
 
-def _joined(sep: str, *columns) -> list[str]:
-    """Row by row, the non-empty texts of ``columns`` joined by ``sep``."""
-    return [sep.join(x for x in texts if x) for texts in zip(*columns)]
+def _joined(sep: str, *columns: np.ndarray) -> np.ndarray:
+    """Row by row, the non-empty texts of ``columns`` (object arrays, "" where empty) joined by ``sep``."""
+    out = np.full(len(columns[0]), "", dtype=object)
+    some = np.logical_or.reduce([c != "" for c in columns])
+    out[some] = [sep.join(x for x in texts if x) for texts in zip(*(c[some] for c in columns))]
+    return out
 
 
 def _pair_positions(arms: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -213,9 +216,11 @@ def _pairs_from_arms(ev: Evidence) -> pd.DataFrame:
     derivation = arms["derivation"].fillna("").to_numpy(object)
     note = arms["note"].fillna("").to_numpy(object)
     rows = arms["_row"].to_numpy()
-    derivations = np.array([  # how the SEs were derived (each once, sorted), then the arms' own derivations
-        "; ".join(sorted({h for h in (h1, h2) if h}) + [x for x in (d1, d2) if x])
-        for h1, h2, d1, d2 in zip(how[a], how[b], derivation[a], derivation[b])], dtype=object)
+    # how the SEs were derived (each once, in sorted order), then the arms' own derivations
+    in_order = how[a] <= how[b]
+    how1, how2 = np.where(in_order, how[a], how[b]), np.where(in_order, how[b], how[a])
+    how2[how2 == how1] = ""
+    derivations = _joined("; ", how1, how2, derivation[a], derivation[b])
     return pd.DataFrame(dict(
         study_id=text["study_id"][a], intervention1=text["intervention"][a], intervention2=text["intervention"][b],
         arm1=text["arm"][a], arm2=text["arm"][b], outcome=text["outcome"][a], instrument=text["instrument"][a],
@@ -253,7 +258,7 @@ def _from_contrasts(ev: Evidence) -> pd.DataFrame:
         note[now] = [why + x for x in note[now]]
     se, how = contrast_ses(con)
     lo, hi = _numbers(con, "scale_min"), _numbers(con, "scale_max")
-    derivation = np.array(_joined("; ", how, con["derivation"].fillna("").to_numpy(object)), dtype=object)
+    derivation = _joined("; ", how, con["derivation"].fillna("").to_numpy(object))
     return pd.DataFrame(dict(
         study_id=text["study_id"], intervention1=np.where(first, text["intervention1"], text["intervention2"]),
         intervention2=np.where(first, text["intervention2"], text["intervention1"]),
@@ -287,6 +292,11 @@ def _window_names(weeks: pd.Series, windows) -> np.ndarray:
     return np.array([next((w.name for w in windows if w.contains(t)), None) for t in values], dtype=object)[codes]
 
 
+def _keys(frame: pd.DataFrame, columns: list[str]):
+    """The rows of ``columns`` as tuples of plain values (iterating a text column of pandas is far slower)."""
+    return zip(*(frame[c].to_numpy(object) for c in columns))
+
+
 _ARM_KEY = ["study_id", "intervention1", "intervention2", "arm1", "arm2", "outcome", "instrument", "timepoint_weeks"]
 
 
@@ -296,10 +306,8 @@ def assemble(ev: Evidence, config=None) -> BuildResult:
     windows = _windows(config)
     arms, con = _pairs_from_arms(ev), _from_contrasts(ev)
     # a contrast of a comparison that arm-level data also give (at a known time point) is an alternative analysis
-    primary = arms.loc[arms["role"] == "primary", _ARM_KEY]
-    arm_keys = set(primary[primary["timepoint_weeks"].notna()].itertuples(index=False, name=None))
-    twin = np.array([k in arm_keys for k in con[_ARM_KEY].itertuples(index=False, name=None)], dtype=bool)
-    twin &= (con["role"] == "primary").to_numpy(bool)
+    arm_keys = set(_keys(arms[(arms["role"] == "primary") & arms["timepoint_weeks"].notna()], _ARM_KEY))
+    twin = np.array([k in arm_keys for k in _keys(con, _ARM_KEY)], dtype=bool) & (con["role"] == "primary").to_numpy(bool)
     con.loc[twin, "role"] = "alternative"
     con.loc[twin, "note"] = [("arm-level data of the same comparison are used instead; " + x).strip("; ")
                              for x in con.loc[twin, "note"]]
@@ -307,7 +315,7 @@ def assemble(ev: Evidence, config=None) -> BuildResult:
     if df.empty:
         df = pd.DataFrame(columns=PROCESSED_COLUMNS)
     df["window"] = _window_names(df["timepoint_weeks"], windows)
-    df["comparison"] = [f"{a}_vs_{b}" for a, b in zip(df["intervention1"], df["intervention2"])]
+    df["comparison"] = [f"{a}_vs_{b}" for a, b in _keys(df, ["intervention1", "intervention2"])]
     df = df.sort_values(["study_id", "comparison", "outcome", "instrument", "timepoint_weeks", "source_kind",
                          "arm1", "arm2"], kind="mergesort").reset_index(drop=True)
     df["row_id"] = [f"E{i + 1:04d}" for i in range(len(df))]

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pandas as pd
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FLOAT_FORMAT = "%.10g"  # 10 significant digits
 
 
 def neutralise(value):
@@ -22,17 +24,41 @@ def neutralise(value):
     return value
 
 
+def _neutralised(values: np.ndarray) -> np.ndarray | None:
+    """``neutralise`` of each value, or None when no value needs it (one search over the joined column, cells
+    one by one only when it finds something)."""
+    present = values[~pd.isna(values)]
+    try:
+        joined = "\n" + "\n".join(present)
+    except TypeError:  # not all text (e.g. numbers in an object column)
+        joined = "\n="
+    if not any("\n" + c in joined for c in FORMULA_START):
+        return None
+    return np.array([neutralise(v) for v in values], dtype=object)
+
+
+def _float_text(values: np.ndarray) -> np.ndarray:
+    """Floats written as ``to_csv(float_format=FLOAT_FORMAT)`` writes them (empty where missing), in one pass."""
+    out = np.array([FLOAT_FORMAT % v for v in values.tolist()], dtype=object)
+    out[np.isnan(values)] = ""
+    return out
+
+
 def csv_bytes(df: pd.DataFrame, columns: list[str] | None = None) -> bytes:
     """``df`` as UTF-8 CSV (``\\n`` line ends, 10 significant digits), text cells neutralised; an empty frame
     still gets its header (``columns``)."""
     if columns is not None:
         df = df.reindex(columns=columns)
     out = df.copy()
-    for c in out.columns:
-        if out[c].dtype == object or pd.api.types.is_string_dtype(out[c]):
-            out[c] = out[c].map(neutralise)
+    for i, (_, col) in enumerate(out.items()):
+        if isinstance(col.dtype, np.dtype) and col.dtype.kind == "f":
+            out.isetitem(i, _float_text(col.to_numpy()))
+        elif col.dtype == object or pd.api.types.is_string_dtype(col):
+            text = _neutralised(col.to_numpy(object))
+            if text is not None:
+                out.isetitem(i, text)
     buf = io.StringIO()
-    out.to_csv(buf, index=False, float_format="%.10g", lineterminator="\n")
+    out.to_csv(buf, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
     return buf.getvalue().encode("utf-8")
 
 
