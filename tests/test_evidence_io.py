@@ -389,3 +389,31 @@ def test_plausibility_warnings_name_the_row_but_do_not_stop_loading(clean):
     arms.loc[2, "role"] = ""
     arms.to_csv(clean / "arms.csv", index=False)
     assert ("arms.csv", 4, "mean") in {(Path(p.file).name, p.row, p.column) for p in validate_path(clean)}
+
+
+def test_three_arms_give_every_pair_in_comparison_order(clean):
+    """SYNTHETIC: a third arm at 4 weeks gives three comparisons, each with the more active intervention first
+    and its raw rows named; the row-wise and column-wise spreads agree."""
+    arms = pd.read_csv(clean / "arms.csv", dtype=str, keep_default_na=False)
+    third = arms.loc[[3]].assign(arm="usual", intervention="usual_care", technique="none", mean="4.5", sd="",
+                                 se="0.4")
+    pd.concat([arms, third]).to_csv(clean / "arms.csv", index=False)
+    ev = load_evidence(clean)
+    eff = mbuild.assemble(ev).effects
+    four = eff[(eff["timepoint_weeks"] == 4) & (eff["source_kind"] == "arms")]
+    assert sorted(zip(four["arm1"], four["arm2"], four["source_rows"])) == [
+        ("exer", "usual", "arms.csv:5;arms.csv:10"), ("manip", "exer", "arms.csv:4;arms.csv:5"),
+        ("manip", "usual", "arms.csv:4;arms.csv:10")]
+    se, sd, how = mbuild.arm_spreads(ev.arms)
+    for i, r in ev.arms.iterrows():
+        one = mbuild.arm_spread(r)
+        assert (one[0], one[2]) == (se[i], how[i]) and (one[1] == sd[i] or np.isnan(one[1]) and np.isnan(sd[i]))
+
+
+def test_hidden_characters_are_never_printable():
+    """Validation clears printable text in one fast pass (schema._has_hidden): that is only right while every
+    character it looks for is unprintable."""
+    from mt_evidence.evidence.schema import HIDDEN_CHARS
+
+    hidden = [chr(c) for c in range(0x110000) if HIDDEN_CHARS.fullmatch(chr(c))]
+    assert len(hidden) > 40 and not any(c.isprintable() for c in hidden)

@@ -69,6 +69,16 @@ class Evidence:
 # ------------------------------------------------------------------------------------------ raw reading
 
 
+def _first_line(text: str) -> str:
+    """``text.splitlines()[0]`` ("" for no text), without splitting a whole large file."""
+    size = 1 << 16
+    while True:
+        lines = text[:size].splitlines()
+        if len(lines) > 1 or size >= len(text):
+            return lines[0] if lines else ""
+        size *= 4
+
+
 def _read_csv_checked(path: Path) -> tuple[pd.DataFrame | None, list[Problem], bytes]:
     from .files import MAX_CSV_BYTES, file_problem
 
@@ -90,7 +100,7 @@ def _read_csv_checked(path: Path) -> tuple[pd.DataFrame | None, list[Problem], b
         text = data.decode("utf-8", errors="replace")
     import io as _io
 
-    first = text.splitlines()[0] if text.splitlines() else ""
+    first = _first_line(text)
     if ";" in first and "," not in first:
         problems.append(Problem(str(path), 1, None, "a header separated by semicolons (';')",
                                 "comma-separated values: save as 'CSV UTF-8 (comma delimited)', or change the list "
@@ -185,13 +195,13 @@ def validate_tables(raw: dict[str, pd.DataFrame], files: dict[str, str]) -> tupl
         problems += probs
         # a time point written with a unit: say what to write instead
         if "timepoint_weeks" in df.columns:
-            for i, v in df["timepoint_weeks"].items():
-                hint = schema.timepoint_unit_hint(v)
-                if hint:
-                    problems = [p for p in problems if not (p.file == files[table] and p.row == i + 2
-                                                            and p.column == "timepoint_weeks")]
-                    problems.append(Problem(files[table], i + 2, "timepoint_weeks", f"'{v}' (a time with a unit)",
-                                            hint))
+            weeks = df["timepoint_weeks"]
+            hints = {v: h for v in weeks.dropna().unique() if (h := schema.timepoint_unit_hint(v))}
+            for i, v in weeks[weeks.isin(list(hints)).to_numpy(bool)].items():
+                problems = [p for p in problems if not (p.file == files[table] and p.row == i + 2
+                                                        and p.column == "timepoint_weeks")]
+                problems.append(Problem(files[table], i + 2, "timepoint_weeks", f"'{v}' (a time with a unit)",
+                                        hints[v]))
         problems += schema.schema_problems(t, table, files[table])
         problems += schema.source_problems(t, table, files[table])
         typed[table] = t

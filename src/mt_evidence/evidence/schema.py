@@ -183,12 +183,25 @@ def _joined(values: np.ndarray) -> str:
         return "\n".join(v if isinstance(v, str) else str(v) for v in values)
 
 
+def _edge_space(joined: str) -> bool:
+    """Whether texts joined by newlines (with one before and after) hold one that starts or ends with whitespace:
+    two substring searches, and the regex only when a tab, CR, FF or VT occurs at all."""
+    if "\n " in joined or " \n" in joined:
+        return True
+    return any(c in joined for c in "\t\r\f\v") and _EDGE_SPACE.search(joined) is not None
+
+
+def _has_hidden(joined: str) -> bool:
+    """Whether texts joined by newlines hold a HIDDEN_CHARS character; none of them is printable, so printable
+    text (the usual case) is cleared in one fast pass."""
+    return not joined.replace("\n", " ").isprintable() and HIDDEN_CHARS.search(joined) is not None
+
+
 def _needs_strip(values: np.ndarray) -> bool:
-    """Whether any text value starts or ends with whitespace (one regex over the joined column)."""
+    """Whether any text value starts or ends with whitespace (one search over the joined column)."""
     if not len(values):
         return False
-    joined = "\n" + _joined(values) + "\n"
-    return _EDGE_SPACE.search(joined) is not None
+    return _edge_space("\n" + _joined(values) + "\n")
 
 
 def _blank_mask(series: pd.Series) -> np.ndarray:
@@ -204,18 +217,53 @@ def _blank_mask(series: pd.Series) -> np.ndarray:
     return out
 
 
-def _text_values(series: pd.Series) -> np.ndarray:
-    """Text cells stripped of surrounding whitespace, None where blank (one pass; strips only when needed)."""
+def _text_values(series: pd.Series) -> tuple[np.ndarray, str]:
+    """Text cells stripped of surrounding whitespace, None where blank (one pass; strips only when needed), and
+    the non-blank cells joined by newlines (for searches over the whole column)."""
     vals = series.astype(object).to_numpy(object)
     na = pd.isna(vals)
     out = np.full(len(vals), None, dtype=object)
     present = vals[~na]
+    joined = ""
     if len(present):
-        if _needs_strip(present) or any(not isinstance(v, str) for v in present):  # e.g. numbers from Excel
+        try:
+            joined = "\n".join(present)
+            plain = not _edge_space("\n" + joined + "\n")  # nothing to strip
+        except TypeError:  # not all text, e.g. numbers from Excel
+            plain = False
+        if not plain:
             present = np.array([str(v).strip() for v in present], dtype=object)
+            joined = "\n".join(present)
         out[~na] = present
         out[out == ""] = None
-    return out
+    return out, joined
+
+
+def _to_numbers(cells: np.ndarray, blank: np.ndarray) -> np.ndarray:
+    """``pd.to_numeric(errors="coerce")`` of the cells (blank ones as None) as floats, each distinct text parsed
+    once. to_numeric's value for a cell depends only on the set of distinct cells, so this equals converting
+    the whole column (which is done when the cells are not all text)."""
+    filled = np.where(blank, None, cells)
+    codes, distinct = pd.factorize(filled)
+    if not all(isinstance(v, str) for v in distinct):
+        return pd.to_numeric(pd.Series(filled), errors="coerce").to_numpy(float)
+    if blank.any():
+        distinct = np.append(distinct.astype(object), None)
+    numbers = pd.to_numeric(pd.Series(distinct, dtype=object), errors="coerce").to_numpy(float)
+    return np.where(codes >= 0, numbers[codes], np.nan)
+
+
+def _whole_number(v) -> int | str | None:
+    """The whole number a cell holds (up to 1e9 in size); None when it is blank, "?" when it is not one."""
+    if _blank(v):
+        return None
+    try:
+        f = float(str(v).strip())
+        if not np.isfinite(f) or f != int(f) or abs(f) > 1e9:
+            raise ValueError
+        return int(f)
+    except (TypeError, ValueError, OverflowError):
+        return "?"
 
 
 def coerce_table(df: pd.DataFrame, table: str, file: str) -> tuple[pd.DataFrame, list[Problem]]:
@@ -244,7 +292,7 @@ def coerce_table(df: pd.DataFrame, table: str, file: str) -> tuple[pd.DataFrame,
         if kind == "num":
             cells = raw.astype(object).to_numpy(object)
             blank = pd.isna(cells)
-            fast = pd.to_numeric(pd.Series(np.where(blank, None, cells)), errors="coerce").to_numpy(float)
+            fast = _to_numbers(cells, blank)
             for pos in np.flatnonzero(~blank & ~np.isfinite(fast)):
                 blank[pos] = _blank(cells[pos])  # text that is only whitespace is an empty cell
             suspect = ~blank & ~np.isfinite(fast)
@@ -273,19 +321,15 @@ def coerce_table(df: pd.DataFrame, table: str, file: str) -> tuple[pd.DataFrame,
                     vals[pos] = x
             out[col] = pd.Series(vals, index=df.index, dtype=float)
         elif kind == "int":
+            cells = raw.astype(object).to_numpy(object)
+            known = {v: _whole_number(v) for v in pd.unique(cells) if isinstance(v, str)}  # each text once
             vals = []
-            for i, v in raw.items():
-                if _blank(v):
-                    vals.append(None)
-                    continue
-                try:
-                    f = float(str(v).strip())
-                    if not np.isfinite(f) or f != int(f) or abs(f) > 1e9:
-                        raise ValueError
-                    vals.append(int(f))
-                except (TypeError, ValueError, OverflowError):
-                    vals.append(None)
+            for i, v in zip(df.index, cells):
+                number = known[v] if isinstance(v, str) else _whole_number(v)
+                if number == "?":
+                    number = None
                     problems.append(Problem(file, _row(i), col, f"'{v}' (not a whole number)", "a whole number"))
+                vals.append(number)
             out[col] = pd.Series(vals, index=df.index, dtype="Int64")
         elif kind == "bool":
             cells = pd.Series(raw.astype(object).to_numpy(object), index=df.index)
@@ -304,9 +348,8 @@ def coerce_table(df: pd.DataFrame, table: str, file: str) -> tuple[pd.DataFrame,
             vals = vals.astype(object).where(~bad & vals.notna().to_numpy(bool), None)
             out[col] = pd.Series(list(vals), index=df.index, dtype="boolean")
         else:
-            texts = _text_values(raw)
-            present = texts[texts != None]  # noqa: E711 - elementwise on an object array
-            if len(present) and HIDDEN_CHARS.search(_joined(present)):  # one search; cells only when found
+            texts, joined = _text_values(raw)
+            if _has_hidden(joined):  # one search over the column; cells one by one only when it finds something
                 for pos, v in enumerate(raw.astype(object).to_numpy(object)):
                     if isinstance(v, str):
                         hidden = _hidden_char_name(v)
@@ -514,22 +557,23 @@ def source_problems(df: pd.DataFrame, table: str, file: str) -> list[Problem]:
 
     problems = []
     if table == "studies" and "sources" in df.columns:
-        for i, v in df["sources"].items():
+        sources = df["sources"]
+        found = {}  # each distinct cell checked once: its parts that are not web links, with what is wrong
+        for v in sources.dropna().unique():
             if _blank(v):
                 continue  # the required-value check reports it
-            parts = split_sources(v)
-            for part in parts:
-                what = source_problem(part, local_ok=False)
-                if what:
-                    problems.append(Problem(file, _row(i), "sources", f"'{part}' ({what})",
-                                            "web addresses separated by ';', each " + WEB_LINK_EXPECTED))
+            wrong = [(part, what) for part in split_sources(v) if (what := source_problem(part, local_ok=False))]
+            if wrong:
+                found[v] = wrong
+        for i, v in sources[sources.isin(list(found)).to_numpy(bool)].items():
+            for part, what in found[v]:
+                problems.append(Problem(file, _row(i), "sources", f"'{part}' ({what})",
+                                        "web addresses separated by ';', each " + WEB_LINK_EXPECTED))
     elif "source_url" in df.columns:
         verdict = {v: source_problem(str(v), local_ok=True) for v in df["source_url"].dropna().unique()}
-        bad = df["source_url"].map(lambda v: v is not None and not _blank(v) and bool(verdict.get(v)))
+        bad = df["source_url"].isin([v for v, what in verdict.items() if what and not _blank(v)])
         for i, v in df["source_url"][bad.to_numpy(bool)].items():
-            what = verdict[v]
-            if what:
-                problems.append(Problem(file, _row(i), "source_url", f"'{v}' ({what})", LOCAL_EXPECTED))
+            problems.append(Problem(file, _row(i), "source_url", f"'{v}' ({verdict[v]})", LOCAL_EXPECTED))
     return problems
 
 
@@ -840,7 +884,9 @@ def cross_problems(studies: pd.DataFrame, arms: pd.DataFrame, contrasts: pd.Data
     # an arm must keep one intervention label within a study
     counts = arms.groupby(["study_id", "arm"], dropna=True)["intervention"].nunique()
     several = set(counts.index[counts > 1])
-    mask = np.array([k in several for k in zip(arms["study_id"], arms["arm"])], dtype=bool)
+    mask = np.zeros(len(arms), dtype=bool)
+    if several:
+        mask[:] = [k in several for k in zip(arms["study_id"], arms["arm"])]
     for (sid, arm), g in arms.loc[mask].groupby(["study_id", "arm"], dropna=True):
         labels = set(g["intervention"].dropna())
         if len(labels) > 1:
