@@ -417,3 +417,26 @@ def test_hidden_characters_are_never_printable():
 
     hidden = [chr(c) for c in range(0x110000) if HIDDEN_CHARS.fullmatch(chr(c))]
     assert len(hidden) > 40 and not any(c.isprintable() for c in hidden)
+
+
+def test_csv_export_writes_what_pandas_writes():
+    """data/processed is written column by column for speed (export._plain_csv): byte for byte what
+    ``to_csv(float_format="%.10g")`` writes after neutralising, with quotes, line breaks, -0, inf and empties."""
+    from mt_evidence.evidence.export import csv_bytes, neutralise
+
+    def reference(df):
+        out = df.copy()
+        for c in out.columns:
+            if out[c].dtype == object or pd.api.types.is_string_dtype(out[c]):
+                out[c] = out[c].map(neutralise)
+        return out.to_csv(index=False, float_format="%.10g", lineterminator="\n").encode("utf-8")
+
+    rng = np.random.default_rng(16)
+    cells = np.array(["a,b", 'q"uote', "line\nbreak", "cr\rhere", "=x", "-1", "+a", "@b", "\tt", "\rr", "", None,
+                      np.nan, " sp ", "\u00e9", "x\r\ny", '"', ","], dtype=object)
+    n = 2000
+    df = pd.DataFrame({"text": rng.choice(cells, n), "label": rng.choice(["x", "y"], n),
+                       "value": rng.choice([0.0, -0.0, np.nan, np.inf, -np.inf, 1 / 3, 1e-300, 2.5e20], n),
+                       "flag": rng.random(n) > 0.5, "count": rng.integers(-5, 5, n)})
+    for frame in (df, df.iloc[:0], df[["text"]], df.assign(mixed=[1, "a"] * (n // 2))):
+        assert csv_bytes(frame) == reference(frame)
