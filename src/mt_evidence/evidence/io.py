@@ -107,7 +107,8 @@ def _read_csv_checked(path: Path) -> tuple[pd.DataFrame | None, list[Problem], b
                                 "separator of your spreadsheet program to a comma"))
         return None, problems, data
     try:
-        df = pd.read_csv(_io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
+        # cells as plain Python text (pandas' str arrays cost more to build; custom columns are made str below)
+        df = pd.read_csv(_io.StringIO(text), dtype=object, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         problems.append(Problem(str(path), None, None, f"a malformed CSV ({str(exc).strip()})",
                                 "comma-separated values with the same number of fields on every line"))
@@ -124,6 +125,9 @@ def _read_csv_checked(path: Path) -> tuple[pd.DataFrame | None, list[Problem], b
     if len(seen) < len(header):
         return None, problems, data
     df.columns = [str(c).strip() for c in df.columns]
+    custom = [c for c in df.columns if c.startswith("x_")]  # carried into the typed tables as they are read
+    if custom:
+        df[custom] = df[custom].astype(str)
     return df, problems, data
 
 

@@ -332,21 +332,19 @@ def coerce_table(df: pd.DataFrame, table: str, file: str) -> tuple[pd.DataFrame,
                 vals.append(number)
             out[col] = pd.Series(vals, index=df.index, dtype="Int64")
         elif kind == "bool":
-            cells = pd.Series(raw.astype(object).to_numpy(object), index=df.index)
-
             def parse(v):
                 if _blank(v):
                     return None
                 t = str(v).strip().lower()
                 return True if t in _TRUE else False if t in _FALSE else "?"
 
-            meaning = {v: parse(v) for v in pd.unique(cells.dropna())}
-            vals = cells.map(meaning)  # a dict lookup per cell; parsing once per distinct value
-            bad = vals.astype(object).to_numpy(object) == "?"
-            for i in cells.index[bad]:
+            codes, distinct = pd.factorize(raw.astype(object).to_numpy(object))  # missing cells: code -1
+            vals = np.array([parse(v) for v in distinct] + [None], dtype=object)[codes]  # parsed once per value
+            bad = vals == "?"
+            for i in df.index[bad]:
                 problems.append(Problem(file, _row(i), col, f"'{raw[i]}'", "true or false"))
-            vals = vals.astype(object).where(~bad & vals.notna().to_numpy(bool), None)
-            out[col] = pd.Series(list(vals), index=df.index, dtype="boolean")
+            vals[bad] = None
+            out[col] = pd.Series(vals, index=df.index, dtype="boolean")
         else:
             texts, joined = _text_values(raw)
             if _has_hidden(joined):  # one search over the column; cells one by one only when it finds something
