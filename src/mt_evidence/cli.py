@@ -18,12 +18,12 @@ app = typer.Typer(
 console = Console(stderr=True, soft_wrap=True)  # messages with paths are never broken mid-line
 
 
-def _load_or_exit(data: Optional[Path], out: Path):
+def _load_or_exit(data: Optional[Path], out: Path, progress=None):
     """Load and validate the evidence, or print every problem and exit 1 (nothing is written to ``out``)."""
     from .evidence.io import EvidenceError, load_evidence
 
     try:
-        return load_evidence(data)
+        return load_evidence(data, progress=progress)
     except EvidenceError as err:
         console.print(f"{err}\nNothing was written to {out}.", style="red", markup=False, highlight=False)
         raise typer.Exit(1) from None
@@ -45,9 +45,11 @@ def validate(
     path: Annotated[Path, typer.Argument(help="An evidence folder (studies.csv, arms.csv, contrasts.csv) or .xlsx")],
 ) -> None:
     """List every problem in an evidence folder or workbook; exit code 0 only when it is clean."""
-    from .evidence.io import check_path
+    from .evidence.io import VALIDATE_STEPS, check_path
 
-    problems, warnings = check_path(path)
+    with _progress() as progress:
+        task = progress.add_task("starting", total=VALIDATE_STEPS)
+        problems, warnings = check_path(path, progress=lambda msg: progress.update(task, description=msg, advance=1))
     out = Console(soft_wrap=True)
     if not problems:
         console.print(f"[green]OK[/green]: {escape(str(path))} has no problems.")
@@ -93,17 +95,21 @@ def build(
     """Write analysis-ready effect sizes to data/processed (all or nothing)."""
     from .evidence.atomic import OutputRefused
     from .evidence.build import BUILD_STEPS, build_processed, check_build_output
+    from .evidence.io import VALIDATE_STEPS
 
     try:
         check_build_output(out, data=data)  # before loading: a wrong --out is refused at once
     except OutputRefused as err:
         _refused(err)
     with _progress() as progress:
-        task = progress.add_task("loading and validating the evidence", total=BUILD_STEPS + 1)
-        ev = _load_or_exit(data, out)
-        progress.update(task, advance=1)
+        task = progress.add_task("starting", total=VALIDATE_STEPS + BUILD_STEPS)
+
+        def step(msg: str) -> None:
+            progress.update(task, description=msg, advance=1)
+
+        ev = _load_or_exit(data, out, progress=step)
         try:
-            res = build_processed(ev, out, progress=lambda msg: progress.update(task, description=msg, advance=1))
+            res = build_processed(ev, out, progress=step)
         except OutputRefused as err:
             _refused(err)
         except OSError as err:

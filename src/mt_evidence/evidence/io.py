@@ -185,8 +185,15 @@ def _raw_tables_from_workbook(path: Path) -> tuple[dict[str, pd.DataFrame], dict
 # ---------------------------------------------------------------------------------------------- validation
 
 
-def validate_tables(raw: dict[str, pd.DataFrame], files: dict[str, str]) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
-    """Coerce and validate the three raw tables; return typed tables and every problem found."""
+#: progress messages check_path and load_evidence send: reading, one per table, rules across rows, plausibility
+VALIDATE_STEPS = len(TABLE_FILES) + 3
+
+
+def validate_tables(raw: dict[str, pd.DataFrame], files: dict[str, str],
+                    progress=None) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
+    """Coerce and validate the three raw tables; return typed tables and every problem found. ``progress``, when
+    given, is called with a message as each table and then the rules across rows begin."""
+    say = progress or (lambda _msg: None)
     problems: list[Problem] = []
     typed = {}
     raw, files = dict(raw), dict(files)
@@ -194,6 +201,7 @@ def validate_tables(raw: dict[str, pd.DataFrame], files: dict[str, str]) -> tupl
         raw.setdefault(table, pd.DataFrame(columns=list(schema.TABLES[table][0])))
         files.setdefault(table, TABLE_FILES[table])
     for table in TABLE_FILES:
+        say(f"checking {table}")
         df = raw[table].reset_index(drop=True)
         t, probs = schema.coerce_table(df, table, files[table])
         problems += probs
@@ -209,6 +217,7 @@ def validate_tables(raw: dict[str, pd.DataFrame], files: dict[str, str]) -> tupl
         problems += schema.schema_problems(t, table, files[table])
         problems += schema.source_problems(t, table, files[table])
         typed[table] = t
+    say("checking rows and links between tables")
     problems += schema.row_problems_arms(typed["arms"], files["arms"])
     problems += schema.row_problems_contrasts(typed["contrasts"], files["contrasts"])
     problems += schema.row_problems_harms(typed["harms"], files["harms"])
@@ -262,17 +271,26 @@ def validate_path(path: str | os.PathLike) -> list[Problem]:
     return check_path(path)[0]
 
 
-def check_path(path: str | os.PathLike) -> tuple[list[Problem], list[Problem]]:
+def check_path(path: str | os.PathLike, progress=None) -> tuple[list[Problem], list[Problem]]:
     """(problems, warnings) of an evidence folder or workbook: problems stop loading; warnings name values the
-    contract allows but that are probably wrong (:func:`schema.plausibility_warnings`)."""
+    contract allows but that are probably wrong (:func:`schema.plausibility_warnings`). ``progress``, when
+    given, is called with a message as each of the ``VALIDATE_STEPS`` steps begins."""
     p = Path(path)
     if not p.exists():
         return [Problem(str(p), None, None, "no such file or folder", "an evidence folder or .xlsx workbook")], []
-    raw, files, problems, _ = _read_any(p)
-    typed, more = validate_tables(raw, files)
-    problems = problems + more
+    say = progress or (lambda _msg: None)
+    typed, files, problems, _ = _read_and_validate(p, say)
+    say("checking plausibility")
     warnings = [] if problems else schema.plausibility_warnings(typed, _files_of(files))
     return problems, warnings
+
+
+def _read_and_validate(p: Path, say) -> tuple[dict[str, pd.DataFrame], dict[str, str], list[Problem], bytes]:
+    """Typed tables, file names, every problem and the raw bytes (for the hash) of an existing path."""
+    say("reading the files")
+    raw, files, problems, digest = _read_any(p)
+    typed, more = validate_tables(raw, files, progress=say)
+    return typed, files, problems + more, digest
 
 
 def _files_of(files: dict[str, str]) -> dict[str, str]:
@@ -282,20 +300,21 @@ def _files_of(files: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def load_evidence(path: str | os.PathLike | None = None) -> Evidence:
+def load_evidence(path: str | os.PathLike | None = None, progress=None) -> Evidence:
     """Load and validate evidence from a folder of CSV files or an Excel workbook.
 
-    ``path=None`` loads the bundled evidence. Raises :class:`EvidenceError` listing every problem.
+    ``path=None`` loads the bundled evidence. Raises :class:`EvidenceError` listing every problem. ``progress``,
+    when given, is called with a message as each of the ``VALIDATE_STEPS`` steps begins.
     """
     p = bundled_data_dir() if path is None else Path(path)
     if not p.exists():
         raise EvidenceError([Problem(str(p), None, None, "no such file or folder",
                                      "an evidence folder (studies.csv, arms.csv, contrasts.csv) or .xlsx workbook")])
-    raw, files, problems, digest = _read_any(p)
-    typed, more = validate_tables(raw, files)
-    problems += more
+    say = progress or (lambda _msg: None)
+    typed, files, problems, digest = _read_and_validate(p, say)
     if problems:
         raise EvidenceError(problems)
+    say("checking plausibility")
     warnings = tuple(schema.plausibility_warnings(typed, _files_of(files)))
     return Evidence(warnings=warnings, studies=schema.with_rob_overall(typed["studies"], typed["rob"]), arms=typed["arms"], contrasts=typed["contrasts"], source=str(p),
                     data_hash=hashlib.sha256(digest).hexdigest(), files=files, rob=typed["rob"],
