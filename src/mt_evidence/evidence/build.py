@@ -332,7 +332,7 @@ def assemble(ev: Evidence, config=None) -> BuildResult:
     excl = df.loc[listed, ["row_id", "study_id", "comparison", "outcome", "timepoint_weeks", "source_rows",
                            "note"]].assign(reason=reason[listed])
     df.loc[no_time | no_se, "role"] = "excluded"
-    excluded_studies = sorted(set(ev.studies["study_id"]) - set(df.loc[df["role"] == "primary", "study_id"]))
+    excluded_studies = sorted(set(ev.studies["study_id"]) - set(df.loc[df["role"] == "primary", "study_id"].unique()))
     if excluded_studies:
         excl = pd.concat([excl, pd.DataFrame({
             "row_id": "", "study_id": excluded_studies, "comparison": "", "outcome": "", "timepoint_weeks": np.nan,

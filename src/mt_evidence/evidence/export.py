@@ -96,8 +96,8 @@ def _plain_csv(df: pd.DataFrame) -> str | None:
         columns.append(_quoted(text) if may_need_quotes else text)
     header = io.StringIO()
     csv.writer(header, lineterminator="\n").writerow(list(df.columns))
-    body = "".join(line + "\n" for line in map(",".join, zip(*columns)))
-    return header.getvalue() + body
+    body = "\n".join(map(",".join, zip(*columns)))
+    return header.getvalue() + (body + "\n" if len(df) else "")
 
 
 def csv_bytes(df: pd.DataFrame, columns: list[str] | None = None) -> bytes:
