@@ -6,6 +6,7 @@ files, all validated against the data contract in :mod:`mt_evidence.evidence.sch
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
 import tomllib
@@ -87,12 +88,14 @@ def _read_csv_checked(path: Path) -> tuple[pd.DataFrame | None, list[Problem], b
         return None, [Problem(str(path), None, None, problem, "a CSV file (comma-separated text)")], b""
     data = path.read_bytes()
     problems: list[Problem] = []
-    if not data.strip():
+    if not data or data.isspace():
         return None, [Problem(str(path), 1, None, "an empty file",
                               "a header line naming the columns (mt-evidence template writes one)")], data
+    utf8 = True
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        utf8 = False
         line = data[: exc.start].count(b"\n") + 1
         problems.append(Problem(str(path), line, None, f"bytes that are not UTF-8 (byte {exc.start}: "
                                 f"{data[exc.start:exc.start + 1]!r})",
@@ -106,9 +109,14 @@ def _read_csv_checked(path: Path) -> tuple[pd.DataFrame | None, list[Problem], b
                                 "comma-separated values: save as 'CSV UTF-8 (comma delimited)', or change the list "
                                 "separator of your spreadsheet program to a comma"))
         return None, problems, data
+    # the parser reads UTF-8 bytes either way: valid files are handed over as they are (without the BOM) rather
+    # than as a text buffer (four bytes a character)
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    source = _io.BytesIO(data[bom:]) if utf8 else _io.StringIO(text)
+    del text
     try:
         # cells as plain Python text (pandas' str arrays cost more to build; custom columns are made str below)
-        df = pd.read_csv(_io.StringIO(text), dtype=object, keep_default_na=False, na_values=[""])
+        df = pd.read_csv(source, dtype=object, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         problems.append(Problem(str(path), None, None, f"a malformed CSV ({str(exc).strip()})",
                                 "comma-separated values with the same number of fields on every line"))
@@ -131,9 +139,10 @@ def _read_csv_checked(path: Path) -> tuple[pd.DataFrame | None, list[Problem], b
     return df, problems, data
 
 
-def _raw_tables_from_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str], list[Problem], bytes]:
+def _raw_tables_from_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str], list[Problem],
+                                                   list[bytes]]:
     tables, files, problems = {}, {}, []
-    digest = b""
+    raw_bytes: list[bytes] = []  # what the hash covers: each file's name, a NUL byte and its bytes
     for table, fname in TABLE_FILES.items():
         p = folder / fname
         files[table] = str(p)
@@ -146,12 +155,13 @@ def _raw_tables_from_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], dict
             continue
         df, probs, data = _read_csv_checked(p)
         problems += probs
-        digest += fname.encode() + b"\0" + data
+        raw_bytes += [fname.encode() + b"\0", data]
         tables[table] = df if df is not None else pd.DataFrame(columns=list(schema.TABLES[table][0]))
-    return tables, files, problems, digest
+    return tables, files, problems, raw_bytes
 
 
-def _raw_tables_from_workbook(path: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str], list[Problem], bytes]:
+def _raw_tables_from_workbook(path: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str], list[Problem],
+                                                     list[bytes]]:
     from .files import workbook_problem
 
     tables, files, problems = {}, {}, []
@@ -159,13 +169,13 @@ def _raw_tables_from_workbook(path: Path) -> tuple[dict[str, pd.DataFrame], dict
     if problem:
         return ({t: pd.DataFrame(columns=list(schema.TABLES[t][0])) for t in TABLE_FILES},
                 {t: f"{path} [{t}]" for t in TABLE_FILES},
-                [Problem(str(path), None, None, problem, "an .xlsx workbook")], b"")
+                [Problem(str(path), None, None, problem, "an .xlsx workbook")], [])
     try:
         book = pd.read_excel(path, sheet_name=None, dtype=str)
     except Exception as exc:  # openpyxl raises several types for a broken file
         return ({t: pd.DataFrame(columns=list(schema.TABLES[t][0])) for t in TABLE_FILES},
                 {t: f"{path} [{t}]" for t in TABLE_FILES},
-                [Problem(str(path), None, None, f"a file Excel cannot open ({exc})", "an .xlsx workbook")], b"")
+                [Problem(str(path), None, None, f"a file Excel cannot open ({exc})", "an .xlsx workbook")], [])
     for table in TABLE_FILES:
         files[table] = f"{path} [sheet {table}]"
         if table not in book:
@@ -179,7 +189,7 @@ def _raw_tables_from_workbook(path: Path) -> tuple[dict[str, pd.DataFrame], dict
         df = book[table]
         df.columns = [str(c).strip() for c in df.columns]
         tables[table] = df.replace({np.nan: None})
-    return tables, files, problems, path.read_bytes()
+    return tables, files, problems, [path.read_bytes()]
 
 
 # ---------------------------------------------------------------------------------------------- validation
@@ -252,7 +262,7 @@ def _wide_sheet_rows(problems: list[Problem], arms: pd.DataFrame, file: str) -> 
     return out
 
 
-def _read_any(path: Path) -> tuple[dict, dict, list[Problem], bytes]:
+def _read_any(path: Path) -> tuple[dict, dict, list[Problem], list[bytes]]:
     if path.is_dir():
         return _raw_tables_from_folder(path)
     if path.suffix.lower() in (".xlsx", ".xlsm"):
@@ -263,7 +273,7 @@ def _read_any(path: Path) -> tuple[dict, dict, list[Problem], bytes]:
             {t: str(path) for t in TABLE_FILES},
             [Problem(str(path), None, None, f"a {path.suffix or 'suffix-less'} file",
                      "a folder with studies.csv, arms.csv and contrasts.csv, or an .xlsx workbook (an old .xls: "
-                     "save it as .xlsx)")], b"")
+                     "save it as .xlsx)")], [])
 
 
 def validate_path(path: str | os.PathLike) -> list[Problem]:
@@ -285,12 +295,18 @@ def check_path(path: str | os.PathLike, progress=None) -> tuple[list[Problem], l
     return problems, warnings
 
 
-def _read_and_validate(p: Path, say) -> tuple[dict[str, pd.DataFrame], dict[str, str], list[Problem], bytes]:
-    """Typed tables, file names, every problem and the raw bytes (for the hash) of an existing path."""
+def _read_and_validate(p: Path, say, hashed: bool = False) -> tuple[dict[str, pd.DataFrame], dict[str, str],
+                                                                   list[Problem], str]:
+    """Typed tables, file names, every problem and (``hashed``) the SHA-256 of the raw bytes of an existing path;
+    the bytes are hashed and let go before validation, which needs the memory more."""
     say("reading the files")
-    raw, files, problems, digest = _read_any(p)
+    raw, files, problems, raw_bytes = _read_any(p)
+    digest = hashlib.sha256()
+    for chunk in raw_bytes if hashed else ():
+        digest.update(chunk)
+    del raw_bytes
     typed, more = validate_tables(raw, files, progress=say)
-    return typed, files, problems + more, digest
+    return typed, files, problems + more, digest.hexdigest() if hashed else ""
 
 
 def _files_of(files: dict[str, str]) -> dict[str, str]:
@@ -311,13 +327,13 @@ def load_evidence(path: str | os.PathLike | None = None, progress=None) -> Evide
         raise EvidenceError([Problem(str(p), None, None, "no such file or folder",
                                      "an evidence folder (studies.csv, arms.csv, contrasts.csv) or .xlsx workbook")])
     say = progress or (lambda _msg: None)
-    typed, files, problems, digest = _read_and_validate(p, say)
+    typed, files, problems, data_hash = _read_and_validate(p, say, hashed=True)
     if problems:
         raise EvidenceError(problems)
     say("checking plausibility")
     warnings = tuple(schema.plausibility_warnings(typed, _files_of(files)))
     return Evidence(warnings=warnings, studies=schema.with_rob_overall(typed["studies"], typed["rob"]), arms=typed["arms"], contrasts=typed["contrasts"], source=str(p),
-                    data_hash=hashlib.sha256(digest).hexdigest(), files=files, rob=typed["rob"],
+                    data_hash=data_hash, files=files, rob=typed["rob"],
                     harms=typed["harms"], arm_details=typed["arm_details"])
 
 

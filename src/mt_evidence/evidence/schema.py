@@ -524,7 +524,7 @@ def _expected_text(schema: pa.DataFrameSchema, column: str, check: str) -> str:
 def schema_problems(df: pd.DataFrame, table: str, file: str) -> list[Problem]:
     schema = SCHEMAS[table]
     try:
-        schema.validate(df, lazy=True)
+        schema.validate(df, lazy=True, inplace=True)  # nothing is coerced: checking needs no copy
         return []
     except pa.errors.SchemaErrors as err:
         fc = err.failure_cases
