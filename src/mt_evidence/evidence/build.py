@@ -297,6 +297,13 @@ def _keys(frame: pd.DataFrame, columns: list[str]):
     return zip(*(frame[c].to_numpy(object) for c in columns))
 
 
+def _stacked(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    """The frames with rows one below the other (types as if built from their rows: empty frames are left out);
+    an empty frame with ``columns`` when all are empty."""
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
 _ARM_KEY = ["study_id", "intervention1", "intervention2", "arm1", "arm2", "outcome", "instrument", "timepoint_weeks"]
 
 
@@ -311,10 +318,8 @@ def assemble(ev: Evidence, config=None) -> BuildResult:
     con.loc[twin, "role"] = "alternative"
     con.loc[twin, "note"] = [("arm-level data of the same comparison are used instead; " + x).strip("; ")
                              for x in con.loc[twin, "note"]]
-    df = pd.concat([arms, con], ignore_index=True)
-    if df.empty:
-        df = pd.DataFrame(columns=PROCESSED_COLUMNS)
-    df["window"] = _window_names(df["timepoint_weeks"], windows)
+    df = _stacked([arms, con], PROCESSED_COLUMNS)
+    df["window"] = list(_window_names(df["timepoint_weeks"], windows))
     df["comparison"] = [f"{a}_vs_{b}" for a, b in _keys(df, ["intervention1", "intervention2"])]
     df = df.sort_values(["study_id", "comparison", "outcome", "instrument", "timepoint_weeks", "source_kind",
                          "arm1", "arm2"], kind="mergesort").reset_index(drop=True)
@@ -333,12 +338,10 @@ def assemble(ev: Evidence, config=None) -> BuildResult:
                            "note"]].assign(reason=reason[listed])
     df.loc[no_time | no_se, "role"] = "excluded"
     excluded_studies = sorted(set(ev.studies["study_id"]) - set(df.loc[df["role"] == "primary", "study_id"].unique()))
-    if excluded_studies:
-        excl = pd.concat([excl, pd.DataFrame({
-            "row_id": "", "study_id": excluded_studies, "comparison": "", "outcome": "", "timepoint_weeks": np.nan,
-            "reason": "no usable effect estimate in the raw data", "source_rows": "", "note": ""})])
-    excl = excl.reset_index(drop=True)[EXCLUSION_COLUMNS] if len(excl) else pd.DataFrame(columns=EXCLUSION_COLUMNS)
-    return BuildResult(effects=df[PROCESSED_COLUMNS], exclusions=excl)
+    studies = pd.DataFrame({"row_id": "", "study_id": excluded_studies, "comparison": "", "outcome": "",
+                            "timepoint_weeks": np.nan, "reason": "no usable effect estimate in the raw data",
+                            "source_rows": "", "note": ""})
+    return BuildResult(effects=df[PROCESSED_COLUMNS], exclusions=_stacked([excl, studies], EXCLUSION_COLUMNS)[EXCLUSION_COLUMNS])
 
 
 EXCLUSION_COLUMNS = ["row_id", "study_id", "comparison", "outcome", "timepoint_weeks", "reason", "source_rows",
