@@ -20,7 +20,7 @@ import pandas as pd
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 FLOAT_FORMAT = "%.10g"  # 10 significant digits
-QUOTE_TRIGGERS = (",", '"', "\n", "\r")  # a cell holding one is quoted by the csv module (the others never are)
+QUOTE_TRIGGERS = (",", '"', "\n", "\r")  # the csv module may quote a cell holding one of these, and no other
 
 
 def neutralise(value):
@@ -66,8 +66,7 @@ def _cells(col: pd.Series) -> tuple[np.ndarray, bool] | None:
 
 
 def _quoted(text: np.ndarray) -> np.ndarray:
-    """Cells as the csv module writes them (quoted where they hold a comma, quote or line break), each distinct
-    cell written once."""
+    """Cells as the csv module writes them (it decides which to quote), each distinct cell written once."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
 
