@@ -181,7 +181,9 @@ def _pair_positions(arms: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, np
 
 
 def _pairs_from_arms(ev: Evidence) -> pd.DataFrame:
-    arms = ev.arms.copy()
+    arms = ev.arms
+    usable = (arms["mean"].notna() & (arms["timepoint_weeks"].isna() | (arms["timepoint_weeks"] > 0))).to_numpy()
+    arms = arms[usable].assign(_row=arms.index[usable] + 2).reset_index(drop=True)
     arms["role"] = arms["role"].fillna("primary")
     # change scores printed as baseline minus follow-up are re-signed to follow-up minus baseline
     flip = arms["change_sign"] == "baseline_minus_followup"
@@ -191,11 +193,8 @@ def _pairs_from_arms(ev: Evidence) -> pd.DataFrame:
         "; ".join(x for x in (d, "change printed as baseline minus follow-up; re-signed") if x)
         for d in arms.loc[flip, "derivation"].fillna("")
     ]
-    arms["_row"] = arms.index + 2
     fname = Path(ev.files.get("arms", "arms.csv")).name
     keys = ["study_id", "outcome", "instrument", "timepoint_weeks", "value_type", "adjusted", "role"]
-    usable = arms["mean"].notna() & (arms["timepoint_weeks"].isna() | (arms["timepoint_weeks"] > 0))
-    arms = arms[usable].reset_index(drop=True)
     a, b = _pair_positions(arms, keys)
     se, sd, how = arm_spreads(arms)
     mean, n, lo, hi = (_numbers(arms, c) for c in ("mean", "n", "scale_min", "scale_max"))
@@ -337,7 +336,8 @@ def assemble(ev: Evidence, config=None) -> BuildResult:
     excl = df.loc[listed, ["row_id", "study_id", "comparison", "outcome", "timepoint_weeks", "source_rows",
                            "note"]].assign(reason=reason[listed])
     df.loc[no_time | no_se, "role"] = "excluded"
-    excluded_studies = sorted(set(ev.studies["study_id"]) - set(df.loc[df["role"] == "primary", "study_id"].unique()))
+    ids = ev.studies["study_id"]
+    excluded_studies = sorted(set(ids[~ids.isin(df.loc[df["role"] == "primary", "study_id"])]))
     studies = pd.DataFrame({"row_id": "", "study_id": excluded_studies, "comparison": "", "outcome": "",
                             "timepoint_weeks": np.nan, "reason": "no usable effect estimate in the raw data",
                             "source_rows": "", "note": ""})
