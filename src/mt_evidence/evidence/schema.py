@@ -218,25 +218,28 @@ def _blank_mask(series: pd.Series) -> np.ndarray:
 
 
 def _text_values(series: pd.Series) -> tuple[np.ndarray, str]:
-    """Text cells stripped of surrounding whitespace, None where blank (one pass; strips only when needed), and
-    the non-blank cells joined by newlines (for searches over the whole column)."""
+    """Text cells stripped of surrounding whitespace, None where blank (strips only when some cell needs it), and
+    the distinct non-blank cells joined by newlines (for searches over the whole column). Each distinct text is
+    handled once; cells that are not all text (numbers from Excel) are handled one by one."""
     vals = series.astype(object).to_numpy(object)
-    na = pd.isna(vals)
-    out = np.full(len(vals), None, dtype=object)
-    present = vals[~na]
+    codes, distinct = pd.factorize(vals)  # missing cells: code -1
+    if not all(isinstance(v, str) for v in distinct):  # cell by cell (1 and True would count as one value)
+        present = ~pd.isna(vals)
+        distinct, codes = vals[present], np.full(len(vals), -1)
+        codes[present] = np.arange(len(distinct))
     joined = ""
-    if len(present):
+    if len(distinct):
         try:
-            joined = "\n".join(present)
+            joined = "\n".join(distinct)
             plain = not _edge_space("\n" + joined + "\n")  # nothing to strip
-        except TypeError:  # not all text, e.g. numbers from Excel
+        except TypeError:  # not all text
             plain = False
         if not plain:
-            present = np.array([str(v).strip() for v in present], dtype=object)
-            joined = "\n".join(present)
-        out[~na] = present
-        out[out == ""] = None
-    return out, joined
+            distinct = np.array([str(v).strip() for v in distinct], dtype=object)
+            joined = "\n".join(distinct)
+    texts = np.append(np.asarray(distinct, dtype=object), None)
+    texts[texts == ""] = None
+    return texts[codes], joined
 
 
 def _to_numbers(cells: np.ndarray, blank: np.ndarray) -> np.ndarray:
