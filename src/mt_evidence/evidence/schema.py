@@ -835,7 +835,8 @@ def cross_problems(studies: pd.DataFrame, arms: pd.DataFrame, contrasts: pd.Data
                    files: dict[str, str], rob: pd.DataFrame | None = None,
                    harms: pd.DataFrame | None = None, arm_details: pd.DataFrame | None = None) -> list[Problem]:
     out: list[Problem] = []
-    known = set(studies["study_id"].dropna())
+    known_ids = studies["study_id"].dropna()
+    known = set(known_ids)
     tables = [("arms", arms), ("contrasts", contrasts)]
     for name, extra in (("harms", harms), ("arm_details", arm_details)):
         if extra is not None:
@@ -862,7 +863,7 @@ def cross_problems(studies: pd.DataFrame, arms: pd.DataFrame, contrasts: pd.Data
             out.append(Problem(files["rob"], _row(i), "domain", f"a second judgement of '{rob.loc[i, 'domain']}' "
                                f"for {rob.loc[i, 'study_id']} ({rob.loc[i, 'tool']})", "one row per trial x tool x domain"))
     for table, df in tables:
-        orphan = df["study_id"].notna().to_numpy(bool) & ~df["study_id"].isin(known).to_numpy(bool)
+        orphan = df["study_id"].notna().to_numpy(bool) & ~df["study_id"].isin(known_ids).to_numpy(bool)
         for i, sid in df["study_id"][orphan].items():
             if sid and sid not in known:
                 out.append(Problem(files[table], _row(i), "study_id", f"'{sid}', which is not in studies",
@@ -883,8 +884,9 @@ def cross_problems(studies: pd.DataFrame, arms: pd.DataFrame, contrasts: pd.Data
                            "outcome, instrument, time point, value type and adjustment)",
                            "one row per trial x arm x outcome x time point"))
     # an arm must keep one intervention label within a study
-    counts = arms.groupby(["study_id", "arm"], dropna=True)["intervention"].nunique()
-    several = set(counts.index[counts > 1])
+    labels = arms[["study_id", "arm", "intervention"]].dropna().drop_duplicates()  # each arm's distinct labels
+    twice = labels[labels.duplicated(["study_id", "arm"], keep=False)]
+    several = set(zip(twice["study_id"], twice["arm"]))
     mask = np.zeros(len(arms), dtype=bool)
     if several:
         mask[:] = [k in several for k in zip(arms["study_id"], arms["arm"])]
