@@ -6,7 +6,7 @@ Two timings of each: the library calls (``validate_path``; ``build_processed`` o
 the commands as a user runs them (``mt-evidence validate`` and ``mt-evidence build``, which loads and validates
 before building; each in its own process, with its peak memory). The load average is printed before and after:
 the machine has 2 cores shared with other work, so say how busy it was when quoting the numbers.
-Run: ``.venv/bin/python benchmarks/bench_scale.py --rows 1000000`` (``make bench`` runs a smaller size).
+Run: ``.venv/bin/python benchmarks/bench_scale.py --rows 1000000`` (default: 100,000 rows; ``make bench`` does not run it).
 """
 
 from __future__ import annotations
