@@ -421,5 +421,5 @@ def build_processed(ev: Evidence, out_dir: str | Path, config=None, progress=Non
     return res
 
 
-__all__ = ["assemble", "build_processed", "check_build_output", "BuildResult", "arm_spread", "contrast_se", "orient",
-           "intervention_rank", "difference_to_100", "protected_inputs"]
+__all__ = ["assemble", "build_processed", "check_build_output", "BuildResult", "arm_spread", "arm_spreads",
+           "contrast_se", "contrast_ses", "orient", "intervention_rank", "difference_to_100", "protected_inputs"]
