@@ -18,12 +18,17 @@ app = typer.Typer(
 console = Console(stderr=True, soft_wrap=True)  # messages with paths are never broken mid-line
 
 
-def _load_or_exit(data: Optional[Path], out: Path):
+VocabularyOption = Annotated[Optional[Path], typer.Option(
+    "--vocabulary", help="A review.toml declaring the review's treatments, outcomes, populations and comparisons "
+                         "(default: the evidence folder's review.toml, else manual therapy for back pain)")]
+
+
+def _load_or_exit(data: Optional[Path], out: Path, vocabulary: Optional[Path] = None):
     """Load and validate the evidence, or print every problem and exit 1 (nothing is written to ``out``)."""
     from .evidence.io import EvidenceError, load_evidence
 
     try:
-        return load_evidence(data)
+        return load_evidence(data, vocabulary)
     except EvidenceError as err:
         console.print(f"{err}\nNothing was written to {out}.", style="red", markup=False, highlight=False)
         raise typer.Exit(1) from None
@@ -43,11 +48,12 @@ def _refused(err: Exception | str) -> None:
 @app.command()
 def validate(
     path: Annotated[Path, typer.Argument(help="An evidence folder (studies.csv, arms.csv, contrasts.csv) or .xlsx")],
+    vocabulary: VocabularyOption = None,
 ) -> None:
     """List every problem in an evidence folder or workbook; exit code 0 only when it is clean."""
     from .evidence.io import check_path
 
-    problems, warnings = check_path(path)
+    problems, warnings = check_path(path, vocabulary)
     out = Console(soft_wrap=True)
     if not problems:
         console.print(f"[green]OK[/green]: {escape(str(path))} has no problems.")
@@ -89,6 +95,7 @@ def template(
 def build(
     data: Annotated[Optional[Path], typer.Option(help="Evidence folder or workbook (default: bundled)")] = None,
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("data/processed"),
+    vocabulary: VocabularyOption = None,
 ) -> None:
     """Write analysis-ready effect sizes to data/processed (all or nothing)."""
     from .evidence.atomic import OutputRefused
@@ -100,7 +107,7 @@ def build(
         _refused(err)
     with _progress() as progress:
         task = progress.add_task("loading and validating the evidence", total=BUILD_STEPS + 1)
-        ev = _load_or_exit(data, out)
+        ev = _load_or_exit(data, out, vocabulary)
         progress.update(task, advance=1)
         try:
             res = build_processed(ev, out, progress=lambda msg: progress.update(task, description=msg, advance=1))
@@ -120,6 +127,7 @@ def report(
              "reviewer's certainty overrides (see src/mt_evidence/data/analysis.toml)")] = None,
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("reports"),
     pdf: Annotated[bool, typer.Option(help="Also print report.pdf with headless Chromium")] = True,
+    vocabulary: VocabularyOption = None,
 ) -> None:
     """Regenerate the clinician report (reports/index.html and reports/report.pdf) from the evidence."""
     from .evidence.io import EvidenceError
@@ -134,7 +142,7 @@ def report(
                   TimeElapsedColumn(), console=console, transient=True) as progress:
         task = progress.add_task("starting", total=REPORT_STEPS)
         try:
-            res = build_report(data, out, config=config, pdf=pdf,
+            res = build_report(data, out, config=config, pdf=pdf, vocabulary=vocabulary,
                                progress=lambda msg: progress.update(task, description=msg, advance=1))
         except (EvidenceError, ValueError, ReportError) as err:
             console.print(f"{err}\nThe report was not changed.", style="red", markup=False, highlight=False)
@@ -153,6 +161,7 @@ def figures(
     config: Annotated[Optional[Path], typer.Option(help="Analysis configuration (TOML)")] = None,
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("reports/figures"),
     measure: Annotated[str, typer.Option(help="md100 (points on 0-100), smd (final values) or smd_change (change scores)")] = "md100",
+    vocabulary: VocabularyOption = None,
 ) -> None:
     """Write every figure (forest, short-vs-long, funnel, risk of bias) as PNG (300 dpi), SVG and PDF."""
     from .evidence.atomic import OutputRefused
@@ -163,7 +172,7 @@ def figures(
         check_figures_output(out, data=data)
     except OutputRefused as err:
         _refused(err)
-    ev = _load_or_exit(data, out)
+    ev = _load_or_exit(data, out, vocabulary)
     try:
         table = write_figures(ev, out, load_config(config), measure=measure)
     except (OutputRefused, ValueError) as err:

@@ -43,8 +43,11 @@ PROCESSED_COLUMNS = [
 ]
 
 
-def intervention_rank(intervention: str) -> int:
-    """Position of an intervention in the comparison order (the first named side is the more active one)."""
+def intervention_rank(intervention: str, vocabulary=None) -> int:
+    """Position of an intervention in the comparison order (the first named side is the more active one): the
+    package's order, or the declaration order of a review's own vocabulary (docs/methods.md section 18)."""
+    if vocabulary is not None and not vocabulary.is_default:
+        return vocabulary.rank(intervention)
     return ORDER.index(intervention) if intervention in ORDER else len(ORDER)
 
 
@@ -122,7 +125,7 @@ def _pairs_from_arms(ev: Evidence) -> list[dict]:
     records = g_all.to_dict("records")  # plain dicts: far faster than rows of a DataFrame
     for positions in g_all.groupby(keys, dropna=False, sort=True).indices.values():
         rows = [records[i] for i in positions]
-        rows.sort(key=lambda r: (intervention_rank(r["intervention"]), r["arm"]))
+        rows.sort(key=lambda r: (intervention_rank(r["intervention"], ev.vocabulary), r["arm"]))
         for a, b in combinations(rows, 2):
             hiw = bool(a["higher_is_worse"])
             se1, sd1, how1 = arm_spread(a)
@@ -171,7 +174,8 @@ def _from_contrasts(ev: Evidence) -> list[dict]:
         if r["estimate_type"] != "MD":
             continue  # SMD/ratio contrasts are kept in the raw data; pooling them is not supported yet
         # put the more active intervention first
-        flip_order = intervention_rank(r["intervention1"]) > intervention_rank(r["intervention2"])
+        flip_order = (intervention_rank(r["intervention1"], ev.vocabulary)
+                      > intervention_rank(r["intervention2"], ev.vocabulary))
         est = r["estimate"] if r["direction_stored"] == "arm1_minus_arm2" else -r["estimate"]
         i1, i2, a1, a2, n1, n2 = (r["intervention1"], r["intervention2"], r["arm1"], r["arm2"], r["n1"], r["n2"])
         if flip_order:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from . import schema
 from .schema import EvidenceError, Problem
+from .vocabulary import REVIEW_FILE, Vocabulary, VocabularyError, default_vocabulary, load_vocabulary
 
 __all__ = ["Evidence", "load_evidence", "validate_path", "read_wide", "bundled_data_dir", "EvidenceError"]
 
@@ -55,6 +56,8 @@ class Evidence:
     arm_details: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(schema.ARM_DETAIL_COLUMNS)))
     #: values allowed but probably wrong (schema.plausibility_warnings), each naming file, row and column
     warnings: tuple = ()
+    #: the review's treatments, outcomes, populations and comparisons (docs/methods.md section 18)
+    vocabulary: Vocabulary = field(default_factory=default_vocabulary)
 
     def summary(self) -> str:
         return (
@@ -171,8 +174,18 @@ def _raw_tables_from_workbook(path: Path) -> tuple[dict[str, pd.DataFrame], dict
 # ---------------------------------------------------------------------------------------------- validation
 
 
-def validate_tables(raw: dict[str, pd.DataFrame], files: dict[str, str]) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
-    """Coerce and validate the three raw tables; return typed tables and every problem found."""
+def schemas_of(vocabulary: Vocabulary | None) -> dict:
+    """The pandera schemas of a vocabulary's allowed names (the packaged ones for the default vocabulary)."""
+    if vocabulary is None or vocabulary.is_default:
+        return schema.SCHEMAS
+    return schema.schemas_for(vocabulary.treatment_names, tuple(vocabulary.outcomes), tuple(vocabulary.populations))
+
+
+def validate_tables(raw: dict[str, pd.DataFrame], files: dict[str, str],
+                    vocabulary: Vocabulary | None = None) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
+    """Coerce and validate the raw tables against a vocabulary (default: the package's); return typed tables and
+    every problem found."""
+    schemas = schemas_of(vocabulary)
     problems: list[Problem] = []
     typed = {}
     raw, files = dict(raw), dict(files)
@@ -192,7 +205,7 @@ def validate_tables(raw: dict[str, pd.DataFrame], files: dict[str, str]) -> tupl
                                                             and p.column == "timepoint_weeks")]
                     problems.append(Problem(files[table], i + 2, "timepoint_weeks", f"'{v}' (a time with a unit)",
                                             hint))
-        problems += schema.schema_problems(t, table, files[table])
+        problems += schema.schema_problems(t, table, files[table], schemas)
         problems += schema.source_problems(t, table, files[table])
         typed[table] = t
     problems += schema.row_problems_arms(typed["arms"], files["arms"])
@@ -243,19 +256,52 @@ def _read_any(path: Path) -> tuple[dict, dict, list[Problem], bytes]:
                      "save it as .xlsx)")], b"")
 
 
-def validate_path(path: str | os.PathLike) -> list[Problem]:
+def review_file(path: Path) -> Path | None:
+    """The ``review.toml`` that declares an evidence folder's vocabulary, if there is one."""
+    folder = path if path.is_dir() else path.parent if path.name in TABLE_FILES.values() else None
+    if folder is not None and (folder / REVIEW_FILE).is_file():
+        return folder / REVIEW_FILE
+    return None
+
+
+def resolve_vocabulary(path: Path, vocabulary: Vocabulary | str | os.PathLike | None) -> tuple[Vocabulary, list[Problem], bytes]:
+    """The vocabulary for evidence at ``path``: the one given (a :class:`Vocabulary` or a file), else the
+    folder's ``review.toml``, else the default. Problems in the file come back as :class:`Problem` rows."""
+    if isinstance(vocabulary, Vocabulary):
+        return vocabulary, [], b""
+    file = Path(vocabulary) if vocabulary is not None else review_file(path)
+    if file is None:
+        return default_vocabulary(), [], b""
+    try:
+        vocab = load_vocabulary(file)
+    except VocabularyError as exc:
+        return default_vocabulary(), [Problem(str(file), None, key or None,
+                                              "an unknown key" if msg.startswith("a known key") else "a value that "
+                                              "does not fit", msg) for key, msg in exc.problems], b""
+    except (ValueError, OSError) as exc:
+        return default_vocabulary(), [Problem(str(file), None, None, str(exc).removeprefix(f"{file}: "),
+                                              "a review.toml in TOML (see docs/methods.md section 18)")], b""
+    return vocab, [], REVIEW_FILE.encode() + b"\0" + file.read_bytes()
+
+
+def validate_path(path: str | os.PathLike, vocabulary: Vocabulary | str | os.PathLike | None = None) -> list[Problem]:
     """Every problem in an evidence folder or workbook (empty list when clean)."""
-    return check_path(path)[0]
+    return check_path(path, vocabulary)[0]
 
 
-def check_path(path: str | os.PathLike) -> tuple[list[Problem], list[Problem]]:
+def check_path(path: str | os.PathLike, vocabulary: Vocabulary | str | os.PathLike | None = None
+               ) -> tuple[list[Problem], list[Problem]]:
     """(problems, warnings) of an evidence folder or workbook: problems stop loading; warnings name values the
-    contract allows but that are probably wrong (:func:`schema.plausibility_warnings`)."""
+    contract allows but that are probably wrong (:func:`schema.plausibility_warnings`). The vocabulary: the one
+    given, else the folder's ``review.toml``, else the default."""
     p = Path(path)
     if not p.exists():
         return [Problem(str(p), None, None, "no such file or folder", "an evidence folder or .xlsx workbook")], []
+    vocab, vproblems, _ = resolve_vocabulary(p, vocabulary)
+    if vproblems:
+        return vproblems, []
     raw, files, problems, _ = _read_any(p)
-    typed, more = validate_tables(raw, files)
+    typed, more = validate_tables(raw, files, vocab)
     problems = problems + more
     warnings = [] if problems else schema.plausibility_warnings(typed, _files_of(files))
     return problems, warnings
@@ -268,24 +314,31 @@ def _files_of(files: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def load_evidence(path: str | os.PathLike | None = None) -> Evidence:
+def load_evidence(path: str | os.PathLike | None = None,
+                  vocabulary: Vocabulary | str | os.PathLike | None = None) -> Evidence:
     """Load and validate evidence from a folder of CSV files or an Excel workbook.
 
-    ``path=None`` loads the bundled evidence. Raises :class:`EvidenceError` listing every problem.
+    ``path=None`` loads the bundled evidence. ``vocabulary``: a :class:`Vocabulary` or a ``review.toml``; by
+    default the folder's ``review.toml`` when it has one, else the package's vocabulary (docs/methods.md section
+    18). Raises :class:`EvidenceError` listing every problem.
     """
     p = bundled_data_dir() if path is None else Path(path)
     if not p.exists():
         raise EvidenceError([Problem(str(p), None, None, "no such file or folder",
                                      "an evidence folder (studies.csv, arms.csv, contrasts.csv) or .xlsx workbook")])
+    vocab, vproblems, vdigest = resolve_vocabulary(p, vocabulary)
+    if vproblems:
+        raise EvidenceError(vproblems)
     raw, files, problems, digest = _read_any(p)
-    typed, more = validate_tables(raw, files)
+    digest += vdigest
+    typed, more = validate_tables(raw, files, vocab)
     problems += more
     if problems:
         raise EvidenceError(problems)
     warnings = tuple(schema.plausibility_warnings(typed, _files_of(files)))
     return Evidence(warnings=warnings, studies=schema.with_rob_overall(typed["studies"], typed["rob"]), arms=typed["arms"], contrasts=typed["contrasts"], source=str(p),
                     data_hash=hashlib.sha256(digest).hexdigest(), files=files, rob=typed["rob"],
-                    harms=typed["harms"], arm_details=typed["arm_details"])
+                    harms=typed["harms"], arm_details=typed["arm_details"], vocabulary=vocab)
 
 
 # ------------------------------------------------------------------------------------------ wide sheets

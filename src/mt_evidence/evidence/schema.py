@@ -14,6 +14,7 @@ file, the row as a spreadsheet shows it (header = row 1), the column, what was f
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -133,7 +134,7 @@ class Problem:
         if self.row is not None:
             where += f", row {self.row}"
         if self.column:
-            where += f", column '{self.column}'"
+            where += f", {'key' if self.file.endswith('.toml') else 'column'} '{self.column}'"
         return f"{where}: found {self.found}; expected {self.expected}"
 
 
@@ -446,6 +447,28 @@ ARM_DETAILS_SCHEMA = pa.DataFrameSchema(
 SCHEMAS = {"studies": STUDIES_SCHEMA, "arms": ARMS_SCHEMA, "contrasts": CONTRASTS_SCHEMA, "rob": ROB_SCHEMA,
            "harms": HARMS_SCHEMA, "arm_details": ARM_DETAILS_SCHEMA}
 
+#: the columns whose allowed values a review's vocabulary declares (docs/methods.md section 18)
+VOCABULARY_COLUMNS = {
+    "studies": {"population": "populations"},
+    "arms": {"intervention": "treatments", "outcome": "outcomes"},
+    "contrasts": {"intervention1": "treatments", "intervention2": "treatments", "outcome": "outcomes"},
+    "harms": {"intervention": "treatments"},
+    "arm_details": {"intervention": "treatments"},
+}
+
+
+@functools.lru_cache(maxsize=16)
+def schemas_for(treatments: tuple[str, ...], outcomes: tuple[str, ...], populations: tuple[str, ...]) -> dict:
+    """The pandera schemas with a review's own treatments, outcomes and populations as the allowed values."""
+    if (treatments, outcomes, populations) == (INTERVENTIONS, OUTCOMES, POPULATIONS):
+        return SCHEMAS
+    allowed = {"treatments": treatments, "outcomes": outcomes, "populations": populations}
+    out = dict(SCHEMAS)
+    for table, cols in VOCABULARY_COLUMNS.items():
+        for col, kind in cols.items():
+            out[table] = out[table].update_column(col, checks=[pa.Check.isin(list(allowed[kind]))])
+    return out
+
 _EXPECT = {
     "isin": "one of: {values}",
     "str_matches": "text matching the pattern {values}",
@@ -480,8 +503,8 @@ def _expected_text(schema: pa.DataFrameSchema, column: str, check: str) -> str:
     return _EXPECT.get(check, check)
 
 
-def schema_problems(df: pd.DataFrame, table: str, file: str) -> list[Problem]:
-    schema = SCHEMAS[table]
+def schema_problems(df: pd.DataFrame, table: str, file: str, schemas: dict | None = None) -> list[Problem]:
+    schema = (schemas or SCHEMAS)[table]
     try:
         schema.validate(df, lazy=True)
         return []
