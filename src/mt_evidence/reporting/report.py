@@ -32,10 +32,11 @@ from ..synthesis import claims as C
 from ..synthesis import dose as D
 from ..synthesis import harms as H
 from ..synthesis import network as SN
+from ..synthesis import multiverse as MV
 from ..synthesis import grade
 from ..synthesis.settings import ReportSettings, load_settings
 
-REPORT_STEPS = 6  # progress messages build_report sends: load, pool, draw, write HTML, print PDF, done
+REPORT_STEPS = 8  # progress messages build_report sends: load, pool, networks, draw, multiverse, write HTML, print PDF, done
 WINDOW_WORDS = {"short": "at up to 3 months", "intermediate": "at 3 to 12 months", "long": "at 12 months or more"}
 OUTCOME_WORDS = {"pain": "pain", "disability": "function and disability"}
 
@@ -330,7 +331,44 @@ def verdict_css(verdict: str) -> str:
             C.NOT_TESTABLE: "untestable"}.get(verdict, "uncertain")
 
 
-def claims_rows(results: list[C.ClaimResult], network: dict | None = None) -> list[dict]:
+CATEGORY_WORDS = {"benefit": "an important benefit", "little": "little or no difference", "harm": "an important harm",
+                  "shown": "an effect (CI excludes none)", "unclear": "no clear effect"}
+
+
+def multiverse_texts(summary: pd.DataFrame, digits: int = 1) -> dict[tuple[str, str, str], dict]:
+    """{(comparison, outcome, window): {"text", "flips"}}: how many combinations of analysis choices agree with
+    the plan's size category (docs/methods.md section 19), in one short sentence."""
+    out = {}
+    for r in summary.itertuples():
+        rng = f"estimates {_f(r.estimate_min, digits, True)} to {_f(r.estimate_max, digits, True)}"
+        if r.flips:
+            others = ", ".join(f"{CATEGORY_WORDS.get(c.rsplit(' (', 1)[0], c)} in {c.rsplit(' (', 1)[1].rstrip(')')}"
+                               for c in r.other_categories.split("; "))
+            text = (f"Multiverse: {r.n_same} of {r.n_specs} combinations of analysis choices agree; {others} "
+                    f"(the conclusion changes under some reasonable choices; {rng}).")
+        else:
+            text = f"Multiverse: all {r.n_specs} combinations of analysis choices agree ({rng})."
+        out[(r.comparison, r.outcome, r.window)] = {"text": text, "flips": bool(r.flips)}
+    return out
+
+
+def claim_multiverse(cr: C.ClaimResult, texts: dict) -> dict:
+    """One line per claim (the one print shows): whether the conclusions of its direct analyses hold under every
+    combination of analysis choices (docs/methods.md section 19)."""
+    keys = [(t.test.comparison, t.test.outcome, t.test.window) for t in cr.tests if not t.test.context]
+    found = [texts[k] for k in keys if k in texts]
+    if not found:
+        return {"multiverse": "", "multiverse_flips": False}
+    flips = sum(f["flips"] for f in found)
+    if not flips:
+        return {"multiverse": f"Multiverse: the conclusions of its {len(found)} pooled analyses hold under every "
+                              "combination of reasonable analysis choices.", "multiverse_flips": False}
+    return {"multiverse": f"Multiverse: {flips} of its {len(found)} pooled conclusions change under some reasonable "
+                          "analysis choices (appendix).", "multiverse_flips": True}
+
+
+def claims_rows(results: list[C.ClaimResult], network: dict | None = None,
+                multiverse: dict | None = None) -> list[dict]:
     rows = []
     for cr in results:
         rows.append({
@@ -342,10 +380,12 @@ def claims_rows(results: list[C.ClaimResult], network: dict | None = None) -> li
                        "verdict": t.verdict, "detail": t.explanation,
                        "why": t.test.why, "css": verdict_css(t.verdict),
                        "network": (network or {}).get((t.test.comparison, t.test.outcome, t.test.window), ""),
+                       "multiverse": (multiverse or {}).get((t.test.comparison, t.test.outcome, t.test.window)),
                        "reasons": t.certainty.reasons() if t.certainty else [],
                        "both_ways": (t.certainty.level_if_unassessed_low
                                      if t.certainty and t.certainty.level_if_unassessed_low != t.certainty.level
                                      else "")} for t in cr.tests],
+            **claim_multiverse(cr, multiverse or {}),
         })
     return rows
 
@@ -425,6 +465,22 @@ def sensitivity_rows(frame: pd.DataFrame, config: A.AnalysisConfig, vocabulary=N
                                 f"{config.window(window).label}",
                     "primary": f"{_f(prim['estimate'], 1, True)} ({_f(prim['ci_low'])} to {_f(prim['ci_high'])}); "
                                f"{int(prim['k'])} trial(s)", "variants": variants})
+    return out
+
+
+def multiverse_rows(summary: pd.DataFrame, config: A.AnalysisConfig, vocabulary=None) -> list[dict]:
+    """The multiverse table of the sensitivity section: one row per analysis (docs/methods.md section 19)."""
+    words = outcome_words(vocabulary)
+    out = []
+    for r in summary.itertuples():
+        if r.outcome not in primary_outcomes(vocabulary):
+            continue
+        first, second = A.labels_of(r.comparison, vocabulary)
+        out.append({"analysis": f"{first} vs {second}, {words.get(r.outcome, r.outcome)}, "
+                                f"{config.window(r.window).label}",
+                    "agree": f"{r.n_same} of {r.n_specs}", "range": f"{_f(r.estimate_min, 1, True)} to "
+                                                                     f"{_f(r.estimate_max, 1, True)}",
+                    "flips": bool(r.flips), "others": r.other_categories})
     return out
 
 
@@ -831,6 +887,9 @@ def _render(ev: Evidence, settings: ReportSettings | None = None, *, generated: 
     for r in sof:
         r["network"] = network_text(networks, r["comparison_id"], r["outcome"], r["window"], ev.vocabulary)
     net_by_test = {(r["comparison_id"], r["outcome"], r["window"]): r["network"] for r in sof}
+    say("running the multiverse")
+    mv_summary = MV.multiverse(plain, cfg).summary()
+    mv_texts = multiverse_texts(mv_summary)
     not_used = frame.loc[~frame["used"].astype(bool)][["study_id", "comparison", "outcome", "window", "why_not"]].fillna("")
     excluded_rows = []
     for df, kind in ((ev.arms, "arm"), (ev.contrasts, "contrast")):
@@ -861,7 +920,8 @@ def _render(ev: Evidence, settings: ReportSettings | None = None, *, generated: 
         n_trials=len(ev.studies),
         key_messages=key_messages(sof, claim_results, ev.vocabulary),
         scoreboard=scoreboard(claim_results), glance=glance_figure(networks, cfg, over_time, ev.vocabulary),
-        claims=claims_rows(claim_results, net_by_test),
+        claims=claims_rows(claim_results, net_by_test, mv_texts),
+        multiverse=multiverse_rows(mv_summary, cfg, ev.vocabulary),
         **split_body(sof_tables(sof), figures, claim_results),
         fade=fade_table(frame, cfg, ev.vocabulary),
         sensitivity_rows=sensitivity_rows(frame, cfg, ev.vocabulary),

@@ -367,6 +367,15 @@ def pool_analysis(yi, vi, labels, config: AnalysisConfig | None = None, **pool_k
 # ------------------------------------------------------------------------------------------ assembling
 
 
+#: why a row is not used when another time point or instrument of its trial is (a candidate of the multiverse)
+OTHER_POINT_USED = "another time point or instrument of this trial is used in this window"
+
+
+def instrument_rank(outcome: str, instrument: str, config: AnalysisConfig) -> int:
+    """Position of an instrument in the outcome's preference list (``[instruments]``; unlisted ones last)."""
+    return _instrument_rank(outcome, instrument, config)
+
+
 def _instrument_rank(outcome: str, instrument: str, config: AnalysisConfig) -> int:
     prefs = config.instruments.get(outcome, [])
     for i, p in enumerate(prefs):
@@ -701,7 +710,7 @@ def comparison_frame(ev: Evidence, config: AnalysisConfig | None = None, *, meas
                         kind="mergesort")
     dup = df["used"] & df[df["used"]].duplicated(key, keep="first").reindex(df.index, fill_value=False)
     df.loc[dup, "used"] = False
-    df.loc[dup, "why_not"] = "another time point or instrument of this trial is used in this window"
+    df.loc[dup, "why_not"] = OTHER_POINT_USED
     st = ev.studies.set_index("study_id")
     df["population"] = [st["population"].get(s) for s in df["_trial"]]
     df["rob_overall"] = [st["rob_overall"].get(s) if st["rob_overall"].get(s) else "not assessed"
@@ -711,6 +720,7 @@ def comparison_frame(ev: Evidence, config: AnalysisConfig | None = None, *, meas
     df = df.sort_values(["comparison", "outcome", "window", "study_id"], kind="mergesort").reset_index(drop=True)
     if not ev.vocabulary.is_default:
         df.attrs["comparison_order"] = comparison_order(ev.vocabulary)
+        df.attrs["views"] = views_of(ev.vocabulary)
     return df
 
 
