@@ -7,6 +7,7 @@ files, all validated against the data contract in :mod:`mt_evidence.evidence.sch
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -17,12 +18,12 @@ import pandas as pd
 
 from . import schema
 from .schema import EvidenceError, Problem
+from .validation import SHEET_CELLS, SHEET_ROW, TABLE_FILES, schemas_of, validate_tables
 from .vocabulary import REVIEW_FILE, Vocabulary, VocabularyError, default_vocabulary, load_vocabulary
 
-__all__ = ["Evidence", "load_evidence", "validate_path", "read_wide", "bundled_data_dir", "EvidenceError"]
+__all__ = ["Evidence", "load_evidence", "validate_path", "read_wide", "bundled_data_dir", "EvidenceError",
+           "validate_tables", "schemas_of", "TABLE_FILES"]
 
-TABLE_FILES = {"studies": "studies.csv", "arms": "arms.csv", "contrasts": "contrasts.csv", "rob": "rob.csv",
-               "harms": "harms.csv", "arm_details": "arm_details.csv"}
 
 
 def bundled_data_dir() -> Path:
@@ -169,77 +170,6 @@ def _raw_tables_from_workbook(path: Path) -> tuple[dict[str, pd.DataFrame], dict
         df.columns = [str(c).strip() for c in df.columns]
         tables[table] = df.replace({np.nan: None})
     return tables, files, problems, path.read_bytes()
-
-
-# ---------------------------------------------------------------------------------------------- validation
-
-
-def schemas_of(vocabulary: Vocabulary | None) -> dict:
-    """The pandera schemas of a vocabulary's allowed names (the packaged ones for the default vocabulary)."""
-    if vocabulary is None or vocabulary.is_default:
-        return schema.SCHEMAS
-    return schema.schemas_for(vocabulary.treatment_names, tuple(vocabulary.outcomes), tuple(vocabulary.populations))
-
-
-def validate_tables(raw: dict[str, pd.DataFrame], files: dict[str, str],
-                    vocabulary: Vocabulary | None = None) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
-    """Coerce and validate the raw tables against a vocabulary (default: the package's); return typed tables and
-    every problem found."""
-    schemas = schemas_of(vocabulary)
-    problems: list[Problem] = []
-    typed = {}
-    raw, files = dict(raw), dict(files)
-    for table in schema.OPTIONAL_TABLES:  # optional tables may be left out by callers
-        raw.setdefault(table, pd.DataFrame(columns=list(schema.TABLES[table][0])))
-        files.setdefault(table, TABLE_FILES[table])
-    for table in TABLE_FILES:
-        df = raw[table].reset_index(drop=True)
-        t, probs = schema.coerce_table(df, table, files[table])
-        problems += probs
-        # a time point written with a unit: say what to write instead
-        if "timepoint_weeks" in df.columns:
-            for i, v in df["timepoint_weeks"].items():
-                hint = schema.timepoint_unit_hint(v)
-                if hint:
-                    problems = [p for p in problems if not (p.file == files[table] and p.row == i + 2
-                                                            and p.column == "timepoint_weeks")]
-                    problems.append(Problem(files[table], i + 2, "timepoint_weeks", f"'{v}' (a time with a unit)",
-                                            hint))
-        problems += schema.schema_problems(t, table, files[table], schemas)
-        problems += schema.source_problems(t, table, files[table])
-        typed[table] = t
-    problems += schema.row_problems_arms(typed["arms"], files["arms"])
-    problems += schema.row_problems_contrasts(typed["contrasts"], files["contrasts"])
-    problems += schema.row_problems_harms(typed["harms"], files["harms"])
-    problems += schema.row_problems_arm_details(typed["arm_details"], files["arm_details"])
-    problems += schema.row_problems_rob(typed["rob"], files["rob"])
-    problems += schema.cross_problems(typed["studies"], typed["arms"], typed["contrasts"], files, typed["rob"],
-                                      typed["harms"], typed["arm_details"])
-    problems = _wide_sheet_rows(problems, raw["arms"], files["arms"])
-    problems.sort(key=lambda p: (p.file, p.row or 0, p.column or ""))
-    return typed, problems
-
-
-def _wide_sheet_rows(problems: list[Problem], arms: pd.DataFrame, file: str) -> list[Problem]:
-    """Arms rows made by :func:`read_wide` are reported at their row and column of the wide sheet (the sheet the
-    user edits), not at their place in the long arms table."""
-    if "x_wide_row" not in arms.columns:
-        return problems
-    arms = arms.reset_index(drop=True)
-    out = []
-    for p in problems:
-        if p.file != file or p.row is None or not (0 <= p.row - 2 < len(arms)):
-            out.append(p)
-            continue
-        r = arms.iloc[p.row - 2]
-        cols = dict(x.split("=", 1) for x in str(r.get("x_wide_columns") or "").split(";") if "=" in x)
-        column = p.column
-        if column in cols:
-            column = cols[column]
-        elif column:
-            column = f"{column} (from the mapping)"
-        out.append(Problem(p.file, int(r["x_wide_row"]), column, p.found, p.expected))
-    return out
 
 
 def _read_any(path: Path) -> tuple[dict, dict, list[Problem], bytes]:
@@ -413,9 +343,9 @@ def read_wide(path: str | os.PathLike, mapping: str | os.PathLike) -> pd.DataFra
             row.update(base)
             row.update({k: v for k, v in m.items() if k not in numeric})
             row.update(vals)
-            row["x_wide_row"] = i + 2
-            row["x_wide_columns"] = ";".join(f"{t}={c}" for t, c in list(fixed.items())
-                                             + [(k, m[k]) for k in numeric if k in m])
+            row[SHEET_ROW] = i + 2
+            row[SHEET_CELLS] = json.dumps({t: [i + 2, c] for t, c in list(fixed.items())
+                                           + [(k, m[k]) for k in numeric if k in m]})
             if not row.get("source_location"):
                 row["source_location"] = f"{path.name}, row {i + 2}"
             rows.append(row)
