@@ -7,9 +7,7 @@ files, all validated against the data contract in :mod:`mt_evidence.evidence.sch
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import pandas as pd
 
 from . import schema
 from .schema import EvidenceError, Problem
-from .validation import SHEET_CELLS, SHEET_ROW, TABLE_FILES, schemas_of, validate_tables
+from .validation import TABLE_FILES, schemas_of, validate_tables
 from .vocabulary import REVIEW_FILE, Vocabulary, VocabularyError, default_vocabulary, load_vocabulary
 
 __all__ = ["Evidence", "load_evidence", "validate_path", "read_wide", "bundled_data_dir", "EvidenceError",
@@ -275,85 +273,19 @@ def load_evidence(path: str | os.PathLike | None = None,
 
 
 def read_wide(path: str | os.PathLike, mapping: str | os.PathLike) -> pd.DataFrame:
-    """Read a wide extraction sheet (one row per arm, outcome/time columns side by side) into arms rows.
+    """Read a wide extraction sheet (one row per arm or trial, outcome/time columns side by side) into arms rows,
+    through a mapping file (the language of :mod:`mt_evidence.evidence.wide`, docs/bring-your-own-review.md).
 
-    ``mapping`` is a TOML file::
-
-        [columns]                 # arms column = wide-sheet column (fixed per arm)
-        study_id = "Study"
-        arm = "Group"
-        intervention = "Category"
-
-        [defaults]                # values for every row (e.g. source_url)
-        source_url = "https://..."
-
-        [[measures]]              # one block per outcome x time point
-        outcome = "disability"
-        instrument = "RMDQ"
-        scale_min = 0
-        scale_max = 24
-        higher_is_worse = true
-        timepoint_weeks = 13
-        value_type = "final"
-        source_location = "Table 2"
-        mean = "RMDQ 3m mean"     # wide-sheet columns holding the numbers
-        sd = "RMDQ 3m SD"
-        n = "RMDQ 3m n"
-
-    Returns a frame in the arms format (not yet validated: pass it through ``validate_tables``). Problems with
-    the mapping itself (a column it names that the sheet lacks) raise :class:`EvidenceError`, all at once.
+    Returns a frame in the arms format, each row with the sheet row and columns it came from (not yet validated:
+    pass it through ``validate_tables``, which names problems by the sheet's own row and column). Problems with the
+    mapping, the columns it names and the values it recodes raise :class:`EvidenceError`, all at once. The first
+    mapping form (``[columns]`` of sheet columns, ``[defaults]`` of constants, ``[[measures]]`` whose numbers name
+    columns) is still read. To write an evidence folder from a sheet, use ``wide.import_wide``
+    (``mt-evidence import-wide``).
     """
-    path, mapping = Path(path), Path(mapping)
-    try:
-        spec = tomllib.loads(mapping.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise EvidenceError([Problem(str(mapping), None, None, f"an unreadable mapping ({exc})", "a TOML file")]) from None
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        sheet = pd.read_excel(path, dtype=str, sheet_name=spec.get("sheet", 0))
-    else:
-        sheet, probs, _ = _read_csv_checked(path)
-        if probs:
-            raise EvidenceError(probs)
-    problems = []
-    fixed = spec.get("columns", {})
-    measures = spec.get("measures", [])
-    if not measures:
-        problems.append(Problem(str(mapping), None, None, "no [[measures]] blocks",
-                                "at least one [[measures]] block naming the outcome and its columns"))
-    numeric = ("n", "mean", "sd", "se", "ci_low", "ci_high", "median", "q1", "q3", "min", "max")
-    for target, col in fixed.items():
-        if col not in sheet.columns:
-            problems.append(Problem(str(mapping), None, f"columns.{target}", f"'{col}', not a column of {path.name}",
-                                    f"one of {list(sheet.columns)}"))
-    for j, m in enumerate(measures, start=1):
-        for key in numeric:
-            if key in m and m[key] not in sheet.columns:
-                problems.append(Problem(str(mapping), None, f"measures[{j}].{key}",
-                                        f"'{m[key]}', not a column of {path.name}", f"one of {list(sheet.columns)}"))
-    if problems:
-        raise EvidenceError(problems)
-    rows = []
-    for i, r in sheet.iterrows():
-        base = {t: r[c] for t, c in fixed.items()}
-        for m in measures:
-            vals = {k: r[m[k]] for k in numeric if k in m}
-            if all(pd.isna(v) or str(v).strip() == "" for v in vals.values()):
-                continue  # this arm has no data for this measure
-            row = dict(spec.get("defaults", {}))
-            row.update(base)
-            row.update({k: v for k, v in m.items() if k not in numeric})
-            row.update(vals)
-            row[SHEET_ROW] = i + 2
-            row[SHEET_CELLS] = json.dumps({t: [i + 2, c] for t, c in list(fixed.items())
-                                           + [(k, m[k]) for k in numeric if k in m]})
-            if not row.get("source_location"):
-                row["source_location"] = f"{path.name}, row {i + 2}"
-            rows.append(row)
-    out = pd.DataFrame(rows)
-    for c in schema.ARM_COLUMNS:
-        if c not in out.columns:
-            out[c] = None
-    return out
+    from .wide import read_wide_arms
+
+    return read_wide_arms(path, mapping)
 
 
 @dataclass(frozen=True)
