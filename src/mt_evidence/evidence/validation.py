@@ -149,4 +149,4 @@ def sheet_problems(problems: list[Problem], raw: dict[str, pd.DataFrame], files:
         if block and found != p.found:
             found += f"; this one made by {block}"
         out.append(Problem(p.file, row, column, found, p.expected))
-    return out
+    return list(dict.fromkeys(out))  # one sheet cell read into several rows: one problem

@@ -558,6 +558,7 @@ def load_mapping(path: str | os.PathLike, *, first_form: bool = False) -> WideMa
     if first_form and ("columns" in spec or "defaults" in spec):
         spec = _from_first_form(spec)
     present = set(spec)
+    meant = set()  # the known keys that misspelt ones were taken for (their absence is not a second problem)
     for key in spec:
         if key in ("columns", "defaults"):
             problems.append(_problem(mapping, key, f"[{key}], from the first mapping form",
@@ -567,12 +568,16 @@ def load_mapping(path: str | os.PathLike, *, first_form: bool = False) -> WideMa
             v = spec[key]
             what = (f"an unknown table [{key}]" if isinstance(v, dict) else f"unknown blocks [[{key}]]"
                     if isinstance(v, list) and v and all(isinstance(b, dict) for b in v) else "an unknown key")
-            problems.append(_problem(mapping, key, what,
-                                     f"one of {', '.join(TOP_KEYS)}{suggest(key, TOP_KEYS)}"))
+            hint = suggest(key, TOP_KEYS)
+            meant.add(hint.partition("'")[2].partition("'")[0])
+            problems.append(_problem(mapping, key, what, f"one of {', '.join(TOP_KEYS)}{hint}"))
+    broken = set()  # tables written with the wrong brackets or type: what they would hold is unknown
     for key in TABLE_KEYS:
         v = spec.get(key)
         if v is None:
             continue
+        if not isinstance(v, dict):
+            broken.add(key)
         if isinstance(v, list):
             problems.append(_problem(mapping, key, f"[[{key}]] ({len(v)} block(s), two brackets)",
                                      f"one [{key}] table (single brackets)"))
@@ -707,17 +712,19 @@ def load_mapping(path: str | os.PathLike, *, first_form: bool = False) -> WideMa
                     rob_domains[dom] = src
 
     # what every row needs
-    if "measures" not in present and "contrasts" not in present:
+    if not present & {"measures", "contrasts"} and not meant & {"measures", "contrasts"}:
         problems.append(_problem(mapping, "measures", "no [[measures]] or [[contrasts]] blocks",
                                  "at least one [[measures]] block (arms.csv: an outcome at a time point, its columns) "
                                  "or [[contrasts]] block"))
-    if spec.get("arms") and "measures" not in present:
+    if spec.get("arms") and "measures" not in present | meant:
         problems.append(_problem(mapping, "arms", "an [arms] table and no [[measures]] blocks",
                                  "[[measures]] blocks: [arms] only holds what they share"))
     for j, m in enumerate(measures, 1):
         have = set(arms) | set(m)
-        lack = [f for f in REQUIRED["arms"] if f not in have]
-        if lack and len(spec["measures"][j - 1]) == len(m):  # a field with a problem of its own is named already
+        # a field written (even wrongly, then named already) is not missing
+        written = set(spec.get("arms") or {}) | set(spec["measures"][j - 1])
+        lack = [f for f in REQUIRED["arms"] if f not in written]
+        if lack and "arms" not in broken:
             problems.append(_problem(mapping, f"measures[{j}]", f"no {', '.join(lack)}",
                                      "each of them in this block or in [arms] (required in arms.csv)"))
         if not any(f in have and {**arms, **m}[f].reads_sheet for f in ARM_VALUES):
@@ -725,21 +732,21 @@ def load_mapping(path: str | os.PathLike, *, first_form: bool = False) -> WideMa
                                      f"at least one of {', '.join(ARM_VALUES)} as {{ column = \"...\" }} (a block "
                                      "makes a row where the sheet has a number)"))
     for j, c in enumerate(contrasts, 1):
-        lack = [f for f in REQUIRED["contrasts"] if f not in c]
-        if lack and len(spec["contrasts"][j - 1]) == len(c):
+        lack = [f for f in REQUIRED["contrasts"] if f not in spec["contrasts"][j - 1]]
+        if lack:
             problems.append(_problem(mapping, f"contrasts[{j}]", f"no {', '.join(lack)}",
                                      "each of them in this block (required in contrasts.csv)"))
         if not any(f in c and c[f].reads_sheet for f in CONTRAST_VALUES):
             problems.append(_problem(mapping, f"contrasts[{j}]", "no value read from the sheet",
                                      f"at least one of {', '.join(CONTRAST_VALUES)} as {{ column = \"...\" }}"))
     if studies is not None:
-        lack = [f for f in REQUIRED["studies"] if f not in studies]
-        if lack and len(spec["studies"]) == len(studies):
+        lack = [f for f in REQUIRED["studies"] if f not in spec["studies"]]
+        if lack:
             problems.append(_problem(mapping, "studies", f"no {', '.join(lack)}", "each of them (required in "
                                                                                    "studies.csv)"))
     if rob is not None:
-        lack = [f for f in REQUIRED["rob"] if f not in rob]
-        if lack and len([k for k in spec["rob"] if k != "domains"]) == len(rob):
+        lack = [f for f in REQUIRED["rob"] if f not in spec["rob"]]
+        if lack:
             problems.append(_problem(mapping, "rob", f"no {', '.join(lack)}", "each of them (required in rob.csv)"))
 
     vocab, vocab_toml = None, None
@@ -920,6 +927,7 @@ class _Reader:
         self.pos = {name: idx[0] for name, idx in sheet.index().items()}
         self.problems: list[Problem] = []
         self.reported: set[tuple[int, str]] = set()
+        self.seen: set[Problem] = set()
 
     def cell(self, cells: tuple[str, ...], col: str) -> str:
         v = cells[self.pos[col]]
@@ -976,6 +984,9 @@ class _Reader:
         return _Value(text or None, row, src.label, read, printed)
 
     def report(self, p: Problem) -> None:
+        if p in self.seen:  # a cell read by several blocks is reported once
+            return
+        self.seen.add(p)
         self.problems.append(p)
         if p.row is not None and p.column:
             self.reported.add((p.row, p.column))
