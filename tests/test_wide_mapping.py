@@ -332,6 +332,19 @@ def test_an_inline_vocabulary_is_written_as_review_toml(synthetic, tmp_path):
     assert load_vocabulary(tmp_path / "out" / "review.toml").treatment_names[:2] == ("cbt_exercise", "cbt")
 
 
+def test_vocabulary_problems_name_the_key_and_the_file_stays_in_the_mapping_folder(synthetic, tmp_path):
+    mapping = synthetic / "mapping.toml"
+    text = mapping.read_text()
+    mapping.write_text(text.replace('vocabulary = "review.toml"', 'vocabulary = "../elsewhere/review.toml"'))
+    problems = problems_of(lambda: load_mapping(mapping))
+    assert [p.column for p in problems] == ["vocabulary"] and "outside the mapping's folder" in problems[0].found
+    mapping.write_text(text.replace('vocabulary = "review.toml"\n', "") + '\n[vocabulary.review]\ntitel = "x"\n'
+                       '[vocabulary.treatments]\nsmt = { label = "SMT" }\n[vocabulary.outcomes]\npain = "pain"\n')
+    problems = problems_of(lambda: load_mapping(mapping))
+    assert [(p.column, p.found) for p in problems] == [("vocabulary.review.titel", "an unknown key")]
+    assert "did you mean 'title'?" in problems[0].expected
+
+
 def test_toml_text_round_trips():
     spec = {"review": {"title": 'a "quoted" title', "primary_outcomes": ["pain"]},
             "treatments": {"smt": {"label": "SMT", "role": "active"}, "odd key": {"label": "ünï"}},
@@ -608,3 +621,34 @@ def test_an_import_folder_is_owned_by_import_wide(synthetic, tmp_path):
     import_wide(synthetic / "sheet.csv", synthetic / "mapping.toml", out)
     assert (out / "notes.txt").read_text() == "kept"
     assert pd.read_csv(out / "arms.csv").shape[0] == 8
+
+
+# ------------------------------------------------------------------------------------------ the documentation
+
+
+@pytest.mark.parametrize("doc,heading", [("README.md", "### Bring your own review: wide sheets"),
+                                         ("docs/bring-your-own-review.md", "## A complete example")])
+def test_the_documented_example_imports_as_documented(tmp_path, doc, heading):
+    """The example sheet (a markdown table) and mapping of the README and of the full documentation, run as
+    written: one study, three arms rows, two rob rows."""
+    text = (Path(__file__).resolve().parents[1] / doc).read_text(encoding="utf-8")
+    section = text[text.index(heading):]
+    table = [line for line in section.splitlines() if line.startswith("|")]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table if not set(line) <= set("|- ")]
+    head, body = rows[0], rows[1:3]
+
+    def cell(v: str):
+        try:
+            return int(v)
+        except ValueError:
+            try:
+                return float(v)
+            except ValueError:
+                return v
+
+    book = workbook(tmp_path / "extraction.xlsx", [head] + [[cell(v) for v in r] for r in body], sheet="Extraction")
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text(section.split("```toml\n", 1)[1].split("```", 1)[0])
+    res = import_wide(book, mapping, tmp_path / "out")
+    assert (res.n_studies, res.files["arms.csv"], res.files["rob.csv"]) == (1, 3, 2)
+    assert validate_path(tmp_path / "out") == []

@@ -1,5 +1,6 @@
-"""Readers: tidy CSV folders, Excel workbooks, wide extraction sheets (through a mapping file) and RevMan 5
-files, all validated against the data contract in :mod:`mt_evidence.evidence.schema`.
+"""Readers: tidy CSV folders and Excel workbooks, validated against the data contract in
+:mod:`mt_evidence.evidence.schema` (:mod:`mt_evidence.evidence.validation`); wide extraction sheets are read
+through a mapping by :mod:`mt_evidence.evidence.wide` (``read_wide`` here is a thin wrapper).
 
 ``load_evidence(path=None)`` is the entry point: ``None`` loads the bundled evidence (``data/raw``).
 """

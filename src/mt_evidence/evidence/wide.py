@@ -487,7 +487,13 @@ def _vocabulary_found(msg: str) -> str:
 
 def _vocabulary(value, mapping: Path, problems: list) -> tuple[Vocabulary | None, bytes | None]:
     if isinstance(value, str):
-        file = (mapping.parent / value) if not Path(value).is_absolute() else Path(value)
+        base = mapping.parent.resolve()
+        file = (base / value).resolve()
+        if not value.strip() or not file.is_relative_to(base):
+            problems.append(_problem(mapping, "vocabulary", f"'{value}', outside the mapping's folder ({base})",
+                                     "a review.toml in the mapping's folder (or below it), named relative to it: the "
+                                     "file is copied into the evidence folder"))
+            return None, None
         try:
             vocab = load_vocabulary(file)
         except VocabularyError as exc:
@@ -536,29 +542,11 @@ def _from_first_form(spec: dict) -> dict:
     return new
 
 
-def load_mapping(path: str | os.PathLike, *, first_form: bool = False) -> WideMapping:
-    """Read and check a mapping file; :class:`EvidenceError` names every problem by its key.
-
-    ``first_form``: also read the first mapping form (``[columns]``/``[defaults]``), as ``read_wide`` does.
-    """
-    from .tomlfile import read_toml
-
-    from .files import MAX_SETTINGS_BYTES, file_problem
-
-    mapping = Path(path)
-    problem = file_problem(mapping, MAX_SETTINGS_BYTES)
-    if problem:
-        raise EvidenceError([_problem(mapping, "", problem, f"a mapping file in TOML ({MAPPING_DOC})")])
-    try:
-        spec, _ = read_toml(mapping, "mapping")
-    except ValueError as exc:
-        raise EvidenceError([_problem(mapping, "", str(exc).removeprefix(f"{mapping}: "),
-                                      f"a mapping file in TOML ({MAPPING_DOC})")]) from None
-    problems: list[Problem] = []
-    if first_form and ("columns" in spec or "defaults" in spec):
-        spec = _from_first_form(spec)
-    present = set(spec)
-    meant = set()  # the known keys that misspelt ones were taken for (their absence is not a second problem)
+def _shapes(spec: dict, mapping: Path, problems: list) -> tuple[set, set]:
+    """Unknown top-level keys (with suggestions) and tables written with the wrong brackets; returns the known keys
+    that misspelt ones were taken for, and the tables whose content is unknown (their fields are not reported as
+    missing a second time). Wrongly shaped tables are set to None in ``spec``."""
+    meant, broken = set(), set()
     for key in spec:
         if key in ("columns", "defaults"):
             problems.append(_problem(mapping, key, f"[{key}], from the first mapping form",
@@ -571,33 +559,33 @@ def load_mapping(path: str | os.PathLike, *, first_form: bool = False) -> WideMa
             hint = suggest(key, TOP_KEYS)
             meant.add(hint.partition("'")[2].partition("'")[0])
             problems.append(_problem(mapping, key, what, f"one of {', '.join(TOP_KEYS)}{hint}"))
-    broken = set()  # tables written with the wrong brackets or type: what they would hold is unknown
     for key in TABLE_KEYS:
         v = spec.get(key)
-        if v is None:
+        if v is None or isinstance(v, dict):
             continue
-        if not isinstance(v, dict):
-            broken.add(key)
+        broken.add(key)
         if isinstance(v, list):
             problems.append(_problem(mapping, key, f"[[{key}]] ({len(v)} block(s), two brackets)",
                                      f"one [{key}] table (single brackets)"))
-            spec[key] = None
-        elif not isinstance(v, dict):
+        else:
             problems.append(_problem(mapping, key, _type_name(v), f"a [{key}] table"))
-            spec[key] = None
+        spec[key] = None
     for key in BLOCK_LIST_KEYS:
         v = spec.get(key)
-        if v is None:
+        if v is None or (isinstance(v, list) and all(isinstance(b, dict) for b in v)):
             continue
+        broken.add(key)
         if isinstance(v, dict):
             problems.append(_problem(mapping, key, f"a single table [{key}] (one bracket)",
                                      f"one or more [[{key}]] blocks, each written with two brackets"))
-            spec[key] = None
-        elif not isinstance(v, list) or not all(isinstance(b, dict) for b in v):
+        else:
             problems.append(_problem(mapping, key, _type_name(v), f"[[{key}]] blocks"))
-            spec[key] = None
+        spec[key] = None
+    return meant, broken
 
-    # the sheet
+
+def _sheet_options(spec: dict, mapping: Path, problems: list) -> dict:
+    """sheet, header_row, delimiter, missing, missing_in and fill_down, checked."""
     sheet = spec.get("sheet")
     if sheet is not None and (not isinstance(sheet, str) or not sheet.strip()):
         problems.append(_problem(mapping, "sheet", _type_name(sheet), "the name of a sheet of the workbook, in quotes"))
@@ -617,15 +605,18 @@ def load_mapping(path: str | os.PathLike, *, first_form: bool = False) -> WideMa
     for col, vals in (spec.get("missing_in") or {}).items():
         got = _strings(vals, f"missing_in.{col}", mapping, problems)
         if got is not None:
-            missing_in[col] = frozenset(got)
+            missing_in[col.strip()] = frozenset(got)
     fill_down = spec.get("fill_down", [])
     if not isinstance(fill_down, list) or not all(isinstance(c, str) for c in fill_down):
         problems.append(_problem(mapping, "fill_down", _type_name(fill_down), "a list of column names"))
         fill_down = []
+    return {"sheet": sheet.strip() if sheet else None, "header_row": header_row, "delimiter": delimiter,
+            "missing": frozenset(missing), "missing_in": missing_in, "fill_down": tuple(c.strip() for c in fill_down)}
 
-    # filters
-    filters = []
-    for i, f in enumerate(spec.get("filter") or [], 1):
+
+def _filters(blocks: list, mapping: Path, problems: list) -> tuple[Filter, ...]:
+    out = []
+    for i, f in enumerate(blocks, 1):
         where = f"filter[{i}]"
         for k in f:
             if k not in ("column", *FILTER_TESTS):
@@ -655,12 +646,14 @@ def load_mapping(path: str | os.PathLike, *, first_form: bool = False) -> WideMa
                                      f"true ({test} = true; for the opposite test use "
                                      f"{'not_blank' if test == 'is_blank' else 'is_blank'} = true)"))
             continue
-        filters.append(Filter(col.strip(), test, value, where))
+        out.append(Filter(col.strip(), test, value, where))
+    return tuple(out)
 
-    # recoding
-    recode: dict[str, dict[str, str]] = {}
+
+def _recode(spec: dict, mapping: Path, problems: list) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
     every_field = set(KINDS)
-    for fld, table in (spec.get("recode") or {}).items():
+    for fld, table in spec.items():
         where = f"recode.{fld}"
         if fld not in every_field and not str(fld).startswith("x_"):
             problems.append(_problem(mapping, where, "an unknown field", "a column of the evidence tables (the value "
@@ -672,14 +665,79 @@ def load_mapping(path: str | os.PathLike, *, first_form: bool = False) -> WideMa
             continue
         values = {}
         for k, v in table.items():
-            if isinstance(v, (dict, list)) or isinstance(v, _DATES):
+            if isinstance(v, (dict, list, *_DATES)):
                 problems.append(_problem(mapping, f"{where}.{k}", _type_name(v),
                                          "the value to write: text, a number or true/false (\"\" for empty)"))
                 continue
-            values[k.strip()] = _text(v) if not isinstance(v, str) else v.strip()
-        recode[fld] = values
+            values[k.strip()] = v.strip() if isinstance(v, str) else _text(v)
+        out[fld] = values
+    return out
 
-    # fields
+
+def _missing_fields(spec: dict, fields: dict, present: set, meant: set, broken: set, mapping: Path,
+                    problems: list) -> None:
+    """Blocks without a field their table requires, or without a value read from the sheet. A field written (even
+    wrongly, and then named already) is not missing."""
+    if not present & {"measures", "contrasts"} and not meant & {"measures", "contrasts"}:
+        problems.append(_problem(mapping, "measures", "no [[measures]] or [[contrasts]] blocks",
+                                 "at least one [[measures]] block (arms.csv: an outcome at a time point, its columns) "
+                                 "or [[contrasts]] block"))
+    if spec.get("arms") and "measures" not in present | meant:
+        problems.append(_problem(mapping, "arms", "an [arms] table and no [[measures]] blocks",
+                                 "[[measures]] blocks: [arms] only holds what they share"))
+    arms = fields["arms"]
+    for j, m in enumerate(fields["measures"], 1):
+        lack = [f for f in REQUIRED["arms"] if f not in set(spec.get("arms") or {}) | set(spec["measures"][j - 1])]
+        if lack and "arms" not in broken:
+            problems.append(_problem(mapping, f"measures[{j}]", f"no {', '.join(lack)}",
+                                     "each of them in this block or in [arms] (required in arms.csv)"))
+        both = {**arms, **m}
+        if not any(f in both and both[f].reads_sheet for f in ARM_VALUES):
+            problems.append(_problem(mapping, f"measures[{j}]", "no value read from the sheet",
+                                     f"at least one of {', '.join(ARM_VALUES)} as {{ column = \"...\" }} (a block "
+                                     "makes a row where the sheet has a number)"))
+    for j, c in enumerate(fields["contrasts"], 1):
+        lack = [f for f in REQUIRED["contrasts"] if f not in spec["contrasts"][j - 1]]
+        if lack:
+            problems.append(_problem(mapping, f"contrasts[{j}]", f"no {', '.join(lack)}",
+                                     "each of them in this block (required in contrasts.csv)"))
+        if not any(f in c and c[f].reads_sheet for f in CONTRAST_VALUES):
+            problems.append(_problem(mapping, f"contrasts[{j}]", "no value read from the sheet",
+                                     f"at least one of {', '.join(CONTRAST_VALUES)} as {{ column = \"...\" }}"))
+    for table in ("studies", "rob"):
+        if fields[table] is not None:
+            lack = [f for f in REQUIRED[table] if f not in spec[table]]
+            if lack:
+                problems.append(_problem(mapping, table, f"no {', '.join(lack)}",
+                                         f"each of them (required in {TABLE_FILES[table]})"))
+
+
+def load_mapping(path: str | os.PathLike, *, first_form: bool = False) -> WideMapping:
+    """Read and check a mapping file; :class:`EvidenceError` names every problem by its key, all at once.
+
+    ``first_form``: also read the first mapping form (``[columns]``/``[defaults]``), as ``read_wide`` does.
+    """
+    from .files import MAX_SETTINGS_BYTES, file_problem
+    from .tomlfile import read_toml
+
+    mapping = Path(path)
+    problem = file_problem(mapping, MAX_SETTINGS_BYTES)
+    if problem:
+        raise EvidenceError([_problem(mapping, "", problem, f"a mapping file in TOML ({MAPPING_DOC})")])
+    try:
+        spec, _ = read_toml(mapping, "mapping")
+    except ValueError as exc:
+        raise EvidenceError([_problem(mapping, "", str(exc).removeprefix(f"{mapping}: "),
+                                      f"a mapping file in TOML ({MAPPING_DOC})")]) from None
+    problems: list[Problem] = []
+    if first_form and ("columns" in spec or "defaults" in spec):
+        spec = _from_first_form(spec)
+    present = set(spec)
+    meant, broken = _shapes(spec, mapping, problems)
+    options = _sheet_options(spec, mapping, problems)
+    filters = _filters(spec.get("filter") or [], mapping, problems)
+    recode = _recode(spec.get("recode") or {}, mapping, problems)
+
     study_id = None
     if "study_id" not in spec:
         problems.append(_problem(mapping, "study_id", "no study_id",
@@ -690,16 +748,18 @@ def load_mapping(path: str | os.PathLike, *, first_form: bool = False) -> WideMa
         if study_id is not None and not study_id.reads_sheet:
             problems.append(_problem(mapping, "study_id", f"the constant {spec['study_id']!r}",
                                      "the study's id read from the sheet, { column = \"Study\" }"))
-    studies = _block(spec["studies"], "studies", "studies", mapping, problems) if spec.get("studies") is not None \
-        else None
-    arms = _block(spec.get("arms") or {}, "arms", "arms", mapping, problems)
-    measures = tuple(_block(m, "measures", f"measures[{j}]", mapping, problems)
-                     for j, m in enumerate(spec.get("measures") or [], 1))
-    contrasts = tuple(_block(c, "contrasts", f"contrasts[{j}]", mapping, problems)
-                      for j, c in enumerate(spec.get("contrasts") or [], 1))
-    rob, rob_domains = None, {}
-    if spec.get("rob") is not None:
-        rob = _block(spec["rob"], "rob", "rob", mapping, problems)
+    fields = {
+        "studies": _block(spec["studies"], "studies", "studies", mapping, problems)
+        if spec.get("studies") is not None else None,
+        "arms": _block(spec.get("arms") or {}, "arms", "arms", mapping, problems),
+        "measures": tuple(_block(m, "measures", f"measures[{j}]", mapping, problems)
+                          for j, m in enumerate(spec.get("measures") or [], 1)),
+        "contrasts": tuple(_block(c, "contrasts", f"contrasts[{j}]", mapping, problems)
+                           for j, c in enumerate(spec.get("contrasts") or [], 1)),
+        "rob": _block(spec["rob"], "rob", "rob", mapping, problems) if spec.get("rob") is not None else None,
+    }
+    rob_domains = {}
+    if fields["rob"] is not None:
         doms = spec["rob"].get("domains")
         if not isinstance(doms, dict) or not doms:
             problems.append(_problem(mapping, "rob.domains", "no [rob.domains] table" if doms is None
@@ -710,55 +770,15 @@ def load_mapping(path: str | os.PathLike, *, first_form: bool = False) -> WideMa
                 src = _source(value, "judgement", f"rob.domains.{dom}", mapping, problems)
                 if src is not None:
                     rob_domains[dom] = src
-
-    # what every row needs
-    if not present & {"measures", "contrasts"} and not meant & {"measures", "contrasts"}:
-        problems.append(_problem(mapping, "measures", "no [[measures]] or [[contrasts]] blocks",
-                                 "at least one [[measures]] block (arms.csv: an outcome at a time point, its columns) "
-                                 "or [[contrasts]] block"))
-    if spec.get("arms") and "measures" not in present | meant:
-        problems.append(_problem(mapping, "arms", "an [arms] table and no [[measures]] blocks",
-                                 "[[measures]] blocks: [arms] only holds what they share"))
-    for j, m in enumerate(measures, 1):
-        have = set(arms) | set(m)
-        # a field written (even wrongly, then named already) is not missing
-        written = set(spec.get("arms") or {}) | set(spec["measures"][j - 1])
-        lack = [f for f in REQUIRED["arms"] if f not in written]
-        if lack and "arms" not in broken:
-            problems.append(_problem(mapping, f"measures[{j}]", f"no {', '.join(lack)}",
-                                     "each of them in this block or in [arms] (required in arms.csv)"))
-        if not any(f in have and {**arms, **m}[f].reads_sheet for f in ARM_VALUES):
-            problems.append(_problem(mapping, f"measures[{j}]", "no value read from the sheet",
-                                     f"at least one of {', '.join(ARM_VALUES)} as {{ column = \"...\" }} (a block "
-                                     "makes a row where the sheet has a number)"))
-    for j, c in enumerate(contrasts, 1):
-        lack = [f for f in REQUIRED["contrasts"] if f not in spec["contrasts"][j - 1]]
-        if lack:
-            problems.append(_problem(mapping, f"contrasts[{j}]", f"no {', '.join(lack)}",
-                                     "each of them in this block (required in contrasts.csv)"))
-        if not any(f in c and c[f].reads_sheet for f in CONTRAST_VALUES):
-            problems.append(_problem(mapping, f"contrasts[{j}]", "no value read from the sheet",
-                                     f"at least one of {', '.join(CONTRAST_VALUES)} as {{ column = \"...\" }}"))
-    if studies is not None:
-        lack = [f for f in REQUIRED["studies"] if f not in spec["studies"]]
-        if lack:
-            problems.append(_problem(mapping, "studies", f"no {', '.join(lack)}", "each of them (required in "
-                                                                                   "studies.csv)"))
-    if rob is not None:
-        lack = [f for f in REQUIRED["rob"] if f not in spec["rob"]]
-        if lack:
-            problems.append(_problem(mapping, "rob", f"no {', '.join(lack)}", "each of them (required in rob.csv)"))
+    _missing_fields(spec, fields, present, meant, broken, mapping, problems)
 
     vocab, vocab_toml = None, None
     if "vocabulary" in spec:
         vocab, vocab_toml = _vocabulary(spec["vocabulary"], mapping, problems)
     if problems:
         raise EvidenceError(problems)
-    return WideMapping(path=mapping, study_id=study_id, sheet=sheet.strip() if sheet else None,
-                       header_row=header_row, delimiter=delimiter, missing=frozenset(missing), missing_in=missing_in,
-                       fill_down=tuple(c.strip() for c in fill_down), filters=tuple(filters), recode=recode,
-                       studies=studies, arms=arms, measures=measures, contrasts=contrasts, rob=rob,
-                       rob_domains=rob_domains, vocabulary=vocab, vocabulary_toml=vocab_toml)
+    return WideMapping(path=mapping, study_id=study_id, filters=filters, recode=recode, rob_domains=rob_domains,
+                       vocabulary=vocab, vocabulary_toml=vocab_toml, **options, **fields)
 
 
 # ------------------------------------------------------------------------------------------ the sheet
@@ -958,12 +978,8 @@ class _Reader:
             text = "".join(parts)
         printed = text or None
         read = bool(text)
-        table = self.mapping.recode.get(fld)
-        if table is None and fld in RECODE_SHARED:
-            fld_key = RECODE_SHARED[fld]
-            table = self.mapping.recode.get(fld_key)
-        else:
-            fld_key = fld
+        fld_key = fld if fld in self.mapping.recode else RECODE_SHARED.get(fld, fld)
+        table = self.mapping.recode.get(fld_key)
         if text and table is not None:
             if text in table:
                 text = table[text]
@@ -1186,11 +1202,14 @@ class ImportResult:
     warnings: tuple[Problem, ...] = ()
 
     def summary(self) -> str:
-        tables = ", ".join(f"{f} ({n} rows)" for f, n in self.files.items() if f.endswith(".csv"))
+        def count(n: int, what: str) -> str:
+            return f"{n} {what}" + ("" if n == 1 else "s")
+
+        tables = ", ".join(f"{f} ({count(n, 'row')})" for f, n in self.files.items() if f.endswith(".csv"))
         others = [f for f in self.files if not f.endswith(".csv")]
-        return (f"read {self.rows_read} rows of {self.sheet} ({self.rows_filtered} left out by filters, "
+        return (f"read {count(self.rows_read, 'row')} of {self.sheet} ({self.rows_filtered} left out by filters, "
                 f"{self.rows_empty} empty); wrote {tables}" + (f" and {', '.join(others)}" if others else "")
-                + f" to {self.out}: {self.n_studies} trials")
+                + f" to {self.out}: {count(self.n_studies, 'trial')}")
 
 
 def check_import_output(out: str | os.PathLike) -> Path:
