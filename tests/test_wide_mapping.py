@@ -345,6 +345,23 @@ def test_vocabulary_problems_name_the_key_and_the_file_stays_in_the_mapping_fold
     assert "did you mean 'title'?" in problems[0].expected
 
 
+def test_custom_x_columns_are_written_and_reserved_names_refused(tmp_path):
+    s, m = arm_case(tmp_path, mapping=ARM_MAPPING.replace("[arms]\n", '[arms]\nx_group_label = { column = "Group" }\n'))
+    import_wide(s, m, tmp_path / "out")
+    assert list(pd.read_csv(tmp_path / "out" / "arms.csv")["x_group_label"]) == ["manip", "manip", "care", "care",
+                                                                                "exer", "care"]
+    assert SHEET_ROW not in pd.read_csv(tmp_path / "out" / "arms.csv").columns
+    problems = mapping_problems(tmp_path, ARM_MAPPING.replace("[arms]\n", f'[arms]\n{SHEET_ROW} = 3\n'))
+    assert [p.column for p in problems] == [f"arms.{SHEET_ROW}"]
+
+
+def test_import_needs_a_studies_table(tmp_path):
+    text = ARM_MAPPING[:ARM_MAPPING.index("[studies]")] + ARM_MAPPING[ARM_MAPPING.index("[arms]"):]
+    problems = mapping_problems(tmp_path, text)
+    assert [(p.column, p.found) for p in problems] == [("studies", "no [studies] table")]
+    assert len(read_wide(*arm_case(tmp_path, mapping=text))) == 6  # read_wide makes arms rows without it
+
+
 def test_toml_text_round_trips():
     spec = {"review": {"title": 'a "quoted" title', "primary_outcomes": ["pain"]},
             "treatments": {"smt": {"label": "SMT", "role": "active"}, "odd key": {"label": "ünï"}},

@@ -95,8 +95,10 @@ FILTER_TESTS = ("equals", "not_equals", "in", "not_in", "is_blank", "not_blank")
 ARM_VALUES = ("mean", "sd", "se", "ci_low", "ci_high", "median", "q1", "q3", "min", "max")
 #: ... and of a contrast
 CONTRAST_VALUES = ("estimate", "se", "ci_low", "ci_high")
-#: the fields a table's rows cannot do without (source_location is written when the mapping leaves it out)
+#: required columns a mapping need not set: study_id (set at the top), n (a column whose cells may be empty),
+#: source_location (written when the mapping leaves it out), rob's domain and judgement ([rob.domains])
 _NOT_MAPPED = {"study_id", "n", "source_location", "domain", "judgement"}
+#: the fields each table's blocks must set
 REQUIRED = {
     "studies": tuple(c for c in schema.STUDY_REQUIRED if c not in _NOT_MAPPED),
     "arms": tuple(c for c in schema.ARM_REQUIRED if c not in _NOT_MAPPED),
@@ -429,6 +431,10 @@ def _block(spec, table: str, where: str, mapping: Path, problems: list) -> dict[
                                      "study_id once, at the top of the mapping (it links every table)"))
             continue
         if fld == "domains" and table == "rob":
+            continue
+        if fld in (SHEET_ROW, SHEET_CELLS):
+            problems.append(_problem(mapping, key, f"the reserved column {fld}",
+                                     "another name: this column says which sheet row and columns a row came from"))
             continue
         if fld not in allowed and not str(fld).startswith("x_"):
             problems.append(_problem(mapping, key, "an unknown key",
@@ -1254,12 +1260,14 @@ def import_wide(sheet: str | os.PathLike, mapping: str | os.PathLike, out: str |
         if t not in made.tables:
             continue
         cols = list(schema.TABLES[t][0])
+        cols += [c for c in typed[t].columns if str(c).startswith("x_") and c not in (SHEET_ROW, SHEET_CELLS)]
         written[TABLE_FILES[t]] = csv_bytes(typed[t][cols], cols)
         counts[TABLE_FILES[t]] = len(typed[t])
     if m.vocabulary_toml is not None:
         written["review.toml"] = m.vocabulary_toml
         counts["review.toml"] = 0
-    record = {"writer": f"mt-evidence {WRITER}", "sheet": sh.label, "sheet_sha256": sh.sha256,
+    sheet_name = sh.path.name + (f" [sheet {sh.name}]" if sh.name else "")
+    record = {"writer": f"mt-evidence {WRITER}", "sheet": sheet_name, "sheet_sha256": sh.sha256,
               "mapping": m.path.name, "mapping_sha256": hashlib.sha256(m.path.read_bytes()).hexdigest(),
               "rows_read": made.rows_read, "rows_empty": made.rows_empty, "rows_filtered": made.rows_filtered,
               "rows_kept": made.rows_kept, "rows_written": {k: v for k, v in counts.items() if k.endswith(".csv")},
