@@ -70,6 +70,7 @@ _LAZY = {
     "load_evidence": ("evidence.io", "load_evidence"),
     "validate_path": ("evidence.io", "validate_path"),
     "read_wide": ("evidence.io", "read_wide"),
+    "import_wide": ("evidence.wide", "import_wide"),
     "bundled_data_dir": ("evidence.io", "bundled_data_dir"),
     "read_revman": ("evidence.revman", "read_revman"),
     "Evidence": ("evidence.io", "Evidence"),

@@ -91,6 +91,38 @@ def template(
         console.print("nothing was written.", markup=False, highlight=False)
 
 
+@app.command("import-wide")
+def import_wide(
+    sheet: Annotated[Path, typer.Argument(help="The wide extraction sheet: a .csv file or an .xlsx workbook")],
+    mapping: Annotated[Path, typer.Argument(help="The mapping (TOML) from the sheet's columns to the evidence "
+                                                 "tables; see docs/bring-your-own-review.md")],
+    out: Annotated[Path, typer.Option(help="The evidence folder to write (new, empty, or written by import-wide "
+                                           "before)")],
+) -> None:
+    """Write an evidence folder (studies.csv, arms.csv, contrasts.csv, rob.csv, review.toml) from a wide sheet,
+    all or nothing; every problem is named by the mapping's key or the sheet's own row and column."""
+    from .evidence.atomic import OutputRefused
+    from .evidence.io import EvidenceError
+    from .evidence.wide import import_wide as run
+
+    try:
+        res = run(sheet, mapping, out)
+    except EvidenceError as err:
+        console.print(f"{err}\nNothing was written to {out}.", style="red", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    except OutputRefused as err:
+        _refused(err)
+    except OSError as err:
+        _refused(f"{out}: cannot be written ({err.strerror or err}); nothing was written")
+    console.print(res.summary(), markup=False, highlight=False)
+    if res.warnings:
+        console.print(f"{len(res.warnings)} warning(s) (values allowed but probably wrong):", markup=False,
+                      highlight=False)
+        for w in res.warnings:
+            console.print(f"  {w}", markup=False, highlight=False)
+    console.print(f"check it with: mt-evidence validate {out}", markup=False, highlight=False)
+
+
 @app.command()
 def build(
     data: Annotated[Optional[Path], typer.Option(help="Evidence folder or workbook (default: bundled)")] = None,

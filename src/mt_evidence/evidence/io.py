@@ -1,5 +1,6 @@
-"""Readers: tidy CSV folders, Excel workbooks, wide extraction sheets (through a mapping file) and RevMan 5
-files, all validated against the data contract in :mod:`mt_evidence.evidence.schema`.
+"""Readers: tidy CSV folders and Excel workbooks, validated against the data contract in
+:mod:`mt_evidence.evidence.schema` (:mod:`mt_evidence.evidence.validation`); wide extraction sheets are read
+through a mapping by :mod:`mt_evidence.evidence.wide` (``read_wide`` here is a thin wrapper).
 
 ``load_evidence(path=None)`` is the entry point: ``None`` loads the bundled evidence (``data/raw``).
 """
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,12 +17,12 @@ import pandas as pd
 
 from . import schema
 from .schema import EvidenceError, Problem
+from .validation import TABLE_FILES, schemas_of, validate_tables
 from .vocabulary import REVIEW_FILE, Vocabulary, VocabularyError, default_vocabulary, load_vocabulary
 
-__all__ = ["Evidence", "load_evidence", "validate_path", "read_wide", "bundled_data_dir", "EvidenceError"]
+__all__ = ["Evidence", "load_evidence", "validate_path", "read_wide", "bundled_data_dir", "EvidenceError",
+           "validate_tables", "schemas_of", "TABLE_FILES"]
 
-TABLE_FILES = {"studies": "studies.csv", "arms": "arms.csv", "contrasts": "contrasts.csv", "rob": "rob.csv",
-               "harms": "harms.csv", "arm_details": "arm_details.csv"}
 
 
 def bundled_data_dir() -> Path:
@@ -171,77 +171,6 @@ def _raw_tables_from_workbook(path: Path) -> tuple[dict[str, pd.DataFrame], dict
     return tables, files, problems, path.read_bytes()
 
 
-# ---------------------------------------------------------------------------------------------- validation
-
-
-def schemas_of(vocabulary: Vocabulary | None) -> dict:
-    """The pandera schemas of a vocabulary's allowed names (the packaged ones for the default vocabulary)."""
-    if vocabulary is None or vocabulary.is_default:
-        return schema.SCHEMAS
-    return schema.schemas_for(vocabulary.treatment_names, tuple(vocabulary.outcomes), tuple(vocabulary.populations))
-
-
-def validate_tables(raw: dict[str, pd.DataFrame], files: dict[str, str],
-                    vocabulary: Vocabulary | None = None) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
-    """Coerce and validate the raw tables against a vocabulary (default: the package's); return typed tables and
-    every problem found."""
-    schemas = schemas_of(vocabulary)
-    problems: list[Problem] = []
-    typed = {}
-    raw, files = dict(raw), dict(files)
-    for table in schema.OPTIONAL_TABLES:  # optional tables may be left out by callers
-        raw.setdefault(table, pd.DataFrame(columns=list(schema.TABLES[table][0])))
-        files.setdefault(table, TABLE_FILES[table])
-    for table in TABLE_FILES:
-        df = raw[table].reset_index(drop=True)
-        t, probs = schema.coerce_table(df, table, files[table])
-        problems += probs
-        # a time point written with a unit: say what to write instead
-        if "timepoint_weeks" in df.columns:
-            for i, v in df["timepoint_weeks"].items():
-                hint = schema.timepoint_unit_hint(v)
-                if hint:
-                    problems = [p for p in problems if not (p.file == files[table] and p.row == i + 2
-                                                            and p.column == "timepoint_weeks")]
-                    problems.append(Problem(files[table], i + 2, "timepoint_weeks", f"'{v}' (a time with a unit)",
-                                            hint))
-        problems += schema.schema_problems(t, table, files[table], schemas)
-        problems += schema.source_problems(t, table, files[table])
-        typed[table] = t
-    problems += schema.row_problems_arms(typed["arms"], files["arms"])
-    problems += schema.row_problems_contrasts(typed["contrasts"], files["contrasts"])
-    problems += schema.row_problems_harms(typed["harms"], files["harms"])
-    problems += schema.row_problems_arm_details(typed["arm_details"], files["arm_details"])
-    problems += schema.row_problems_rob(typed["rob"], files["rob"])
-    problems += schema.cross_problems(typed["studies"], typed["arms"], typed["contrasts"], files, typed["rob"],
-                                      typed["harms"], typed["arm_details"])
-    problems = _wide_sheet_rows(problems, raw["arms"], files["arms"])
-    problems.sort(key=lambda p: (p.file, p.row or 0, p.column or ""))
-    return typed, problems
-
-
-def _wide_sheet_rows(problems: list[Problem], arms: pd.DataFrame, file: str) -> list[Problem]:
-    """Arms rows made by :func:`read_wide` are reported at their row and column of the wide sheet (the sheet the
-    user edits), not at their place in the long arms table."""
-    if "x_wide_row" not in arms.columns:
-        return problems
-    arms = arms.reset_index(drop=True)
-    out = []
-    for p in problems:
-        if p.file != file or p.row is None or not (0 <= p.row - 2 < len(arms)):
-            out.append(p)
-            continue
-        r = arms.iloc[p.row - 2]
-        cols = dict(x.split("=", 1) for x in str(r.get("x_wide_columns") or "").split(";") if "=" in x)
-        column = p.column
-        if column in cols:
-            column = cols[column]
-        elif column:
-            column = f"{column} (from the mapping)"
-        out.append(Problem(p.file, int(r["x_wide_row"]), column, p.found, p.expected))
-    return out
-
-
 def _read_any(path: Path) -> tuple[dict, dict, list[Problem], bytes]:
     if path.is_dir():
         return _raw_tables_from_folder(path)
@@ -345,85 +274,19 @@ def load_evidence(path: str | os.PathLike | None = None,
 
 
 def read_wide(path: str | os.PathLike, mapping: str | os.PathLike) -> pd.DataFrame:
-    """Read a wide extraction sheet (one row per arm, outcome/time columns side by side) into arms rows.
+    """Read a wide extraction sheet (one row per arm or trial, outcome/time columns side by side) into arms rows,
+    through a mapping file (the language of :mod:`mt_evidence.evidence.wide`, docs/bring-your-own-review.md).
 
-    ``mapping`` is a TOML file::
-
-        [columns]                 # arms column = wide-sheet column (fixed per arm)
-        study_id = "Study"
-        arm = "Group"
-        intervention = "Category"
-
-        [defaults]                # values for every row (e.g. source_url)
-        source_url = "https://..."
-
-        [[measures]]              # one block per outcome x time point
-        outcome = "disability"
-        instrument = "RMDQ"
-        scale_min = 0
-        scale_max = 24
-        higher_is_worse = true
-        timepoint_weeks = 13
-        value_type = "final"
-        source_location = "Table 2"
-        mean = "RMDQ 3m mean"     # wide-sheet columns holding the numbers
-        sd = "RMDQ 3m SD"
-        n = "RMDQ 3m n"
-
-    Returns a frame in the arms format (not yet validated: pass it through ``validate_tables``). Problems with
-    the mapping itself (a column it names that the sheet lacks) raise :class:`EvidenceError`, all at once.
+    Returns a frame in the arms format, each row with the sheet row and columns it came from (not yet validated:
+    pass it through ``validate_tables``, which names problems by the sheet's own row and column). Problems with the
+    mapping, the columns it names and the values it recodes raise :class:`EvidenceError`, all at once. The first
+    mapping form (``[columns]`` of sheet columns, ``[defaults]`` of constants, ``[[measures]]`` whose numbers name
+    columns) is still read. To write an evidence folder from a sheet, use ``wide.import_wide``
+    (``mt-evidence import-wide``).
     """
-    path, mapping = Path(path), Path(mapping)
-    try:
-        spec = tomllib.loads(mapping.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise EvidenceError([Problem(str(mapping), None, None, f"an unreadable mapping ({exc})", "a TOML file")]) from None
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        sheet = pd.read_excel(path, dtype=str, sheet_name=spec.get("sheet", 0))
-    else:
-        sheet, probs, _ = _read_csv_checked(path)
-        if probs:
-            raise EvidenceError(probs)
-    problems = []
-    fixed = spec.get("columns", {})
-    measures = spec.get("measures", [])
-    if not measures:
-        problems.append(Problem(str(mapping), None, None, "no [[measures]] blocks",
-                                "at least one [[measures]] block naming the outcome and its columns"))
-    numeric = ("n", "mean", "sd", "se", "ci_low", "ci_high", "median", "q1", "q3", "min", "max")
-    for target, col in fixed.items():
-        if col not in sheet.columns:
-            problems.append(Problem(str(mapping), None, f"columns.{target}", f"'{col}', not a column of {path.name}",
-                                    f"one of {list(sheet.columns)}"))
-    for j, m in enumerate(measures, start=1):
-        for key in numeric:
-            if key in m and m[key] not in sheet.columns:
-                problems.append(Problem(str(mapping), None, f"measures[{j}].{key}",
-                                        f"'{m[key]}', not a column of {path.name}", f"one of {list(sheet.columns)}"))
-    if problems:
-        raise EvidenceError(problems)
-    rows = []
-    for i, r in sheet.iterrows():
-        base = {t: r[c] for t, c in fixed.items()}
-        for m in measures:
-            vals = {k: r[m[k]] for k in numeric if k in m}
-            if all(pd.isna(v) or str(v).strip() == "" for v in vals.values()):
-                continue  # this arm has no data for this measure
-            row = dict(spec.get("defaults", {}))
-            row.update(base)
-            row.update({k: v for k, v in m.items() if k not in numeric})
-            row.update(vals)
-            row["x_wide_row"] = i + 2
-            row["x_wide_columns"] = ";".join(f"{t}={c}" for t, c in list(fixed.items())
-                                             + [(k, m[k]) for k in numeric if k in m])
-            if not row.get("source_location"):
-                row["source_location"] = f"{path.name}, row {i + 2}"
-            rows.append(row)
-    out = pd.DataFrame(rows)
-    for c in schema.ARM_COLUMNS:
-        if c not in out.columns:
-            out[c] = None
-    return out
+    from .wide import read_wide_arms
+
+    return read_wide_arms(path, mapping)
 
 
 @dataclass(frozen=True)
