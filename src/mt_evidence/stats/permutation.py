@@ -81,12 +81,12 @@ class PermutationResult:
 
     def _lines(self) -> list[str]:
         how = (f"exact: all {self.n_perm} distinct {self.kind}" if self.exact
-               else f"{self.n_perm} random {self.kind} (seed {self.seed}; the first is the observed data)")
+               else f"{self.n_perm} random {self.kind}, seed {self.seed}; the first is the observed data")
         use_f = self.conventions.test in ("t", "hksj")
         qname = f"F({self.qm_df[0]:g}, {self.qm_df[1]:g})" if use_f else f"QM({self.qm_df[0]:g})"
         lines = [f"Permutation test (k = {self.k}; {how})", "",
-                 f"Test of coefficients {list(self.btt)}: {qname} = {self.qm:.4f}, p = {_fmt_p(self.qm_p)} "
-                 f"(asymptotic), p = {_fmt_p(self.qm_p_perm)} (permutation)", "",
+                 f"Test of coefficients {list(self.btt)}: {qname} = {self.qm:.4f}, p {_fmt_p(self.qm_p)} "
+                 f"(asymptotic), p {_fmt_p(self.qm_p_perm)} (permutation)", "",
                  self.coefficients.to_string(float_format=lambda x: f"{x:.4f}"), "",
                  f"Conventions: permutation p-value = share of permutations with {_ALTERNATIVES[self.alternative]}"
                  f" (tol = {self.tol:.3g}); " + self.conventions.describe()]
@@ -104,9 +104,10 @@ class PermutationResult:
 
 
 def _fmt_p(p: float) -> str:
+    """'= 0.1234' or '< .0001', to follow a 'p'."""
     if not np.isfinite(p):
-        return "NA"
-    return "< .0001" if p < 1e-4 else f"{p:.4f}"
+        return "= NA"
+    return "< .0001" if p < 1e-4 else f"= {p:.4f}"
 
 
 def _sign_matrix(k: int) -> np.ndarray:

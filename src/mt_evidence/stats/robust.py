@@ -27,9 +27,10 @@ __all__ = ["PET_PEESE_RULES", "PetPeeseResult", "pet_peese", "CumulativeResult",
 
 
 def _fmt_p(p: float) -> str:
+    """'= 0.1234' or '< .0001', to follow a 'p'."""
     if not np.isfinite(p):
-        return "NA"
-    return "< .0001" if p < 1e-4 else f"{p:.4f}"
+        return "= NA"
+    return "< .0001" if p < 1e-4 else f"= {p:.4f}"
 
 
 def _labels(labels, k: int) -> list[str]:
@@ -112,11 +113,11 @@ class PetPeeseResult:
         for name, tab, slope in (("PET  ", self.pet, "sei"), ("PEESE", self.peese, "vi")):
             a, b = tab.iloc[0], tab.iloc[1]
             lines.append(f"{name} intercept = {a['estimate']:.4f} (se {a['se']:.4f}, t = {a['stat']:.3f}, "
-                         f"p = {_fmt_p(a['p'])}); {lvl} CI [{a['ci_low']:.4f}, {a['ci_high']:.4f}]; "
-                         f"slope on {slope} = {b['estimate']:.4f} (p = {_fmt_p(b['p'])})")
+                         f"p {_fmt_p(a['p'])}); {lvl} CI [{a['ci_low']:.4f}, {a['ci_high']:.4f}]; "
+                         f"slope on {slope} = {b['estimate']:.4f} (p {_fmt_p(b['p'])})")
         lines += ["", f"Chosen: {self.chosen}: estimate = {self.estimate:.4f}, {lvl} CI [{self.ci_low:.4f}, "
                       f"{self.ci_high:.4f}]",
-                  f"Rule: {PET_PEESE_RULES[self.rule]} = {self.alpha:g} (PET intercept p = {_fmt_p(self.rule_p)})"]
+                  f"Rule: {PET_PEESE_RULES[self.rule]} = {self.alpha:g} (PET intercept p {_fmt_p(self.rule_p)})"]
         return lines
 
     def __repr__(self) -> str:

@@ -244,13 +244,13 @@ class SelectionModelResult:
         model = "common-effect" if self.method == "FE" else "random-effects (ML)"
         lines = [f"Step-function selection model (Vevea & Hedges 1995), {model}, k = {self.k}", "",
                  f"adjusted estimate = {self.estimate:.4f}  se = {self.se:.4f}  z = {self.zval:.4f}  "
-                 f"p = {_fmt_p(self.p)}",
+                 f"p {_fmt_p(self.p)}",
                  f"{lvl} CI: [{self.ci_low:.4f}, {self.ci_high:.4f}]"]
         if self.method != "FE":
             lines.append(f"tau^2 = {self.tau2:.4f} (SE = {self.tau2_se:.4f}; {lvl} CI [{self.tau2_ci_low:.4f}, "
                          f"{self.tau2_ci_high:.4f}]); test of tau^2 = 0: LRT = {self.lrt_tau2:.4f}, "
-                         f"p = {_fmt_p(self.lrt_tau2_p)}")
-        lines += [f"Test for selection: LRT({self.lrt_df}) = {self.lrt:.4f}, p = {_fmt_p(self.lrt_p)}", "",
+                         f"p {_fmt_p(self.lrt_tau2_p)}")
+        lines += [f"Test for selection: LRT({self.lrt_df}) = {self.lrt:.4f}, p {_fmt_p(self.lrt_p)}", "",
                   self.intervals.to_string(index=False, float_format=lambda x: f"{x:.4f}"), "",
                   f"Conventions: steps = {list(self.steps)}; p-values: {ALTERNATIVES[self.alternative]}; "
                   f"delta_1 fixed at 1, others in [0, {DELTA_MAX:g}]; Wald CIs from the observed information; "
@@ -266,9 +266,10 @@ class SelectionModelResult:
 
 
 def _fmt_p(p: float) -> str:
+    """'= 0.1234' or '< .0001', to follow a 'p'."""
     if not np.isfinite(p):
-        return "NA"
-    return "< .0001" if p < 1e-4 else f"{p:.4f}"
+        return "= NA"
+    return "< .0001" if p < 1e-4 else f"= {p:.4f}"
 
 
 # ------------------------------------------------------------------------------------------------------ API
