@@ -120,6 +120,13 @@ def test_cumulative_order_options_and_errors():
     assert up.table["order"].is_monotonic_increasing and down.table["order"].is_monotonic_decreasing
     assert up.table["estimate"].iloc[-1] == pytest.approx(down.table["estimate"].iloc[-1], rel=1e-9)
     assert up.table["study"].iloc[0] == "s0"  # 1948, the earliest
+    ties = np.flatnonzero(np.asarray(c["year"]) == 1973)  # two trials of 1973 keep their given order
+    for res in (up, down):
+        pos = [res.table["study"].tolist().index(name) for name in
+               ([f"s{i}" for i in ties] if res is up else [str(i + 1) for i in ties])]
+        assert pos[0] + 1 == pos[1]
+    text = me.cumulative(c["yi"], c["vi"], order=[f"{y}" for y in c["year"]], decreasing=True)
+    np.testing.assert_allclose(text.table["estimate"], down.table["estimate"], rtol=1e-12)
     plain = me.cumulative(c["yi"], c["vi"])
     assert plain.table["study"].tolist() == [str(i + 1) for i in range(13)]
     assert "Cumulative meta-analysis" in repr(up) and "tau^2 estimator: REML" in repr(up)

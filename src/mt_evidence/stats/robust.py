@@ -267,9 +267,11 @@ def cumulative(yi, vi, *, order=None, decreasing: bool = False, labels=None, met
         raise ValueError(f"order must give one sorting key per study ({k}); got shape {key.shape}")
     if key.dtype.kind in "fc" and np.isnan(key).any():
         raise ValueError(f"order has missing values at positions {np.flatnonzero(np.isnan(key))[:5].tolist()}")
-    idx = np.argsort(-key if decreasing and key.dtype.kind in "iuf" else key, kind="stable")
-    if decreasing and key.dtype.kind not in "iuf":
-        idx = np.argsort(key, kind="stable")[::-1]  # non-numeric keys: reverse sort (ties then reversed too)
+    try:
+        rank = np.unique(key, return_inverse=True)[1].ravel()  # numbers, dates or text alike
+    except TypeError:
+        raise ValueError("order must hold keys of one kind that can be sorted (numbers, dates or text)") from None
+    idx = np.argsort(-rank if decreasing else rank, kind="stable")  # ties keep the given order, as R's order()
     ys, vs = y[idx], v[idx]
     tri = np.tril(np.ones((k, k), bool))
     Y = np.where(tri, ys[None, :], np.nan)
