@@ -68,13 +68,13 @@ def write_review(folder: Path, arms: list[str], review: str | None = REVIEW) -> 
 
 # known answers: the usual-care arm is listed first in the file, yet acupuncture (declared first) is the first-named
 # care, so each difference is acupuncture minus its comparator: 40 - 50 = -10 (A), 42 - 47 = -5 (B); massage
-# against sham needling 45 - 48 = -3 (C); mental health (higher is better) 60 vs 55: oriented so that negative
-# favours acupuncture, -5.
+# against sham needling 45 - 48 = -3 (C); mental health (higher is better) 70 vs 55: oriented so that negative
+# favours acupuncture, -15 (SE 4: its CI excludes no effect).
 ARMS = [
     arm("SynA2020", "uc", "usual_care", "pain", 50),
     arm("SynA2020", "acu", "acupuncture", "pain", 40),
     arm("SynA2020", "uc", "usual_care", "mental_health", 55, hiw="false"),
-    arm("SynA2020", "acu", "acupuncture", "mental_health", 60, hiw="false"),
+    arm("SynA2020", "acu", "acupuncture", "mental_health", 70, hiw="false"),
     arm("SynB2021", "adv", "advice", "pain", 47),
     arm("SynB2021", "acu", "acupuncture", "pain", 42),
     arm("SynC2022", "sham", "sham_needling", "pain", 48),
@@ -137,7 +137,7 @@ def test_comparisons_follow_the_declaration_order_with_known_answers(review):
     f = A.comparison_frame(ev)
     got = {(r.study_id, r.comparison, r.outcome): (r.md100, r.control_type) for r in f.itertuples() if r.used}
     assert got == {("SynA2020", "acupuncture_vs_pragmatic", "pain"): (-10.0, "usual_care"),
-                   ("SynA2020", "acupuncture_vs_pragmatic", "mental_health"): (-5.0, "usual_care"),
+                   ("SynA2020", "acupuncture_vs_pragmatic", "mental_health"): (-15.0, "usual_care"),
                    ("SynB2021", "acupuncture_vs_pragmatic", "pain"): (-5.0, "advice"),
                    ("SynC2022", "massage_vs_sham", "pain"): (-3.0, "sham_needling")}
     pooled = {(w.comparison, w.outcome): w.result for w in A.pool_windows(f)}
@@ -233,6 +233,9 @@ def test_the_report_follows_the_review(review):
     row = next(r for r in sof if r["comparison_id"] == "acupuncture_vs_pragmatic" and r["outcome"] == "pain")
     assert row["estimate"] == pytest.approx(-7.5) and row["k"] == 2
     assert "neck pain" in row["statement"]
+    mh = next(r for r in sof if r["comparison_id"] == "acupuncture_vs_pragmatic" and r["outcome"] == "mental_health")
+    # no important difference is set for mental health: judged on its CI, and the statement says so
+    assert mh["category"] == "shown" and mh["statement"].endswith("(no important difference is set for this outcome)")
     assert "manual therapy" not in html.split("<h2")[1]  # nothing of the package's question on page one
 
 

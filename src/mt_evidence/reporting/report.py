@@ -105,7 +105,7 @@ def summary_of_findings(ev: Evidence, settings: ReportSettings) -> list[dict]:
         w_md, w_smd = by_md.get(key), by_smd.get(key)
         mid = cfg.important_difference.get(outcome)
         main = w_md or w_smd
-        threshold = mid if w_md else None
+        threshold = mid if w_md else None  # no MID set for an outcome: judged on whether the CI excludes none
         cert = grade.certainty(grade.propose(main.studies, main.result, threshold), key, settings.overrides)
         rel = "not computable (no trial gives both arms' SD)"
         if w_smd is not None:
@@ -142,7 +142,8 @@ def summary_of_findings(ev: Evidence, settings: ReportSettings) -> list[dict]:
         statement = grade.statement(category, cert.level, words[outcome], first, second,
                                     WINDOW_WORDS.get(window, ""))
         if threshold is None and category == "shown":
-            statement += " (its size against an important difference cannot be judged on the SMD scale)"
+            statement += (" (no important difference is set for this outcome)" if w_md is not None else
+                          " (its size against an important difference cannot be judged on the SMD scale)")
         rows.append({
             "comparison": f"{first} vs {second}", "comparison_id": comp, "outcome": outcome,
             "window": window, "window_label": cfg.window(window).label, "k": A.trial_count(st["study_id"]),
