@@ -119,3 +119,68 @@ def test_binary_convention_options_are_checked():
         pool_binary("OR", [1, 2], [10, 12], [2, 3], [10, 12], preset="revman5", random=True, tau2_method="REML")
     with pytest.raises(ValueError, match="unknown drop00"):
         pool_binary("OR", [1], [10], [2], [10], drop00="sometimes")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The data contract: what a RevMan import needs (Unicode study ids, events per arm, .rm5 sources)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _validate(studies, arms, contrasts=None):
+    import pandas as pd
+
+    from mt_evidence.evidence import schema
+    from mt_evidence.evidence.io import validate_tables
+
+    raw = {"studies": pd.DataFrame(studies), "arms": pd.DataFrame(arms),
+           "contrasts": pd.DataFrame(contrasts or [], columns=list(schema.CONTRAST_COLUMNS)),
+           "rob": pd.DataFrame(columns=list(schema.ROB_COLUMNS))}
+    return validate_tables(raw, {"studies": "studies.csv", "arms": "arms.csv", "contrasts": "contrasts.csv",
+                                 "rob": "rob.csv"})
+
+
+def _study_row(sid, sources="https://example.org/synthetic", year="2001"):
+    return {"study_id": sid, "citation": "SYNTHETIC", "year": year, "population": "mixed", "sources": sources}
+
+
+def _event_arm(sid, arm, events, n, **extra):
+    row = {"study_id": sid, "arm": arm, "intervention": "other", "outcome": "adverse_events",
+           "instrument": "participants with an event", "higher_is_worse": "true", "value_type": "final",
+           "n": n, "events": events, "source_url": "file:/synthetic/review.rm5", "source_location": "synthetic"}
+    row.update(extra)
+    return row
+
+
+def test_contract_accepts_letters_of_any_alphabet_in_study_ids():
+    from mt_evidence.evidence.schema import is_study_id
+
+    for good in ("Møller_2010", "Martínez_de_Cuellar_2015", "Sønju-Clasen1995", "Ødegård2001", "Frost2004"):
+        assert is_study_id(good), good
+    for bad in ("2004Smith", "_Smith", "Smith 2004", "Smith.2004", "Smith\u00a02004", "", "Mu\u0308ller"):
+        assert not is_study_id(bad), bad  # the last: a decomposed u + combining diaeresis (the reader composes it)
+    typed, problems = _validate([_study_row("Møller_2010")], [_event_arm("Møller_2010", "a", "3", "20")])
+    assert problems == []
+    _, problems = _validate([_study_row("2010Møller")], [_event_arm("2010Møller", "a", "3", "20")])
+    assert [p.column for p in problems] == ["study_id"] and "any alphabet" in problems[0].expected
+
+
+def test_contract_counts_events_per_arm():
+    _, problems = _validate([_study_row("Alpha2001", year="1948")],
+                            [_event_arm("Alpha2001", "a", "3", "20"), _event_arm("Alpha2001", "b", "0", "21")])
+    assert problems == []  # a count of events is an arm-level summary; a 1948 trial is a valid year
+    _, problems = _validate([_study_row("Alpha2001")],
+                            [_event_arm("Alpha2001", "a", "21", "20"), _event_arm("Alpha2001", "b", "2.5", "21"),
+                             _event_arm("Alpha2001", "c", "2", None), _event_arm("Alpha2001", "d", None, "20")])
+    found = {(p.row, p.column) for p in problems}
+    assert (2, "events") in found and (3, "events") in found and (4, "n") in found and (5, "mean") in found
+    assert any("no more participants with the event" in p.expected for p in problems)
+
+
+def test_contract_accepts_the_revman_file_as_a_study_source_and_nothing_else_local():
+    arms = [_event_arm("Alpha2001", "a", "3", "20")]
+    _, problems = _validate([_study_row("Alpha2001", sources="file:/home/reviewer/My review.rm5")], arms)
+    assert problems == []
+    for bad in ("file:///etc/passwd", "file:/home/reviewer/notes.txt", "data/../secret.rm5"):
+        _, problems = _validate([_study_row("Alpha2001", sources=bad)], arms)
+        assert [p.column for p in problems] == ["sources"], bad
+        assert ".rm5" in problems[0].expected

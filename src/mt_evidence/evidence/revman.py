@@ -58,8 +58,11 @@ __all__ = [
     "read_revman",
 ]
 
-#: Columns of the package's long "arms" format, in order (the data contract in :mod:`mt_evidence.evidence.schema`).
-ARMS_COLUMNS: tuple[str, ...] = tuple(_schema.ARM_COLUMNS)
+#: Columns of the package's long "arms" format that continuous outcomes fill, in order: every column of the data
+#: contract (:mod:`mt_evidence.evidence.schema`) but ``events``, the count of a dichotomous outcome, which this
+#: reader of continuous outcomes never fills (:func:`mt_evidence.evidence.revman_review.read_revman_review`
+#: reads every outcome type).
+ARMS_COLUMNS: tuple[str, ...] = tuple(c for c in _schema.ARM_COLUMNS if c != "events")
 
 #: Columns :func:`read_revman` adds after :data:`ARMS_COLUMNS`.
 REVMAN_EXTRA_COLUMNS: tuple[str, ...] = ("comparison", "group_label")
