@@ -230,7 +230,8 @@ def _het(yi: np.ndarray, vi: np.ndarray, beta: float) -> tuple[float, float, flo
 def _rd_greenland_robins_var(raw: tuple, num: tuple) -> float:
     """Variance of the Mantel-Haenszel risk difference (Greenland & Robins 1985): the sum of
     (a b n2^3 + c d n1^3) / (n1 n2 N^2) over the tables ``num`` (RevMan 5: zero-cell-corrected), divided by the
-    squared sum of the weights n1 n2 / N of the tables ``raw`` (as they are)."""
+    squared sum of the weights n1 n2 / N of the tables ``raw`` (as they are; for a single table RevMan 5 uses
+    the corrected one, giving the study's own variance)."""
     a, b, c, d = num
     n1, n2 = a + b, c + d
     N = n1 + n2
@@ -405,7 +406,8 @@ def pool_binary(
         if measure == "RD" and conv.rd_variance == "greenland_robins":
             zero = (a == 0) | (b == 0) | (c == 0) | (d == 0)
             num = tuple(np.where(zero, x + add, x) for x in (a, b, c, d)) if conv.mh_add else (a, b, c, d)
-            se = float(np.sqrt(_rd_greenland_robins_var((a, b, c, d), num)))
+            # one table: its own (corrected) variance, as RevMan 5 shows a single study's own result
+            se = float(np.sqrt(_rd_greenland_robins_var(num if k == 1 else (a, b, c, d), num)))
         q, q_df, q_p, i2, h2 = _het(yi, vi, beta)
     elif method == "PETO":
         r = _peto(a, b, c, d)
