@@ -597,14 +597,23 @@ def test_study_names_in_any_alphabet(tmp_path):
     studies = (_study("STD-M_x00f8_ller_x0020_2010", "Møller 2010", "2010")
                + _study("STD-Mart_x00ed_nez", "Martínez de Cuellar 2015", "")  # the year from the name
                + _study("STD-Muller", "Mu\u0308ller 2011", "2011")  # a decomposed u + combining diaeresis
-               + _study("STD-1999", "1999 trial", "1999"))
+               + _study("STD-1999", "1999 trial", "1999")
+               + _study("STD-Hidden", "Hid\u200bden 2012", "2012"))  # a zero-width space, as pasted text can hold
     body = "".join(_dich(sid, "3", "30", "5", "31") for sid in ("STD-M_x00f8_ller_x0020_2010", "STD-Mart_x00ed_nez",
-                                                                "STD-Muller", "STD-1999"))
-    out = _outcome("DICH", 1, "Relapse", "Drug A", "Placebo", body, measure="RR")
-    review = read_revman_review(_rm5(tmp_path, studies, _comparison(1, "Drug A versus placebo", out)))
+                                                                "STD-Muller", "STD-1999", "STD-Hidden"))
+    out = _outcome("DICH", 1, "Relapse", "Drug A", "Plac\u202eebo", body, measure="RR")
+    path = _rm5(tmp_path, studies, _comparison(1, "Drug A versus placebo", out))
+    review = read_revman_review(path)
     st = review.studies
-    assert st["study_id"].tolist() == ["Møller_2010", "Martínez_de_Cuellar_2015", "M\u00fcller_2011", "study_1999_trial"]
-    assert st["year"].tolist() == [2010, 2015, 2011, 1999] and st["citation"].iloc[0] == "Møller 2010"
+    assert st["study_id"].tolist() == ["Møller_2010", "Martínez_de_Cuellar_2015", "M\u00fcller_2011", "study_1999_trial",
+                                       "Hidden_2012"]
+    assert st["year"].tolist() == [2010, 2015, 2011, 1999, 2012] and st["citation"].iloc[0] == "Møller 2010"
+    assert set(review.arms["x_revman_group_label"]) == {"Drug A", "Placebo"}
+    from mt_evidence.evidence.io import check_path
+    from mt_evidence.evidence.revman_review import write_revman_folder
+
+    write_revman_folder(review, tmp_path / "out")
+    assert check_path(tmp_path / "out") == ([], [])
 
 
 def test_the_folder_validates_loads_and_declares_the_vocabulary(tmp_path):

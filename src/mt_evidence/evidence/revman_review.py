@@ -95,7 +95,12 @@ _COMPARED = ("estimate", "ci_low", "ci_high", "z", "tau2", "i2", "q")
 
 
 def _plain(text: str) -> str:
-    return " ".join(unicodedata.normalize("NFC", text or "").split())
+    """NFC-composed text without invisible or control characters (the contract refuses them), spaces collapsed."""
+    return " ".join(schema.HIDDEN_CHARS.sub("", unicodedata.normalize("NFC", text or "")).split())
+
+
+def _text(element: ET.Element | None) -> str:
+    return _plain(element_text(element))
 
 
 def _key(label: str) -> str:
@@ -371,7 +376,7 @@ def read_revman_review(path: str | os.PathLike, *,
     """
     tmap = _normalise_treatment_map(treatment_map)
     root, file, source = read_review_root(path)
-    title = element_text(root.find("COVER_SHEET/TITLE")) or file.stem
+    title = _text(root.find("COVER_SHEET/TITLE")) or file.stem
     names = study_names(root)
     study_elements = {(s.get("ID") or "").strip(): s for s in root.iter("STUDY")}
     problems: list[str] = []
@@ -383,7 +388,7 @@ def read_revman_review(path: str | os.PathLike, *,
     data_rows: list[dict] = []
     for ci, comp in enumerate(comparisons, start=1):
         comp_no = (comp.get("NO") or str(ci)).strip()
-        comp_name = element_text(comp.find("NAME"))
+        comp_name = _text(comp.find("NAME"))
         oi = 0
         for outcome in comp:
             dtype = outcome.tag.split("_", 1)[0]
@@ -399,7 +404,7 @@ def read_revman_review(path: str | os.PathLike, *,
             blocks = [("", "", outcome.findall(f"{dtype}_DATA"))]
             for si, sub in enumerate(outcome.findall(f"{dtype}_SUBGROUP"), start=1):
                 sub_no = (sub.get("NO") or str(si)).strip()
-                sub_name = element_text(sub.find("NAME")) or f"subgroup {sub_no}"
+                sub_name = _text(sub.find("NAME")) or f"subgroup {sub_no}"
                 unit = _Unit(comp_no, comp_name, info["out_no"], info["out_name"], sub_no, sub_name, dict(sub.attrib))
                 subs.append(unit)
                 blocks.append((sub_no, sub_name, sub.findall(f"{dtype}_DATA")))
@@ -454,14 +459,14 @@ def _outcome_info(outcome: ET.Element, dtype: str, comp_no: str, comp_name: str,
                   warnings: list[str]) -> dict:
     a = outcome.attrib
     out_no = (a.get("NO") or default_no).strip()
-    out_name = element_text(outcome.find("NAME"))
-    labels = [element_text(outcome.find(f"GROUP_LABEL_{k}")) for k in (1, 2)]
+    out_name = _text(outcome.find("NAME"))
+    labels = [_text(outcome.find(f"GROUP_LABEL_{k}")) for k in (1, 2)]
     for k, default in ((0, "Experimental"), (1, "Control")):
         if not labels[k]:
             labels[k] = default
-    graphs = [element_text(outcome.find(f"GRAPH_LABEL_{k}")) for k in (1, 2)]
+    graphs = [_text(outcome.find(f"GRAPH_LABEL_{k}")) for k in (1, 2)]
     if dtype == "IV":
-        measure_text = element_text(outcome.find("EFFECT_MEASURE")) or "Generic"
+        measure_text = _text(outcome.find("EFFECT_MEASURE")) or "Generic"
         measure = measure_text
         method = "IV"
         log = (a.get("LOG_DATA") or "NO").upper() == "YES"
@@ -491,7 +496,7 @@ _ROW_COLUMNS = ["analysis", "comparison_no", "comparison_name", "outcome_no", "o
 def _data_row(data: ET.Element, di: int, dtype: str, info: dict, sub_no: str, sub_name: str, names: dict,
               study_elements: dict, file: Path, problems: list[str], warnings: list[str]) -> dict:
     raw_id = (data.get("STUDY_ID") or "").strip()
-    display = names.get(raw_id) or (decode_study_id(raw_id) if raw_id else "")
+    display = _plain(names.get(raw_id) or (decode_study_id(raw_id) if raw_id else ""))
     sub_where = f", subgroup {sub_no} '{sub_name}'" if sub_no else ""
     where = (f"comparison {info['comp_no']} '{info['comp_name']}', outcome {info['out_no']} '{info['out_name']}'"
              f"{sub_where}, " + (f"study '{display}'" if raw_id else f"data row {di} (no STUDY_ID)"))
@@ -632,7 +637,7 @@ def _outcome_names(infos: list[dict]) -> dict[tuple, str]:
 def _studies(rows: list[dict], study_elements: dict, names: dict, file: Path, source: str
              ) -> tuple[pd.DataFrame, dict[str, str]]:
     order = list(dict.fromkeys(r["revman_study_id"] for r in rows))
-    display = {sid: names.get(sid) or decode_study_id(sid) for sid in order}
+    display = {sid: _plain(names.get(sid) or decode_study_id(sid)) for sid in order}
     idents: dict[str, str] = {}
     groups: dict[str, list[str]] = {}
     for sid in order:
