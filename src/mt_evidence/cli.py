@@ -222,7 +222,7 @@ def revman(
     if res.warnings:
         say.print(f"{len(res.warnings)} warning(s), listed in {out / 'revman_warnings.txt'}; the first:",
                   markup=False, highlight=False)
-        for w in res.warnings[:5]:
+        for w in res.warnings[:3]:
             say.print(f"  {w}", markup=False, highlight=False)
     say.print(folder.summary_line(), markup=False, highlight=False)
 

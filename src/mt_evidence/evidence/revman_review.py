@@ -267,7 +267,7 @@ def _direction(label1: str, label2: str, graph1: str, graph2: str) -> tuple[bool
                   "favour (RevMan's default puts 'Favours experimental' left)")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RevManReview:
     """A RevMan 5 review read whole (:func:`read_revman_review`).
 
@@ -312,12 +312,17 @@ class RevManReview:
         kinds = self.analyses.drop_duplicates(["comparison_no", "outcome_no"])["data_type"].value_counts()
         what = ", ".join(f"{kinds[k]} {DATA_TYPES[k]}" for k in ("CONT", "DICH", "IV") if k in kinds)
         return (f"RevMan review {Path(self.source).name}: {len(self.studies)} studies, "
-                f"{self.analyses['comparison_no'].nunique()} comparisons, {len(kinds) and kinds.sum()} outcomes "
+                f"{self.analyses['comparison_no'].nunique()} comparisons, {int(kinds.sum())} outcomes "
                 f"({what or 'none'}), {len(self.analyses)} pooled analyses; {len(self.arms)} arm rows, "
                 f"{len(self.contrasts)} contrast rows; {len(self.warnings)} warnings")
 
     def __repr__(self) -> str:
         return f"RevManReview({self.summary()})"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<p><b>RevManReview</b>: {html.escape(self.summary())}</p>"
 
     def evidence_tables(self) -> dict[str, pd.DataFrame]:
         return {"studies": self.studies, "arms": self.arms, "contrasts": self.contrasts}
@@ -1076,7 +1081,7 @@ def _concordance_row(u: _Unit, info: dict, ours: dict, tolerance: float) -> dict
     if hidden:
         notes.append("RevMan shows subtotals only; the total it stores" + (
             " weights each study with its own subgroup's tau^2 (so do we)" if info["model"] == "random" else
-            " pools every row"))
+            " is compared with ours pooling every row"))
     mx = max(diffs) if diffs else np.nan
     rec.update(status="compared", max_abs_diff=mx, within_tolerance=bool(mx <= tolerance), note="; ".join(notes))
     return rec
