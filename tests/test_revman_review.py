@@ -797,3 +797,20 @@ def test_cli_refuses_a_folder_it_did_not_write_and_leaves_it_unchanged(tmp_path)
     f.write_text("x", encoding="utf-8")
     r = _run(["revman", str(path), "--out", str(f)])
     assert r.exit_code == 1 and f.read_text(encoding="utf-8") == "x"
+
+
+def test_a_review_without_study_data_and_unread_outcome_types(tmp_path):
+    from mt_evidence.evidence.revman import RevManError
+    from mt_evidence.evidence.revman_review import read_revman_review
+
+    empty = _rm5(tmp_path, STUDIES_XML, "", name="protocol.rm5")
+    with pytest.raises(RevManError, match="protocol.rm5.*nothing to import"):
+        read_revman_review(empty)
+    r = _run(["revman", str(empty), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 1 and "nothing to import" in r.output and "Traceback" not in r.output
+    oev = '<OEV_OUTCOME NO="2"><NAME>Time to relapse</NAME></OEV_OUTCOME>'
+    body = _dich(S["A"][0], "3", "30", "5", "31")
+    path = _rm5(tmp_path, STUDIES_XML, _comparison(1, "Synthetic", _outcome("DICH", 1, "Relapse", "A", "B", body,
+                                                                              measure="RR") + oev))
+    review = read_revman_review(path)
+    assert any("outcome 2 'Time to relapse': a OEV_OUTCOME outcome, which is not read" in w for w in review.warnings)

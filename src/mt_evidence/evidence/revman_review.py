@@ -398,6 +398,10 @@ def read_revman_review(path: str | os.PathLike, *,
         for outcome in comp:
             dtype = outcome.tag.split("_", 1)[0]
             if outcome.tag not in ("CONT_OUTCOME", "DICH_OUTCOME", "IV_OUTCOME"):
+                if outcome.tag.endswith("_OUTCOME"):
+                    warnings.append(f"comparison {comp_no} '{comp_name}', outcome {outcome.get('NO') or '?'} "
+                                    f"'{_text(outcome.find('NAME'))}': a {outcome.tag} outcome, which is not read "
+                                    "(continuous, dichotomous and generic inverse-variance outcomes are)")
                 continue
             oi += 1
             info = _outcome_info(outcome, dtype, comp_no, comp_name, str(oi), warnings)
@@ -425,6 +429,9 @@ def read_revman_review(path: str | os.PathLike, *,
             info["has_subgroups"] = bool(subs)
             units.append((total, info))
             units.extend((u, info) for u in subs)
+    if not problems and not data_rows:
+        problems.append("no study data in any continuous, dichotomous or generic inverse-variance analysis: nothing "
+                        "to import (a protocol, or a review without analyses)")
     if problems:
         raise RevManError(source, problems)
 
