@@ -339,7 +339,8 @@ class RevManReview:
         ours, and their absolute differences. Ratio measures (RR, OR, Peto OR, generic ones entered as logs) are
         compared as natural logarithms of RevMan's ratios (``scale = log``). ``status``: ``compared``;
         ``not_estimable`` (RevMan and we both find none); ``differs_in_estimability``; ``not_pooled`` (RevMan
-        shows no total, ``TOTALS = NO``). ``within_tolerance``: every compared quantity within ``tolerance``.
+        pools no total: ``TOTALS = NO``, or subtotals only without subgroups); ``not_stored`` (the file was saved
+        without calculated results). ``within_tolerance``: every compared quantity within ``tolerance``.
         ``revman_shows`` is false for an outcome's total that RevMan hides (``TOTALS = SUB``; RevMan still
         stores one: for random effects it weights each study with its own subgroup's tau^2, and so do we).
         Heterogeneity of a single study is not compared (RevMan shows none; its stored I^2 can be 100 from a Q
