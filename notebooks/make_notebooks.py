@@ -96,6 +96,34 @@ NOTEBOOKS = {
             ("code", "# the assumed within-trial correlation between time points, varied\n{rho: network.analyse_network_over_time(ev, outcome, cfg, frame, rho_within=rho).result.changes()[['treatment', 'estimate', 'ci_low', 'ci_high']].round(2).to_dict('records') for rho in (0.0, 0.5, 0.9)}"),
         ],
     ),
+    "05_robustness.ipynb": notebook(
+        "5. Robustness of the main findings",
+        "How much does one analysis depend on single trials, on small-study effects and on the analysis choices "
+        "made? Leave-one-out and influence diagnostics (metafor's leave1out and influence), the Baujat plot, the "
+        "cumulative meta-analysis by year, GOSH (every subset of the trials), a permutation test, the small-study "
+        "tests (which refuse below 10 trials), and the multiverse: every defensible combination of analysis "
+        "choices at once, drawn as a specification curve (docs/methods.md section 19).",
+        "# parameters\ndata_path = None      # evidence folder or workbook; None = bundled\nconfig_path = None\n"
+        "comparison = 'exercise_vs_pragmatic'\noutcome = 'disability'\nwindow = 'short'\ngosh_method = 'DL'",
+        [
+            ("code", "import mt_evidence as me\nfrom mt_evidence.reporting import plots\nfrom mt_evidence.reporting.speccurve import plot_specification_curve\nfrom mt_evidence.synthesis import analysis, multiverse\n\ncfg = analysis.load_config(config_path)\nev = me.load_evidence(data_path)\nframe = analysis.comparison_frame(ev, cfg)\nw = next(r for r in analysis.pool_windows(frame, cfg) if (r.comparison, r.outcome, r.window) == (comparison, outcome, window))\nlabels = list(w.studies['study_id'])\nyi, vi = w.studies['yi'].to_numpy(float), w.studies['vi'].to_numpy(float)\nw.result"),
+            ("md", "## Single trials: leave one out, influence, Baujat"),
+            ("code", "me.leave_one_out(yi, vi, labels=labels)"),
+            ("code", "me.influence(yi, vi, labels=labels)"),
+            ("code", "plots.plot_baujat(me.baujat(yi, vi, labels=labels));"),
+            ("md", "## The evidence as it accumulated, by year of publication"),
+            ("code", "years = ev.studies.set_index('study_id')['year']\norder = [years.get(s.split(' (')[0]) for s in labels]\nplots.plot_cumulative(me.cumulative(yi, vi, order=order, labels=labels), xlabel='Mean difference (0-100)');"),
+            ("md", "## GOSH: the pooled result of every subset of the trials, and a permutation test"),
+            ("code", "g = me.gosh(yi, vi, method=gosh_method, labels=labels, progress=True)\nplots.plot_gosh(g, xlabel='Mean difference (0-100)');"),
+            ("code", "me.permutation_test(yi, vi, method='REML', seed=1)"),
+            ("md", "## Small-study effects\n\nEgger's test, trim and fill, PET-PEESE and the selection model need at least 10 trials (Cochrane "
+                   "Handbook 13.3.5.4): with fewer they refuse, and this analysis has fewer."),
+            ("code", "print(f'{w.result.k} trials')\n[t.__name__ for t in (me.egger_test, me.trim_and_fill, me.pet_peese, me.selection_model)] if w.result.k < 10 else me.egger_test(yi, vi)"),
+            ("md", "## The multiverse: every combination of reasonable analysis choices"),
+            ("code", "mv = multiverse.multiverse(frame, cfg)\nmv.summary()"),
+            ("code", "plot_specification_curve(mv.of(comparison, outcome, window), threshold=cfg.thresholds.get(outcome), title=f'{comparison}, {outcome}, {window}');"),
+        ],
+    ),
 }
 
 if __name__ == "__main__":

@@ -215,6 +215,51 @@ def figures(
 
 
 @app.command()
+def revman(
+    review: Annotated[Path, typer.Argument(help="A RevMan 5 review file (.rm5)")],
+    out: Annotated[Path, typer.Option(help="Output folder (new, empty, or one this command wrote)")],
+    map_: Annotated[Optional[list[str]], typer.Option(
+        "--map", help="LABEL=name:role: the treatment name (ASCII letters, digits, _) and role (active or control) of "
+                      "a RevMan group label; repeat for several labels")] = None,
+    map_file: Annotated[Optional[Path], typer.Option(
+        "--map-file", help="A text file with one LABEL=name:role per line (# starts a comment)")] = None,
+    tolerance: Annotated[float, typer.Option(help="Absolute difference counted as agreement with RevMan")] = 1e-6,
+) -> None:
+    """Read every analysis of a RevMan 5 review into an evidence folder (studies, arms, contrasts, review.toml) and
+    re-run its meta-analyses under RevMan 5's settings (revman_concordance.csv)."""
+    from .evidence.atomic import OutputRefused
+    from .evidence.revman import RevManError
+    from .evidence.revman_review import (check_revman_output, parse_treatment_map, read_revman_review,
+                                         read_treatment_map_file, write_revman_folder)
+
+    try:
+        check_revman_output(out, review)  # before reading: a wrong --out is refused at once
+    except OutputRefused as err:
+        _refused(err)
+    try:
+        tmap = read_treatment_map_file(map_file) if map_file is not None else {}
+        tmap.update(parse_treatment_map(map_ or []))
+        res = read_revman_review(review, treatment_map=tmap)
+    except (RevManError, FileNotFoundError, ValueError, OSError) as err:
+        _refused(f"{err}\nNothing was written to {out}.")
+    try:
+        folder = write_revman_folder(res, out, tolerance=tolerance)
+    except OutputRefused as err:
+        _refused(err)
+    except OSError as err:
+        _refused(f"{out}: cannot be written ({err.strerror or err}); nothing was written")
+    say = Console(soft_wrap=True)
+    say.print(f"{res.summary()}\nwrote {out}: {', '.join(f for f in folder.files)}; check it with: mt-evidence "
+              f"validate {out}", markup=False, highlight=False)
+    if res.warnings:
+        say.print(f"{len(res.warnings)} warning(s), listed in {out / 'revman_warnings.txt'}; the first:",
+                  markup=False, highlight=False)
+        for w in res.warnings[:3]:
+            say.print(f"  {w}", markup=False, highlight=False)
+    say.print(folder.summary_line(), markup=False, highlight=False)
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     from . import __version__

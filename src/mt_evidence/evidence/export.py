@@ -22,9 +22,9 @@ def neutralise(value):
     return value
 
 
-def csv_bytes(df: pd.DataFrame, columns: list[str] | None = None) -> bytes:
-    """``df`` as UTF-8 CSV (``\\n`` line ends, 10 significant digits), text cells neutralised; an empty frame
-    still gets its header (``columns``)."""
+def csv_bytes(df: pd.DataFrame, columns: list[str] | None = None, float_format: str | None = "%.10g") -> bytes:
+    """``df`` as UTF-8 CSV (``\\n`` line ends, 10 significant digits, or every digit of each number with
+    ``float_format=None``), text cells neutralised; an empty frame still gets its header (``columns``)."""
     if columns is not None:
         df = df.reindex(columns=columns)
     out = df.copy()
@@ -32,7 +32,7 @@ def csv_bytes(df: pd.DataFrame, columns: list[str] | None = None) -> bytes:
         if out[c].dtype == object or pd.api.types.is_string_dtype(out[c]):
             out[c] = out[c].map(neutralise)
     buf = io.StringIO()
-    out.to_csv(buf, index=False, float_format="%.10g", lineterminator="\n")
+    out.to_csv(buf, index=False, float_format=float_format, lineterminator="\n")
     return buf.getvalue().encode("utf-8")
 
 

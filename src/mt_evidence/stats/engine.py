@@ -399,11 +399,12 @@ class FitArrays:
     test_used: np.ndarray  # (m,) object: the test actually applied per row
 
 
-def fit(batch: Batch, conv: Conventions) -> FitArrays:
+def fit(batch: Batch, conv: Conventions, tau2: np.ndarray | None = None) -> FitArrays:
+    """Fit every row; ``tau2`` (one value per row) fixes tau^2 instead of estimating it (metafor ``rma(tau2=)``)."""
     method, test = conv.method, conv.test
     m = len(batch.k)
     k, p = batch.k, batch.p
-    tau2 = estimate_tau2(batch, method)
+    tau2 = np.asarray(tau2, dtype=float) if tau2 is not None else estimate_tau2(batch, method)
     fitw = wls(batch, re_weights(batch, tau2))
     vb = fitw.A.copy()
     b = fitw.b

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import pandas as pd
@@ -384,11 +384,12 @@ def pool_many(
     return _pool_arrays(Yarr, Varr, conv, tau2_ci=tau2_ci)
 
 
-def _pool_arrays(Y: np.ndarray, V: np.ndarray, conv: Conventions, *, tau2_ci: bool = True) -> PoolManyResult:
+def _pool_arrays(Y: np.ndarray, V: np.ndarray, conv: Conventions, *, tau2_ci: bool = True,
+                 tau2: np.ndarray | None = None) -> PoolManyResult:
     batch = engine.Batch.from_arrays(Y, V)
-    fa = engine.fit(batch, conv)
+    fa = engine.fit(batch, conv, tau2)
     pi_lo, pi_hi = engine.prediction_interval(fa, conv)
-    if conv.method == "FE" or not tau2_ci:
+    if conv.method == "FE" or not tau2_ci or tau2 is not None:
         nan = np.full(len(fa.k), np.nan)
         t_lo, t_hi = nan, nan.copy()
     else:
@@ -448,6 +449,7 @@ def pool(
     i2_type: str | None = None,
     preset: str | None = None,
     labels: Sequence[str] | None = None,
+    tau2: float | None = None,
 ) -> PoolResult:
     """Pool one meta-analysis (inverse-variance, common or random effects).
 
@@ -473,6 +475,12 @@ def pool(
         Set all conventions at once; explicit arguments override single ones.
     labels : sequence of str
         Study labels, kept for tables and plots.
+    tau2 : float, optional
+        A given tau^2 (>= 0) used instead of estimating it, as metafor's ``rma(tau2=)``: e.g. RevMan 5's
+        DerSimonian-Laird tau^2 from a Mantel-Haenszel Q (:func:`pool_binary` with ``preset="revman5"``). The
+        random-effects weights, estimate, CI, prediction interval, I^2 (``i2_type="tau2"``) and the SE of tau^2
+        (``method``'s formula at the given value, as metafor) use it; it has no Q-profile CI (NaN, as metafor's
+        ``confint`` refuses it). Needs a random-effects ``method``.
 
     Returns
     -------
@@ -495,5 +503,16 @@ def pool(
     _check_inputs(y, v, padded=False)
     if labels is not None and len(labels) != y.shape[1]:
         raise ValueError(f"labels has {len(labels)} entries but there are {y.shape[1]} studies")
-    many = _pool_arrays(y, v, conv)
-    return many.row(0, labels=labels, yi=y[0], vi=v[0])
+    if tau2 is None:
+        return _pool_arrays(y, v, conv).row(0, labels=labels, yi=y[0], vi=v[0])
+    try:
+        t = float(tau2)
+    except (TypeError, ValueError):
+        raise TypeError(f"tau2 must be a number (a given tau^2 >= 0); got {tau2!r}") from None
+    if not np.isfinite(t) or t < 0:
+        raise ValueError(f"tau2 must be a finite number >= 0; got {tau2!r}")
+    if conv.method == "FE":
+        raise ValueError("a given tau2 needs a random-effects method (e.g. method='DL'); method='FE' has tau^2 = 0")
+    res = _pool_arrays(y, v, conv, tau2=np.array([t])).row(0, labels=labels, yi=y[0], vi=v[0])
+    notes = tuple(n for n in res.notes if not n.startswith("one study: tau^2 is not estimable"))
+    return replace(res, notes=notes + (f"tau^2 = {t:.6g} given, not estimated (metafor rma(tau2=)); no Q-profile CI",))
