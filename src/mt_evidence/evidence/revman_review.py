@@ -1053,7 +1053,9 @@ def _concordance_row(u: _Unit, info: dict, ours: dict, tolerance: float) -> dict
     ours_estimable = bool(np.isfinite(ours["estimate"]))
     if revman_estimable and not np.isfinite(stored["estimate"]) and a.get("EFFECT_SIZE", "").strip() == "":
         rec.update(status="not_stored", within_tolerance=None,
-                   note="RevMan stored no result (the file was saved without calculated data)")
+                   note="RevMan stored no result (the file was saved without calculated data); ours shown alone")
+        for k in _COMPARED:
+            rec[f"ours_{k}"] = ours[k]
         return rec
     if not revman_estimable and not ours_estimable:
         rec.update(status="not_estimable", within_tolerance=None, note="not estimable in RevMan nor here")
