@@ -643,7 +643,7 @@ def test_an_import_folder_is_owned_by_import_wide(synthetic, tmp_path):
 # ------------------------------------------------------------------------------------------ the documentation
 
 
-@pytest.mark.parametrize("doc,heading", [("README.md", "### Bring your own review: wide sheets"),
+@pytest.mark.parametrize("doc,heading", [("README.md", "### Wide extraction sheets"),
                                          ("docs/bring-your-own-review.md", "## A complete example")])
 def test_the_documented_example_imports_as_documented(tmp_path, doc, heading):
     """The example sheet (a markdown table) and mapping of the README and of the full documentation, run as
