@@ -175,3 +175,30 @@ def test_the_report_flags_conclusions_that_change_under_other_choices():
     tested = {(t.test.comparison, t.test.outcome, t.test.window) for c in claims for t in c.tests}
     shown = [texts[k]["text"] for k in tested if k in texts]
     assert shown and all(s.replace("'", "&#39;") in html for s in shown)
+
+
+def test_progress_reaches_its_total():
+    seen = []
+    multiverse(FRAME, CFG, progress=lambda done, total: seen.append((done, total)))
+    assert seen and seen[-1][0] == seen[-1][1] and all(b == seen[0][1] for _, b in seen)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_the_command_writes_both_tables_and_refuses_foreign_folders(tmp_path):
+    import subprocess
+    import sys
+
+    exe = [sys.executable, "-m", "mt_evidence.cli", "multiverse"]
+    out = tmp_path / "mv"
+    r = subprocess.run(exe + ["--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    summary = pd.read_csv(out / "multiverse_summary.csv")
+    specs = pd.read_csv(out / "multiverse.csv")
+    assert len(specs) == len(multiverse(A.comparison_frame(me.load_evidence(), CFG), CFG).specs)
+    assert f"{len(summary)} analyses" in r.stderr and "Traceback" not in r.stderr
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my own file")
+    r = subprocess.run(exe + ["--out", str(mine)], capture_output=True, text=True)
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "[red]" not in r.stderr
+    assert (mine / "notes.txt").read_text() == "my own file" and len(list(mine.iterdir())) == 1

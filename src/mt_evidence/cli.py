@@ -260,6 +260,46 @@ def revman(
 
 
 @app.command()
+def multiverse(
+    data: Annotated[Optional[Path], typer.Option(help="Evidence folder or workbook (default: bundled)")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Analysis configuration (TOML)")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder")] = Path("reports/multiverse"),
+    measure: Annotated[str, typer.Option(help="md100 (points on 0-100), smd (final values) or smd_change")] = "md100",
+    vocabulary: VocabularyOption = None,
+) -> None:
+    """Every combination of reasonable analysis choices for every analysis (docs/methods.md section 19): writes
+    multiverse.csv (one row per combination) and multiverse_summary.csv (how many agree with the plan)."""
+    from .evidence import atomic
+    from .evidence.atomic import OutputRefused
+    from .evidence.build import protected_inputs
+    from .synthesis import multiverse as MV
+    from .synthesis.analysis import comparison_frame, load_config
+
+    try:
+        atomic.check_output_folder(out, MV.WRITER, protected=protected_inputs(data=data))
+    except OutputRefused as err:
+        _refused(err)
+    ev = _load_or_exit(data, out, vocabulary)
+    try:
+        cfg = load_config(config)
+        frame = comparison_frame(ev, cfg, measure=measure)
+        with _progress() as progress:
+            task = progress.add_task("multiverse", total=None)
+            result = MV.multiverse(frame, cfg, measure=measure,
+                                   progress=lambda done, total: progress.update(task, completed=done, total=total))
+        counts = MV.write_multiverse(result, out, protected=protected_inputs(ev, data))
+    except (OutputRefused, ValueError) as err:
+        _refused(err)
+    except OSError as err:
+        _refused(f"{out}: cannot be written ({err.strerror or err}); nothing was written")
+    summary = result.summary()
+    flips = int(summary["flips"].sum()) if len(summary) else 0
+    console.print(f"{len(summary)} analyses, {counts['multiverse.csv']} combinations; the conclusion of {flips} "
+                  f"changes under some reasonable choices. Wrote multiverse.csv and multiverse_summary.csv to {out}",
+                  markup=False, highlight=False)
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     from . import __version__

@@ -27,10 +27,11 @@ import numpy as np
 import pandas as pd
 
 from ..stats.pooling import pool_many
+from ..stats.progress import progress_reporter
 from . import analysis as A
 from . import grade
 
-__all__ = ["CHOICES", "MultiverseResult", "multiverse", "multiverse_summary"]
+__all__ = ["CHOICES", "MultiverseResult", "multiverse", "multiverse_summary", "write_multiverse"]
 
 #: every choice and its values (the plan's first, except the estimator and CI, which follow the settings)
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -100,12 +101,14 @@ def _select(g: pd.DataFrame, keys: dict, mask: np.ndarray, spec: dict) -> tuple[
 
 
 def multiverse(frame: pd.DataFrame, config: A.AnalysisConfig | None = None, *, measure: str = "md100",
-               analyses: list[tuple[str, str, str]] | None = None, choices: dict | None = None) -> MultiverseResult:
+               analyses: list[tuple[str, str, str]] | None = None, choices: dict | None = None,
+               progress=False) -> MultiverseResult:
     """Run every combination of analysis choices (module docstring) for each comparison x outcome x window.
 
     ``frame``: a comparison frame on ``measure`` (its ``yi``/``vi``); ``analyses``: (comparison, outcome, window)
     triples to run (default: every one with a used row; "any control" views left out); ``choices``: replace the
-    values of some choices (e.g. ``{"estimator": ("REML", "DL")}``). Returns a :class:`MultiverseResult`.
+    values of some choices (e.g. ``{"estimator": ("REML", "DL")}``); ``progress``: True for a progress bar, or a
+    callable ``(done, total)`` (analyses assembled, then model batches pooled). Returns a :class:`MultiverseResult`.
     """
     config = config or A.load_config()
     plan = plan_choices(config)
@@ -126,10 +129,22 @@ def multiverse(frame: pd.DataFrame, config: A.AnalysisConfig | None = None, *, m
         views = set(A.ANY_CONTROL_VIEWS) | set(frame.attrs.get("views", ()))
         analyses = sorted({(c, o, w) for c, o, w in zip(used["comparison"], used["outcome"], used["window"])
                            if c not in views and isinstance(w, str)})
+    models = len(ch["estimator"]) * len(ch["ci"]) + 1  # at most: each model, and the common effect below 3 trials
+    with progress_reporter(progress, len(analyses) + models, "multiverse: analyses, then models") as advance:
+        spec_rows, jobs = _specifications(cand, analyses, ch, choices, config, measure, advance)
+        results = _pool_jobs(cand, jobs, config, advance)
+        advance(models - len({m for _, m in jobs}))  # models no analysis needed
+    return _result(cand, spec_rows, results, plan)
+
+
+def _specifications(cand: pd.DataFrame, analyses, ch: dict, choices, config: A.AnalysisConfig, measure: str,
+                    advance) -> tuple[list[dict], set]:
+    """Every (analysis, combination) with its selected rows and model; the distinct (rows, model) to pool."""
     targets = {w.name: w.target for w in config.windows}
     jobs: set[tuple] = set()  # (row labels, model): each pooled once
     spec_rows: list[dict] = []
     for comp, outcome, window in analyses:
+        advance(1)
         g = cand[(cand["comparison"] == comp) & (cand["outcome"] == outcome) & (cand["window"] == window)]
         if g.empty:
             continue
@@ -167,7 +182,10 @@ def multiverse(frame: pd.DataFrame, config: A.AnalysisConfig | None = None, *, m
                                   "_threshold": threshold})
                 if rows:
                     jobs.add((rows, model))
-    results = _pool_jobs(cand, jobs, config)
+    return spec_rows, jobs
+
+
+def _result(cand: pd.DataFrame, spec_rows: list[dict], results: dict, plan: dict) -> MultiverseResult:
     out = []
     for r in spec_rows:
         res = results.get((r["_rows"], r["_model"]))
@@ -185,7 +203,7 @@ def multiverse(frame: pd.DataFrame, config: A.AnalysisConfig | None = None, *, m
     return MultiverseResult(pd.DataFrame(out, columns=cols), plan)
 
 
-def _pool_jobs(cand: pd.DataFrame, jobs: set, config: A.AnalysisConfig) -> dict:
+def _pool_jobs(cand: pd.DataFrame, jobs: set, config: A.AnalysisConfig, advance=lambda n: None) -> dict:
     """Pool every distinct (set of rows, model) once, batched by model with :func:`pool_many`."""
     by_model: dict[tuple, list[tuple]] = {}
     for rows, model in jobs:
@@ -207,6 +225,7 @@ def _pool_jobs(cand: pd.DataFrame, jobs: set, config: A.AnalysisConfig) -> dict:
         for r, s in enumerate(sets):
             out[(s, model)] = (float(res.estimate[r]), float(res.ci_low[r]), float(res.ci_high[r]),
                                float(res.tau2[r]))
+        advance(1)
     return out
 
 
@@ -229,3 +248,20 @@ def multiverse_summary(result: MultiverseResult) -> pd.DataFrame:
                      "estimate_max": run["estimate"].max(), "flips": same < len(run),
                      "other_categories": "; ".join(f"{c} ({n})" for c, n in other.items())})
     return pd.DataFrame(rows)
+
+
+#: the command that owns folders written by :func:`write_multiverse`
+WRITER = "multiverse"
+
+
+def write_multiverse(result: MultiverseResult, out_dir, *, protected=()) -> dict[str, int]:
+    """Write ``multiverse.csv`` (every specification) and ``multiverse_summary.csv`` (one row per analysis) to
+    ``out_dir``, all or nothing, replacing only a folder this function wrote (or a new or empty one). Returns the
+    rows written per file."""
+    from ..evidence import atomic
+    from ..evidence.export import csv_bytes
+
+    summary = result.summary()
+    files = {"multiverse.csv": csv_bytes(result.specs), "multiverse_summary.csv": csv_bytes(summary)}
+    atomic.replace_owned_folder(out_dir, files, WRITER, protected=protected)
+    return {"multiverse.csv": len(result.specs), "multiverse_summary.csv": len(summary)}
