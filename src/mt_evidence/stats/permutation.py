@@ -10,7 +10,6 @@ Validated against metafor 3.8 ``permutest`` (tests/reference/make_robust_referen
 
 from __future__ import annotations
 
-import html
 import math
 from dataclasses import dataclass, field
 
@@ -18,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .printing import PrintedResult, WithConventions, format_p
 from . import engine
 from .bias import check_studies
 from .conventions import Conventions, resolve
@@ -32,8 +32,8 @@ _ALTERNATIVES = {"two-sided": "|stat_perm| >= |stat| - tol", "greater": "stat_pe
                  "less": "stat_perm <= stat + tol"}
 
 
-@dataclass(frozen=True)
-class PermutationResult:
+@dataclass(frozen=True, repr=False)
+class PermutationResult(PrintedResult, WithConventions):
     """Permutation p-values next to the model's asymptotic ones.
 
     ``coefficients`` (one row per term): estimate, se, stat, p (asymptotic), p_perm. ``qm`` is the omnibus test of
@@ -62,14 +62,6 @@ class PermutationResult:
     beta_perm: np.ndarray = field(repr=False)
     qm_perm: np.ndarray = field(repr=False)
 
-    @property
-    def method(self) -> str:
-        return self.conventions.method
-
-    @property
-    def test(self) -> str:
-        return self.conventions.test
-
     def to_frame(self) -> pd.DataFrame:
         """The coefficient table plus a row for the omnibus test (term ``QM``)."""
         c = self.coefficients.reset_index()
@@ -85,8 +77,8 @@ class PermutationResult:
         use_f = self.conventions.test in ("t", "hksj")
         qname = f"F({self.qm_df[0]:g}, {self.qm_df[1]:g})" if use_f else f"QM({self.qm_df[0]:g})"
         lines = [f"Permutation test (k = {self.k}; {how})", "",
-                 f"Test of coefficients {list(self.btt)}: {qname} = {self.qm:.4f}, p {_fmt_p(self.qm_p)} "
-                 f"(asymptotic), p {_fmt_p(self.qm_p_perm)} (permutation)", "",
+                 f"Test of coefficients {list(self.btt)}: {qname} = {self.qm:.4f}, p {format_p(self.qm_p)} "
+                 f"(asymptotic), p {format_p(self.qm_p_perm)} (permutation)", "",
                  self.coefficients.to_string(float_format=lambda x: f"{x:.4f}"), "",
                  f"Conventions: permutation p-value = share of permutations with {_ALTERNATIVES[self.alternative]}"
                  f" (tol = {self.tol:.3g}); " + self.conventions.describe()]
@@ -96,18 +88,6 @@ class PermutationResult:
                          "gives other permutations (and metafor's R random numbers others again)")
         return lines
 
-    def __repr__(self) -> str:
-        return "\n".join(self._lines())
-
-    def _repr_html_(self) -> str:
-        return "<pre>" + html.escape(self.__repr__()) + "</pre>"
-
-
-def _fmt_p(p: float) -> str:
-    """'= 0.1234' or '< .0001', to follow a 'p'."""
-    if not np.isfinite(p):
-        return "= NA"
-    return "< .0001" if p < 1e-4 else f"= {p:.4f}"
 
 
 def _sign_matrix(k: int) -> np.ndarray:

@@ -18,19 +18,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .printing import PrintedResult, WithConventions, format_p
 from .bias import MIN_K_BIAS, check_studies
 from .conventions import Conventions
 from .pooling import pool, pool_many
 
 __all__ = ["PET_PEESE_RULES", "PetPeeseResult", "pet_peese", "CumulativeResult", "cumulative", "BaujatResult",
            "baujat"]
-
-
-def _fmt_p(p: float) -> str:
-    """'= 0.1234' or '< .0001', to follow a 'p'."""
-    if not np.isfinite(p):
-        return "= NA"
-    return "< .0001" if p < 1e-4 else f"= {p:.4f}"
 
 
 def _labels(labels, k: int) -> list[str]:
@@ -69,8 +63,8 @@ def _wls(y: np.ndarray, x: np.ndarray, v: np.ndarray, level: float, names: tuple
                         index=pd.Index(list(names), name="term"))
 
 
-@dataclass(frozen=True)
-class PetPeeseResult:
+@dataclass(frozen=True, repr=False)
+class PetPeeseResult(PrintedResult):
     """PET and PEESE fits and the conditional PET-PEESE estimate (the chosen model's intercept).
 
     ``pet`` and ``peese`` are coefficient tables (``intrcpt`` and ``sei`` or ``vi``): estimate, se, t statistic,
@@ -113,18 +107,13 @@ class PetPeeseResult:
         for name, tab, slope in (("PET  ", self.pet, "sei"), ("PEESE", self.peese, "vi")):
             a, b = tab.iloc[0], tab.iloc[1]
             lines.append(f"{name} intercept = {a['estimate']:.4f} (se {a['se']:.4f}, t = {a['stat']:.3f}, "
-                         f"p {_fmt_p(a['p'])}); {lvl} CI [{a['ci_low']:.4f}, {a['ci_high']:.4f}]; "
-                         f"slope on {slope} = {b['estimate']:.4f} (p {_fmt_p(b['p'])})")
+                         f"p {format_p(a['p'])}); {lvl} CI [{a['ci_low']:.4f}, {a['ci_high']:.4f}]; "
+                         f"slope on {slope} = {b['estimate']:.4f} (p {format_p(b['p'])})")
         lines += ["", f"Chosen: {self.chosen}: estimate = {self.estimate:.4f}, {lvl} CI [{self.ci_low:.4f}, "
                       f"{self.ci_high:.4f}]",
-                  f"Rule: {PET_PEESE_RULES[self.rule]} = {self.alpha:g} (PET intercept p {_fmt_p(self.rule_p)})"]
+                  f"Rule: {PET_PEESE_RULES[self.rule]} = {self.alpha:g} (PET intercept p {format_p(self.rule_p)})"]
         return lines
 
-    def __repr__(self) -> str:
-        return "\n".join(self._lines())
-
-    def _repr_html_(self) -> str:
-        return "<pre>" + html.escape(self.__repr__()) + "</pre>"
 
 
 def pet_peese(yi, vi, *, rule: str = "two-sided", alpha: float = 0.05, level: float = 0.95,
@@ -190,7 +179,7 @@ def pet_peese(yi, vi, *, rule: str = "two-sided", alpha: float = 0.05, level: fl
 
 
 @dataclass(frozen=True)
-class CumulativeResult:
+class CumulativeResult(WithConventions):
     """A cumulative meta-analysis: row i pools the first i studies in the given order.
 
     ``table`` columns: study, order (the sorting key), k, estimate, se, stat, p, ci_low, ci_high, q, q_p, tau2,
@@ -202,18 +191,6 @@ class CumulativeResult:
     conventions: Conventions
     decreasing: bool
     order_given: bool
-
-    @property
-    def method(self) -> str:
-        return self.conventions.method
-
-    @property
-    def test(self) -> str:
-        return self.conventions.test
-
-    @property
-    def level(self) -> float:
-        return self.conventions.level
 
     def to_frame(self) -> pd.DataFrame:
         return self.table.copy()
@@ -290,7 +267,7 @@ def cumulative(yi, vi, *, order=None, decreasing: bool = False, labels=None, met
 
 
 @dataclass(frozen=True)
-class BaujatResult:
+class BaujatResult(PrintedResult):
     """The data of a Baujat plot: ``table`` with study, x (contribution to the heterogeneity: squared Pearson
     residual ``(yi - estimate)^2 / (vi + tau^2)``, which for the common-effect model sums to Q) and y (influence on
     the pooled estimate: the squared change of the estimate when the study is left out, over the variance of the
@@ -316,8 +293,6 @@ class BaujatResult:
                           "x: contribution to heterogeneity; y: influence on the pooled estimate",
                           "Conventions: " + self.conventions.describe()])
 
-    def _repr_html_(self) -> str:
-        return "<pre>" + html.escape(self.__repr__()) + "</pre>"
 
 
 def baujat(yi, vi, *, labels=None, method: str | None = None, test: str | None = None, level: float | None = None,

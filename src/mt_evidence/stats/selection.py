@@ -12,7 +12,6 @@ Validated against metafor 3.8 ``selmodel`` (tests/reference/make_robust_referenc
 
 from __future__ import annotations
 
-import html
 import warnings
 from dataclasses import dataclass, field
 
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from .printing import PrintedResult, format_p
 from .bias import MIN_K_BIAS, TooFewTrials, check_studies
 from .pooling import pool
 
@@ -177,8 +177,8 @@ def _num_hessian(fun, x: np.ndarray, rel: float = 1e-4) -> np.ndarray:
 # -------------------------------------------------------------------------------------------------- results
 
 
-@dataclass(frozen=True)
-class SelectionModelResult:
+@dataclass(frozen=True, repr=False)
+class SelectionModelResult(PrintedResult):
     """A fitted step-function selection model.
 
     ``estimate`` ... ``ci_high`` are the selection-adjusted mean effect with Wald z inference from the observed
@@ -244,13 +244,13 @@ class SelectionModelResult:
         model = "common-effect" if self.method == "FE" else "random-effects (ML)"
         lines = [f"Step-function selection model (Vevea & Hedges 1995), {model}, k = {self.k}", "",
                  f"adjusted estimate = {self.estimate:.4f}  se = {self.se:.4f}  z = {self.zval:.4f}  "
-                 f"p {_fmt_p(self.p)}",
+                 f"p {format_p(self.p)}",
                  f"{lvl} CI: [{self.ci_low:.4f}, {self.ci_high:.4f}]"]
         if self.method != "FE":
             lines.append(f"tau^2 = {self.tau2:.4f} (SE = {self.tau2_se:.4f}; {lvl} CI [{self.tau2_ci_low:.4f}, "
                          f"{self.tau2_ci_high:.4f}]); test of tau^2 = 0: LRT = {self.lrt_tau2:.4f}, "
-                         f"p {_fmt_p(self.lrt_tau2_p)}")
-        lines += [f"Test for selection: LRT({self.lrt_df}) = {self.lrt:.4f}, p {_fmt_p(self.lrt_p)}", "",
+                         f"p {format_p(self.lrt_tau2_p)}")
+        lines += [f"Test for selection: LRT({self.lrt_df}) = {self.lrt:.4f}, p {format_p(self.lrt_p)}", "",
                   self.intervals.to_string(index=False, float_format=lambda x: f"{x:.4f}"), "",
                   f"Conventions: steps = {list(self.steps)}; p-values: {ALTERNATIVES[self.alternative]}; "
                   f"delta_1 fixed at 1, others in [0, {DELTA_MAX:g}]; Wald CIs from the observed information; "
@@ -258,18 +258,6 @@ class SelectionModelResult:
         lines += ["Note: " + n for n in self.notes]
         return lines
 
-    def __repr__(self) -> str:
-        return "\n".join(self._lines())
-
-    def _repr_html_(self) -> str:
-        return "<pre>" + html.escape(self.__repr__()) + "</pre>"
-
-
-def _fmt_p(p: float) -> str:
-    """'= 0.1234' or '< .0001', to follow a 'p'."""
-    if not np.isfinite(p):
-        return "= NA"
-    return "< .0001" if p < 1e-4 else f"= {p:.4f}"
 
 
 # ------------------------------------------------------------------------------------------------------ API
