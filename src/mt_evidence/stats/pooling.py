@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import pandas as pd
 
-from . import engine
+from . import intercept
 from .conventions import Conventions, resolve
 
 __all__ = ["PoolResult", "PoolManyResult", "pool", "pool_many"]
@@ -385,54 +385,8 @@ def pool_many(
 
 
 def _pool_arrays(Y: np.ndarray, V: np.ndarray, conv: Conventions, *, tau2_ci: bool = True) -> PoolManyResult:
-    batch = engine.Batch.from_arrays(Y, V)
-    fa = engine.fit(batch, conv)
-    pi_lo, pi_hi = engine.prediction_interval(fa, conv)
-    if conv.method == "FE" or not tau2_ci:
-        nan = np.full(len(fa.k), np.nan)
-        t_lo, t_hi = nan, nan.copy()
-    else:
-        t_lo, t_hi = engine.tau2_ci_qprofile(batch, conv.level)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if conv.i2_type == "q" or conv.method == "FE":
-            i_lo, i_hi = engine.i2_ci_higgins(fa.q, fa.k, conv.level)
-            h_lo, h_hi = 1 / (1 - i_lo / 100), 1 / (1 - i_hi / 100)
-        else:
-            i_lo = 100 * t_lo / (fa.vt + t_lo)
-            i_hi = 100 * t_hi / (fa.vt + t_hi)
-            h_lo = t_lo / fa.vt + 1
-            h_hi = t_hi / fa.vt + 1
-    return PoolManyResult(
-        estimate=fa.b[:, 0],
-        se=fa.se[:, 0],
-        stat=fa.stat[:, 0],
-        p=fa.pval[:, 0],
-        ci_low=fa.ci_low[:, 0],
-        ci_high=fa.ci_high[:, 0],
-        pi_low=pi_lo,
-        pi_high=pi_hi,
-        tau2=fa.tau2,
-        tau2_se=fa.tau2_se,
-        tau2_ci_low=t_lo,
-        tau2_ci_high=t_hi,
-        tau=np.sqrt(fa.tau2),
-        i2=fa.i2,
-        i2_ci_low=i_lo,
-        i2_ci_high=i_hi,
-        h2=fa.h2,
-        h2_ci_low=h_lo,
-        h2_ci_high=h_hi,
-        q=fa.q,
-        q_df=fa.q_df,
-        q_p=fa.q_p,
-        k=fa.k,
-        df=fa.df,
-        s2w=fa.s2w,
-        loglik=fa.loglik,
-        weights=fa.weights,
-        test_used=fa.test_used,
-        conventions=conv,
-    )
+    fields_ = intercept.pool_columns(intercept.Studies.from_rows(Y, V), conv, tau2_ci=tau2_ci)
+    return PoolManyResult(**fields_, conventions=conv)
 
 
 def pool(

@@ -1,0 +1,688 @@
+"""Intercept-only random-effects models for many meta-analyses at once: the engine behind ``pool`` and
+``pool_many`` (meta-regression and subgroups with moderators use ``engine``).
+
+Layout: studies x analyses. ``Y`` and ``V`` are (K, m) arrays with one meta-analysis per column, so that
+every NumPy pass runs along the long axis and every sum over studies adds K contiguous rows. A study a column
+does not have carries y = 0 and v = +inf, so its weight 1/(v + tau^2) is exactly 0 and no mask is needed.
+
+The formulas are metafor 3.8's (``rma.uni``, ``confint.rma.uni``, ``predict.rma``), written in closed form for
+an intercept. With w_i = 1/(v_i + tau^2), the weighted mean mu, e = y - mu and P = W - w w'/sum(w):
+``Q = y'Py = sum w e^2``, ``y'PPy = sum w^2 e^2``, ``y'PPPy = sum w^3 e^2 - (sum w^2 e)^2 / sum w``,
+``tr P = sum w - sum w^2 / sum w`` and ``tr PP = sum w^2 - 2 sum w^3 / sum w + (sum w^2 / sum w)^2``.
+
+Solvers (every one on all columns at once):
+
+- Q-profile bounds, Paule-Mandel and empirical Bayes solve ``Q(tau^2) = c``. ``1/Q`` is increasing and
+  concave in tau^2 (its second derivative is ``2((y'PPy)^2 - Q y'PPPy)/Q^3 <= 0`` by Cauchy-Schwarz), so
+  Newton's method on ``1/Q`` never passes the root from the left and reaches it from either side; it is
+  exact in one step when all variances are equal. The Q-profile bounds start from tau^2-hat, or from the
+  cubic Hermite interpolant of ``1/Q`` between 0 and tau^2-hat when the bound lies there.
+- ML and REML: the global maximiser of the (restricted) likelihood. A root of the score
+  ``S = y'PPy - tr P`` (REML; ``tr W`` for ML) is found by Newton's method on ``tr P / y'PPy - 1`` inside a
+  bracket, started at the DerSimonian-Laird estimate, and then *proved* to be the only local maximum.
+  ``S = U - L`` is a difference of two convex decreasing functions of tau^2 (``U = y'PPy``, ``L = tr P``;
+  their derivatives ``-2 y'PPPy`` and ``-tr PP`` increase), so on an interval the chord of one and the
+  tangents of the other bound ``S`` from above and below, and ``U'(b) - L'(a) < 0`` proves ``S`` strictly
+  decreasing on ``[a, b]``. A cover of ``[0, b]`` by intervals on which ``S`` is positive, negative or
+  strictly decreasing, with the tail bound ``S(t) < 0`` for all ``t >= b`` when ``Q(b) < L(b) (v_min + b)``
+  (from ``y'PPy <= Q / (v_min + t)``, ``(v_max + t) Q`` decreasing and ``(v_min + t) L`` increasing: P is
+  Loewner-monotone in the weights), leaves one sign change of the score, from + to -: the global maximum
+  (to 1e-12 relative: next to the root a sign may be left open over that width). Intervals that prove
+  nothing are split; the few columns still unproven (likelihoods with several local maxima, or a score
+  that only touches zero) are solved by ``engine.tau2_likelihood``'s score grid, as before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import special
+
+from . import engine
+from .conventions import Conventions
+
+_EPS = np.finfo(float).eps
+_NEWTON_TOL = 32 * _EPS  # a Newton step this small (relative) has converged, as in solvers.root_decreasing
+_MAXITER = 100
+
+
+def _sum(a: np.ndarray) -> np.ndarray:
+    """Column sums of a (K, m) array."""
+    return a.sum(axis=0)
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Column-wise inner products of two (K, m) arrays."""
+    return np.einsum("km,km->m", a, b)
+
+
+def _dot3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    return np.einsum("km,km,km->m", a, b, c)
+
+
+@dataclass
+class Studies:
+    """Many intercept-only meta-analyses in the studies x analyses layout (see the module docstring)."""
+
+    Y: np.ndarray  # (K, m), 0 where padded
+    V: np.ndarray  # (K, m), +inf where padded
+    k: np.ndarray  # (m,) studies per column
+    _pad: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def m(self) -> int:
+        return self.Y.shape[1]
+
+    @property
+    def pad(self) -> np.ndarray:
+        """(K, m) True where padded."""
+        if self._pad is None:
+            self._pad = np.isinf(self.V)
+        return self._pad
+
+    @classmethod
+    def from_rows(cls, Y: np.ndarray, V: np.ndarray) -> Studies:
+        """From validated (m, K) arrays, NaN where a row has fewer studies (``pool_many``'s input)."""
+        Yt = np.array(Y.T, dtype=float, order="C")  # copies: the caller's arrays are never written
+        Vt = np.array(V.T, dtype=float, order="C")
+        pad = np.isnan(Yt)
+        if pad.any():
+            Yt[pad] = 0.0
+            Vt[pad] = np.inf
+        return cls(Y=Yt, V=Vt, k=Yt.shape[0] - pad.sum(axis=0), _pad=pad)
+
+    def take(self, cols: np.ndarray) -> Studies:
+        return Studies(Y=self.Y[:, cols], V=self.V[:, cols], k=self.k[cols])
+
+    def batch(self) -> engine.Batch:
+        """The same data as ``engine.Batch`` (rows layout), for the general engine."""
+        Y = np.where(self.pad, np.nan, self.Y).T
+        V = np.where(self.pad, np.nan, self.V).T
+        return engine.Batch.from_arrays(Y, V)
+
+    def v0(self) -> np.ndarray:
+        """V with 0 where padded."""
+        return np.where(self.pad, 0.0, self.V)
+
+    def deviations(self) -> np.ndarray:
+        """Deviations from the unweighted mean, 0 where padded."""
+        d = self.Y - _sum(self.Y) / self.k
+        d[self.pad] = 0.0
+        return d
+
+    def weights(self, tau2: np.ndarray) -> np.ndarray:
+        w = np.add(self.V, tau2)
+        np.reciprocal(w, out=w)
+        return w
+
+
+@dataclass
+class _Fit:
+    """The weighted fit of every column at one tau^2."""
+
+    w: np.ndarray  # (K, m)
+    sw: np.ndarray
+    mu: np.ndarray
+    e: np.ndarray  # (K, m) residuals y - mu (not zero where padded; the weight is)
+    r: np.ndarray  # (K, m) P y = w e
+    q: np.ndarray  # y'Py
+
+    def take(self, cols: np.ndarray) -> _Fit:
+        return _Fit(w=self.w[:, cols], sw=self.sw[cols], mu=self.mu[cols], e=self.e[:, cols], r=self.r[:, cols],
+                    q=self.q[cols])
+
+
+def _fit(st: Studies, tau2: np.ndarray) -> _Fit:
+    w = st.weights(tau2)
+    sw = _sum(w)
+    mu = _dot(w, st.Y) / sw
+    e = st.Y - mu
+    r = w * e
+    return _Fit(w=w, sw=sw, mu=mu, e=e, r=r, q=_dot(r, e))
+
+
+def _subset(st: Studies, keep: np.ndarray) -> Studies:
+    return st if keep.all() else st.take(keep)
+
+
+# ------------------------------------------------------------------------------------ Q(tau^2) = c
+
+
+def _hermite_root(x1: np.ndarray, g0: np.ndarray, d0: np.ndarray, g1: np.ndarray, d1: np.ndarray,
+                  target: np.ndarray) -> np.ndarray:
+    """Where the cubic Hermite interpolant of g (values g0, g1 and slopes d0, d1 at 0 and x1) equals target,
+    for g increasing with g0 < target < g1 (a starting point only: clipped to [0, x1])."""
+    h0 = x1 * d0
+    h1 = x1 * d1
+    s = np.clip((target - g0) / (g1 - g0), 0.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for _ in range(4):
+            s2 = s * s
+            p = (2 * s2 * s - 3 * s2 + 1) * g0 + (s2 * s - 2 * s2 + s) * h0 + (3 * s2 - 2 * s2 * s) * g1 \
+                + (s2 * s - s2) * h1
+            dp = (6 * s2 - 6 * s) * (g0 - g1) + (3 * s2 - 4 * s + 1) * h0 + (3 * s2 - 2 * s) * h1
+            s = np.clip(s - (p - target) / dp, 0.0, 1.0)
+    s = np.where(np.isfinite(s), s, 0.5)
+    return s * x1
+
+
+def solve_q(st: Studies, target: np.ndarray, x0: np.ndarray | None = None, q0: np.ndarray | None = None,
+            u0: np.ndarray | None = None) -> np.ndarray:
+    """tau^2 >= 0 with generalised Q(tau^2) = target, for columns where Q(0) > target (the caller checks).
+
+    Newton's method on 1/Q (see the module docstring) from ``x0`` (0 by default), with ``q0 = Q(x0)`` and
+    ``u0 = y'PPy(x0)`` when already known. A step that would end below 0 stops at 0 (Q(0) > target). A column
+    ends when a step from the left no longer moves the iterate (or, in the quadratic regime, when the step
+    after it is predicted not to), or when Q equals the target to rounding.
+    """
+    m = st.m
+    x = np.zeros(m) if x0 is None else np.array(x0, dtype=float)
+    c = np.broadcast_to(np.asarray(target, dtype=float), (m,)).copy()
+    if q0 is None or u0 is None:
+        f = _fit(st, x)
+        q, u = f.q, _dot(f.r, f.r)
+    else:
+        q, u = np.asarray(q0, dtype=float), np.asarray(u0, dtype=float)
+    out = x.copy()
+    cols, xa, ca, sub = np.arange(m), x, c, st
+    d_prev = x_prev = None
+    for _ in range(_MAXITER):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = (q - ca) * q / (ca * u)
+            left = q > ca
+            xn = np.maximum(xa + step, 0.0)
+            small = left & (step <= _NEWTON_TOL * xn)
+            if d_prev is not None:
+                # Newton's error after this step is about |g''| / (2 g') step^2, g = 1/Q
+                d = u / (q * q)
+                curv = np.abs((d - d_prev) / (xa - x_prev))
+                small |= left & (curv / (2 * d) * step * step <= 1e-3 * _NEWTON_TOL * xn)
+            else:
+                d = u / (q * q)
+        flat = np.abs(q - ca) <= 4 * _EPS * ca
+        done = small | flat | ~np.isfinite(step)
+        out[cols] = np.where(small & ~flat, xn, np.where(done, xa, xn))
+        if done.all():
+            return out
+        keep = ~done
+        cols, xa, ca, sub = cols[keep], xn[keep], ca[keep], _subset(sub, keep)
+        d_prev, x_prev = d[keep], (xn - step)[keep]
+        f = _fit(sub, xa)
+        q, u = f.q, _dot(f.r, f.r)
+    # not reached in practice (the iteration is monotone and quadratic); the bracketed solver as a safeguard
+    out[cols] = engine.solve_q_equals(sub.batch(), ca)  # pragma: no cover
+    return out  # pragma: no cover
+
+
+# --------------------------------------------------------------------------------- ML and REML
+
+# Score pieces at one tau^2 per column, as the rows of one array so that subsets are one indexing:
+# S = U - L with U = y'PPy and L = tr P (REML) or tr W (ML); dU = -2 y'PPPy and dL = -tr PP (REML) or
+# -tr WW (ML) are their derivatives; Q = y'Py.
+_T, _S, _U, _DU, _L, _DL, _Q = range(7)
+
+
+def _score_of(f: _Fit, t: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """The (7, m) score pieces at ``t`` from the fit there, and sum w, sum w^2 (2, m)."""
+    w, sw, r = f.w, f.sw, f.r
+    out = np.empty((7, len(sw)))
+    out[_T] = t
+    out[_Q] = f.q
+    u = out[_U] = _dot(r, r)
+    swr = _dot(w, r)
+    out[_DU] = -2 * (_dot3(w, r, r) - swr * swr / sw)
+    sw2 = _dot(w, w)
+    if kind == "REML":
+        a = sw2 / sw
+        out[_L] = sw - a
+        out[_DL] = -(sw2 - 2 * _dot3(w, w, w) / sw + a * a)
+    else:
+        out[_L] = sw
+        out[_DL] = -sw2
+    out[_S] = u - out[_L]
+    return out, np.stack([sw, sw2])
+
+
+def _score(st: Studies, t: np.ndarray, kind: str) -> np.ndarray:
+    return _score_of(_fit(st, t), t, kind)[0]
+
+
+def _upper_bound(st: Studies, kind: str) -> np.ndarray:
+    """A tau^2 beyond which the score is negative (proved): S / sum w^2 <= 2 ss - v_min - t + (v_max + t)/k for
+    REML (the last term is 0 for ML), with ss the sum of squared deviations from the unweighted mean."""
+    k = st.k.astype(float)
+    d = st.deviations()
+    ss = _dot(d, d)
+    if kind == "ML":
+        return np.maximum(2 * ss, 0.0) * (1 + 1e-6) + _EPS
+    vmin = st.V.min(axis=0)
+    vmax = st.v0().max(axis=0)
+    return np.maximum((2 * k * ss + vmax - k * vmin) / (k - 1), 0.0) * (1 + 1e-6) + _EPS
+
+
+def _newton_score(st: Studies, s0: np.ndarray, sums0: np.ndarray, kind: str):
+    """A root of the score in (0, upper bound) for columns with S(0) > 0 (``s0``: the pieces at 0).
+
+    Newton's method on L/U - 1 (linear in tau^2 when the variances are equal), started from the
+    DerSimonian-Laird estimate, with bisection when a step leaves the bracket [lo, hi] (S(lo) > 0 > S(hi)).
+    Returns the roots and every point evaluated, as (columns, score pieces) pairs, for the certificate.
+    """
+    m = st.m
+    lo = np.zeros(m)
+    hi = _upper_bound(st, kind)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        trp0 = sums0[0] - sums0[1] / sums0[0]
+        x = (s0[_Q] - (st.k - 1)) / trp0
+    x = np.where(np.isfinite(x) & (x > 0) & (x < hi), x, 0.0)
+    root = np.zeros(m)
+    records = []
+    cur = s0
+    moved = x > 0
+    if moved.any():
+        idx = np.flatnonzero(moved)
+        D = _score(st.take(idx) if len(idx) < m else st, x[idx], kind)
+        records.append((idx, D))
+        cur = s0.copy()
+        cur[:, idx] = D
+        pos = D[_S] > 0
+        lo[idx] = np.where(pos, x[idx], 0.0)
+        hi[idx] = np.where(pos, hi[idx], x[idx])
+    cols, sub = np.arange(m), st
+    d_prev = x_prev = None
+    for _ in range(_MAXITER):
+        x, S, U, L = cur[_T], cur[_S], cur[_U], cur[_L]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            d = (cur[_DL] * U - L * cur[_DU]) / (U * U)  # the derivative of L/U - 1
+            step = S / (U * d)
+            xn = x + step
+            outside = ~np.isfinite(xn) | (xn <= lo) | (xn >= hi)
+            conv = (np.abs(step) <= _NEWTON_TOL * x) | ((hi - lo) <= 4 * _EPS * hi)
+            if d_prev is not None:
+                # in the quadratic regime the step after this one would be ~ |g''| / (2 |g'|) step^2
+                curv = np.abs((d - d_prev) / (x - x_prev))
+                conv |= ~outside & (curv / (2 * np.abs(d)) * step * step <= 1e-3 * _NEWTON_TOL * x)
+        root[cols] = np.where(outside, x, xn)
+        keep = ~conv
+        if not keep.any():
+            return root, records
+        xn = np.where(outside, 0.5 * (lo + hi), xn)
+        cols, xn, lo, hi, sub = cols[keep], xn[keep], lo[keep], hi[keep], _subset(sub, keep)
+        d_prev, x_prev = np.where(outside, np.nan, d)[keep], x[keep]
+        cur = _score(sub, xn, kind)
+        records.append((cols, cur))
+        pos = cur[_S] > 0
+        lo = np.where(pos, xn, lo)
+        hi = np.where(pos, hi, xn)
+    raise RuntimeError("the ML/REML root search did not converge")  # pragma: no cover - bisection converges
+
+
+_MARGIN = 1e-9  # relative margin of every inequality a certificate relies on (rounding never decides one)
+_ZONE = 1e-12  # relative width of the zone next to a root where a certificate may leave the sign open
+
+
+def _piece_proves(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Whether, on each [a, b] = [A_t, B_t], the score is provably
+
+    - positive (on [a, b), but for a zone of relative width 1e-12 before b when S(b) is a root's rounding),
+    - negative (on (a, b], but for such a zone after a), or
+    - strictly decreasing.
+
+    U and L are convex and decreasing, so S <= up = (chord of U) - (upper envelope of L's tangents), a
+    concave piecewise-linear function (largest at a, b or where the tangents cross), and S >= low =
+    (upper envelope of U's tangents) - (chord of L), convex (smallest likewise); U' and L' increase, so
+    S' <= U'(b) - L'(a). When up decreases at a, S <= S(a) + up'(a)(t - a) on the whole piece (and
+    likewise for low at b): this proves the sign next to a point where S is only rounding away from 0.
+    """
+    a, b = A[_T], B[_T]
+    aU, aL, adU, adL, aS = A[_U], A[_L], A[_DU], A[_DL], A[_S]
+    bU, bL, bdU, bdL, bS = B[_U], B[_L], B[_DU], B[_DL], B[_S]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        dec = bdU - adL < -_MARGIN * np.maximum(-adL, -adU)
+        lift = _MARGIN * np.maximum(aL, aU)
+        width = b - a
+        cu = (bU - aU) / width  # chord slopes
+        cl = (bL - aL) / width
+        tk = np.clip((bL - aL + adL * a - bdL * b) / (adL - bdL), a, b)
+        tk = np.where(np.isfinite(tk), tk, a)
+        up = aU + cu * (tk - a) - np.maximum(aL + adL * (tk - a), bL + bdL * (tk - b))
+        neg = (aS < -lift) & (bS < -lift) & (up < -lift)
+        slope = cu - adL  # up'(a): from a on, S <= S(a) + slope (t - a)
+        neg |= (slope < -_MARGIN * np.abs(adL)) & (bS < -lift) & (aS <= -slope * _ZONE * b)
+        tk = np.clip((bU - aU + adU * a - bdU * b) / (adU - bdU), a, b)
+        tk = np.where(np.isfinite(tk), tk, a)
+        low = np.maximum(aU + adU * (tk - a), bU + bdU * (tk - b)) - (aL + cl * (tk - a))
+        pos = (aS > lift) & (bS > lift) & (low > lift)
+        slope = bdU - cl  # low'(b): up to b, S >= S(b) - slope (b - t)
+        pos |= (slope < -_MARGIN * np.abs(bdU)) & (aS > lift) & (bS >= slope * _ZONE * b)
+    return dec | neg | pos
+
+
+def _tail_proves(vmin: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """S(t) < 0 for every t >= B_t when Q(b) < L(b) (v_min + b) (module docstring)."""
+    return B[_Q] < B[_L] * (vmin + B[_T]) * (1 - _MARGIN)
+
+
+def _certify(st: Studies, cols: np.ndarray, D: np.ndarray, far: np.ndarray, kind: str, rounds: int = 8) -> np.ndarray:
+    """Columns whose score provably changes sign once at most, from + to - (so that the root found, or 0 when
+    S(0) <= 0, is the global maximum), from the score pieces ``D`` at points of columns ``cols`` (every point
+    evaluated, 0 included; several per column; ``far``: each column's largest t). Pieces that prove nothing are split at their geometric
+    midpoint (next to 0: at b/16), and a tail bound that fails is tried again at 4 times the point, up to
+    ``rounds`` times; columns left unproven are returned False."""
+    m = st.m
+    vmin = st.V.min(axis=0)
+    t = D[_T]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        key = cols + np.where(far[cols] > 0, t / (far[cols] * (1 + 1e-9)), 0.0)  # column, then t, in one key
+    order = np.argsort(key)
+    cols, D = cols[order], D[:, order]
+    t = D[_T]
+    same = cols[1:] == cols[:-1]
+    ia = np.flatnonzero(same & (t[1:] > t[:-1]))
+    A, B, pc = D[:, ia], D[:, ia + 1], cols[ia]
+    last = np.flatnonzero(np.r_[~same, True])
+    T, tc = D[:, last], cols[last]
+    good = _piece_proves(A, B)
+    tail = _tail_proves(vmin[tc], T)
+    pc, A, B = pc[~good], A[:, ~good], B[:, ~good]
+    tc, T = tc[~tail], T[:, ~tail]
+    for _ in range(rounds):
+        if not len(pc) and not len(tc):
+            break
+        fa, fb = A[_T], B[_T]
+        mid = np.where(fa > 0, np.sqrt(fa * fb), fb / 16)
+        new_cols = np.concatenate([pc, tc])
+        new = _score(st.take(new_cols), np.concatenate([mid, 4 * T[_T]]), kind)
+        nm, nt = new[:, : len(pc)], new[:, len(pc):]
+        pc2 = np.concatenate([pc, pc, tc])
+        A2 = np.concatenate([A, nm, T], axis=1)
+        B2 = np.concatenate([nm, B, nt], axis=1)
+        good = _piece_proves(A2, B2)
+        tail = _tail_proves(vmin[tc], nt)
+        pc, A, B = pc2[~good], A2[:, ~good], B2[:, ~good]
+        tc, T = tc[~tail], nt[:, ~tail]
+    ok = np.ones(m, dtype=bool)
+    ok[pc] = False
+    ok[tc] = False
+    return ok
+
+
+def tau2_likelihood(st: Studies, kind: str, f0: _Fit | None = None) -> np.ndarray:
+    """Global maximiser of the ML or REML likelihood over tau^2 >= 0, for columns with k >= 2 (``f0``: the
+    fit at tau^2 = 0, when already made)."""
+    m = st.m
+    zero = np.zeros(m)
+    s0, sums0 = _score_of(_fit(st, zero) if f0 is None else f0, zero, kind)
+    tau = np.zeros(m)
+    cols = [np.arange(m)]
+    pts = [s0]
+    has_root = s0[_S] > 0
+    if has_root.any():
+        rc = np.flatnonzero(has_root)
+        sub = st.take(rc) if len(rc) < m else st
+        root, recs = _newton_score(sub, s0[:, rc], sums0[:, rc], kind)
+        tau[rc] = root
+        for c, D in recs:
+            cols.append(rc[c])
+            pts.append(D)
+        # points that make the certificate's pieces next to the root short enough: root/2 and 1.25 root,
+        # unless a Newton iterate is already close to them
+        cat_c, cat_t = np.concatenate(cols), np.concatenate([p[_T] for p in pts])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = cat_t / tau[cat_c]
+        have_l = np.zeros(m, dtype=bool)
+        have_r = np.zeros(m, dtype=bool)
+        have_l[cat_c[(rel >= 0.35) & (rel <= 0.8)]] = True
+        have_r[cat_c[(rel >= 1.1) & (rel <= 1.5)]] = True
+        nl = np.flatnonzero(has_root & ~have_l)
+        nr = np.flatnonzero(has_root & ~have_r)
+        extra_c = np.concatenate([nl, nr])
+        if len(extra_c):
+            cols.append(extra_c)
+            pts.append(_score(st.take(extra_c), np.concatenate([0.5 * tau[nl], 1.25 * tau[nr]]), kind))
+    # where no point yet proves the tail, one further out: 2.5 times the farthest point, or, without a root,
+    # the spread of the effects (about tau^2 + a typical v)
+    far = np.zeros(m)
+    for c, D in zip(cols, pts):  # (no column appears twice in one record)
+        far[c] = np.maximum(far[c], D[_T])
+    cat_c = np.concatenate(cols)
+    cat = np.concatenate(pts, axis=1)
+    is_far = cat[_T] == far[cat_c]
+    vmin = st.V.min(axis=0)
+    tail_ok = np.zeros(m, dtype=bool)
+    tail_ok[cat_c[is_far]] = _tail_proves(vmin[cat_c[is_far]], cat[:, is_far])
+    need = np.flatnonzero(~tail_ok)
+    if len(need):
+        sub = st.take(need) if len(need) < m else st
+        d = sub.deviations()
+        top = np.where(far[need] > 0, 2.5 * far[need], np.maximum(_dot(d, d) / (sub.k - 1), 1e-12))
+        cat_c = np.concatenate([cat_c, need])
+        cat = np.concatenate([cat, _score(sub, top, kind)], axis=1)
+        far[need] = top
+    proved = _certify(st, cat_c, cat, far, kind)
+    if not proved.all():
+        bad = np.flatnonzero(~proved)
+        tau[bad] = engine.tau2_likelihood(st.take(bad).batch(), kind)
+    return tau
+
+
+# ------------------------------------------------------------------------------------------ estimators
+
+
+def estimate_tau2(st: Studies, method: str, f0: _Fit | None = None) -> np.ndarray:
+    """tau^2 by ``method`` for every column (0 where k = 1, and for "FE"); ``f0`` is the fit at tau^2 = 0."""
+    m = st.m
+    out = np.zeros(m)
+    if method == "FE":
+        return out
+    ok = st.k >= 2
+    if not ok.any():
+        return out
+    if not ok.all():
+        cols = np.flatnonzero(ok)
+        out[cols] = estimate_tau2(st.take(cols), method, None if f0 is None else f0.take(cols))
+        return out
+    k = st.k.astype(float)
+    if method in ("DL", "HS", "PM", "EB") and f0 is None:
+        f0 = _fit(st, np.zeros(m))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if method == "DL":
+            trp = f0.sw - _dot(f0.w, f0.w) / f0.sw
+            return np.maximum(0.0, (f0.q - (k - 1)) / trp)
+        if method == "HS":
+            return np.maximum(0.0, (f0.q - k) / f0.sw)
+        if method == "HE":
+            d = st.deviations()
+            trpv = _sum(st.v0()) * (1.0 - 1.0 / k)
+            return np.maximum(0.0, (_dot(d, d) - trpv) / (k - 1))
+        if method == "SJ":
+            d = st.deviations()
+            tau0 = _dot(d, d) / k
+            return np.maximum(0.0, tau0 * _fit(st, tau0).q / (k - 1))
+    if method in ("PM", "EB"):
+        need = f0.q > k - 1
+        if need.any():
+            cols = np.flatnonzero(need)
+            out[cols] = solve_q(st.take(cols), (k - 1)[cols])
+        return out
+    if method in ("ML", "REML"):
+        return tau2_likelihood(st, method, f0)
+    raise ValueError(method)  # pragma: no cover - guarded by normalise_method
+
+
+def _tr_pp(sw: np.ndarray, sw2: np.ndarray, sw3: np.ndarray) -> np.ndarray:
+    """tr(PP) for an intercept: sum w^2 - 2 sum w^3 / sum w + (sum w^2 / sum w)^2."""
+    a = sw2 / sw
+    return sw2 - 2 * sw3 / sw + a * a
+
+
+def tau2_se(st: Studies, tau2: np.ndarray, method: str, f0: _Fit, f: _Fit) -> np.ndarray:
+    """Standard error of tau^2 as metafor reports it (``se.tau2``); ``f0``/``f`` are the fits at 0 and tau^2."""
+    k = st.k.astype(float)
+    t = np.maximum(tau2, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if method == "FE":
+            return np.full(st.m, np.nan)
+        if method == "ML":
+            return np.sqrt(2.0 / _dot(f.w, f.w))
+        if method == "REML":
+            w2 = f.w * f.w
+            return np.sqrt(2.0 / _tr_pp(f.sw, _sum(w2), _dot(w2, f.w)))
+        if method in ("EB", "PM"):
+            return np.sqrt(2 * k**2 / (k - 1) / f.sw**2)
+        if method in ("DL", "HS"):
+            w2 = f0.w * f0.w
+            sw2 = _sum(w2)
+            trp = f0.sw - sw2 / f0.sw
+            spp = _tr_pp(f0.sw, sw2, _dot(w2, f0.w))
+            core = 2 * (k - 1) + 4 * t * trp + 2 * t**2 * spp
+            return np.sqrt(core / trp**2) if method == "DL" else np.sqrt(core / f0.sw**2)
+        if method == "HE":
+            v = st.v0()
+            sv = _sum(v)
+            s_pvpv = _dot(v, v) * (1 - 2 / k) + sv**2 / k**2
+            trpv = sv * (1 - 1 / k)
+            return np.sqrt((2 * s_pvpv + 4 * t * trpv + 2 * t**2 * (k - 1)) / (k - 1) ** 2)
+        if method == "SJ":
+            d = st.deviations()
+            tau0 = _dot(d, d) / k
+            w = st.weights(tau0)
+            sw = _sum(w)
+            w2 = w * w
+            sw2 = _sum(w2)
+            v = st.v0()
+            dv = w * v  # W V
+            s_pvpv = _dot(dv, dv) - 2 * _dot(w, dv * dv) / sw + (_dot(w, dv) / sw) ** 2
+            w2v = _dot(w2, v)
+            s_pvp = w2v - 2 * _dot(w2 * w, v) / sw + w2v * sw2 / sw**2
+            s_pp = _tr_pp(sw, sw2, _dot(w2, w))
+            return np.sqrt(tau0**2 / (k - 1) ** 2 * (2 * s_pvpv + 4 * t * s_pvp + 2 * t**2 * s_pp))
+    raise ValueError(method)  # pragma: no cover
+
+
+# -------------------------------------------------------------------------------------------- the fit
+
+
+def _per_value(fn, x: np.ndarray) -> np.ndarray:
+    """``fn`` (a special function of one array) evaluated once per distinct value of ``x``."""
+    u, inv = np.unique(x, return_inverse=True)
+    return np.asarray(fn(u))[inv]
+
+
+def pool_columns(st: Studies, conv: Conventions, *, tau2_ci: bool = True) -> dict[str, np.ndarray]:
+    """Every field of ``PoolManyResult`` (except the conventions) for every column, as metafor 3.8 computes it.
+
+    Validated against: metafor 3.8 ``rma.uni(yi, vi, method=, test=)``, ``confint()`` (Q-profile) and
+    ``predict(pi.type=)`` (tests/test_reference_metafor.py), and against the general engine at 1e-12
+    (tests/test_engine_snapshot.py).
+    """
+    method, test = conv.method, conv.test
+    m = st.m
+    k = st.k
+    dfree = (k - 1).astype(float)
+    has_df = dfree > 0
+    f0 = _fit(st, np.zeros(m))
+    tau2 = estimate_tau2(st, method, f0)
+    f = _fit(st, tau2)
+    b, sw = f.mu, f.sw
+    alpha = 1.0 - conv.level
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        vb = 1.0 / sw
+        # metafor coerces t/HKSJ to z when k = 1 (no residual degrees of freedom)
+        use_t = has_df if test in ("t", "hksj") else np.zeros(m, dtype=bool)
+        s2w = np.ones(m)
+        if test == "hksj":
+            rss = f.q
+            s2 = np.where(rss <= _EPS, 0.0, rss / dfree)
+            if conv.adhoc:
+                s2 = np.maximum(s2, 1.0)
+            s2w = np.where(use_t, s2, 1.0)
+            vb = vb * s2w
+        se = np.sqrt(vb)
+        stat = b / se
+        dft = np.where(use_t, dfree, 1.0)
+        zcrit = special.ndtri(1 - alpha / 2)
+        crit = np.where(use_t, _per_value(lambda d: special.stdtrit(d, 1 - alpha / 2), dft), zcrit)
+        pval = np.where(use_t, 2 * special.stdtr(dft, -np.abs(stat)), 2 * special.ndtr(-np.abs(stat)))
+        ci_low = b - crit * se
+        ci_high = b + crit * se
+
+        # heterogeneity, always from the common-effect weights (as metafor)
+        sw2_0 = _dot(f0.w, f0.w)
+        trp0 = f0.sw - sw2_0 / f0.sw
+        q = np.where(has_df, np.maximum(0.0, f0.q), 0.0)
+        q_p = np.where(has_df, special.chdtrc(np.maximum(dfree, 1), q), 1.0)
+        vt = np.where(has_df, dfree / trp0, 0.0)
+        if method == "FE" or conv.i2_type == "q":
+            i2 = np.where(has_df, np.maximum(0.0, 100 * (q - dfree) / q), 0.0)
+            i2 = np.where(has_df & (q == 0), 0.0, i2)
+            h2 = np.where(has_df, q / dfree, 1.0)
+        else:
+            i2 = np.where(has_df, 100 * tau2 / (vt + tau2), 0.0)
+            h2 = np.where(has_df, tau2 / vt + 1, 1.0)
+
+        weights = (100 * f.w / sw).T
+        weights[st.pad.T] = np.nan
+        logw = np.log(f.w, out=np.zeros_like(f.w), where=~st.pad)
+        logv = -_sum(logw)
+        kf = k.astype(float)
+        if method == "REML":
+            ll = -0.5 * (kf - 1) * np.log(2 * np.pi) - 0.5 * logv - 0.5 * np.log(sw) - 0.5 * f.q + 0.5 * np.log(kf)
+        else:
+            ll = -0.5 * kf * np.log(2 * np.pi) - 0.5 * logv - 0.5 * f.q
+        t_se = np.where(has_df, tau2_se(st, tau2, method, f0, f), np.nan)
+
+        # prediction interval (predict.rma, pi.type)
+        if conv.pi_type == "default":
+            pcrit, vpred = crit, vb
+        elif conv.pi_type == "simple":
+            pcrit, vpred = np.full(m, zcrit), np.zeros(m)
+        else:
+            ddf = np.maximum(dfree - 1 if conv.pi_type == "riley" else dfree, 1)
+            pcrit, vpred = _per_value(lambda d: special.stdtrit(d, 1 - alpha / 2), ddf), vb
+        half = pcrit * np.sqrt(vpred + tau2)
+        pi_low, pi_high = b - half, b + half
+
+    # Q-profile CI for tau^2 (confint.rma.uni, type "QP"), solved from tau^2-hat
+    t_lo = np.full(m, np.nan)
+    t_hi = np.full(m, np.nan)
+    if method != "FE" and tau2_ci and has_df.any():
+        cols = np.flatnonzero(has_df)
+        sub = st.take(cols) if len(cols) < m else st
+        d = dfree[cols]
+        crit_u = _per_value(lambda x: special.chdtri(x, alpha / 2), d)
+        crit_l = _per_value(lambda x: 2 * special.gammaincinv(x / 2, alpha / 2), d)
+        q0c, u0c = f0.q[cols], _dot(f0.r, f0.r)[cols]
+        th, qh, uh = tau2[cols], f.q[cols], _dot(f.r, f.r)[cols]
+        for target, out in ((crit_u, t_lo), (crit_l, t_hi)):
+            res = np.zeros(len(cols))
+            need = q0c > target
+            if need.any():
+                nc = np.flatnonzero(need)
+                x0, qs, us = th[nc], qh[nc], uh[nc]
+                inside = qs < target[nc]  # the bound lies in (0, tau^2-hat): start from 1/Q's Hermite interpolant
+                if inside.any():
+                    ii = nc[inside]
+                    xi = _hermite_root(th[ii], 1 / q0c[ii], u0c[ii] / q0c[ii] ** 2, 1 / qh[ii], uh[ii] / qh[ii] ** 2,
+                                       1 / target[ii])
+                    fi = _fit(sub.take(ii), xi)
+                    x0, qs, us = x0.copy(), qs.copy(), us.copy()
+                    x0[inside], qs[inside], us[inside] = xi, fi.q, _dot(fi.r, fi.r)
+                res[nc] = solve_q(sub.take(nc) if len(nc) < len(cols) else sub, target[nc], x0, qs, us)
+            out[cols] = res
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if conv.i2_type == "q" or method == "FE":
+            i_lo, i_hi = engine.i2_ci_higgins(q, k, conv.level)
+            h_lo, h_hi = 1 / (1 - i_lo / 100), 1 / (1 - i_hi / 100)
+        else:
+            i_lo = 100 * t_lo / (vt + t_lo)
+            i_hi = 100 * t_hi / (vt + t_hi)
+            h_lo = t_lo / vt + 1
+            h_hi = t_hi / vt + 1
+    return dict(
+        estimate=b, se=se, stat=stat, p=pval, ci_low=ci_low, ci_high=ci_high, pi_low=pi_low, pi_high=pi_high,
+        tau2=tau2, tau2_se=t_se, tau2_ci_low=t_lo, tau2_ci_high=t_hi, tau=np.sqrt(tau2), i2=i2, i2_ci_low=i_lo,
+        i2_ci_high=i_hi, h2=h2, h2_ci_low=h_lo, h2_ci_high=h_hi, q=q, q_df=dfree, q_p=q_p, k=k,
+        df=np.where(use_t, dfree, np.nan), s2w=s2w, loglik=ll, weights=weights,
+        test_used=np.where(use_t, test, "z").astype(object),
+    )
