@@ -45,6 +45,20 @@ def test_likelihood_equals_the_score_grid_or_beats_it(kind):
     assert differ.mean() < 0.001
 
 
+@pytest.mark.parametrize("kind", ["REML", "ML"])
+def test_fallback_grid_is_the_engine_grid(kind):
+    """The columns the certificate leaves unproven are solved on the general engine's score grid: the same
+    maxima, to 1e-10, on random meta-analyses and on the bimodal one."""
+    Y, V = random_rows(400, seed=9)
+    Y = np.vstack([Y, np.r_[BIMODAL_Y, [np.nan] * (Y.shape[1] - 10)]])
+    V = np.vstack([V, np.r_[BIMODAL_V, [np.nan] * (V.shape[1] - 10)]])
+    ours = intercept._grid_likelihood(intercept.Studies.from_rows(Y, V), kind)
+    np.testing.assert_allclose(ours, engine.tau2_likelihood(engine.Batch.from_arrays(Y, V), kind), rtol=1e-10,
+                               atol=1e-13)
+    if kind == "REML":
+        assert ours[-1] == pytest.approx(0.19625, abs=1e-4)
+
+
 def test_certificate_refuses_a_bimodal_likelihood():
     """A REML likelihood with a local maximum at tau^2 = 0 (score < 0 there) and the global one near 0.196:
     no cover of intervals can prove one sign change, so the column goes to the score grid."""

@@ -29,7 +29,7 @@ Solvers (every one on all columns at once):
   Loewner-monotone in the weights), leaves one sign change of the score, from + to -: the global maximum
   (to 1e-12 relative: next to the root a sign may be left open over that width). Intervals that prove
   nothing are split; the few columns still unproven (likelihoods with several local maxima, or a score
-  that only touches zero) are solved by ``engine.tau2_likelihood``'s score grid, as before.
+  that only touches zero) are solved on ``engine.tau2_likelihood``'s score grid, as before.
 """
 
 from __future__ import annotations
@@ -82,11 +82,12 @@ class Studies:
         return self._pad
 
     @classmethod
-    def from_rows(cls, Y: np.ndarray, V: np.ndarray) -> Studies:
-        """From validated (m, K) arrays, NaN where a row has fewer studies (``pool_many``'s input)."""
+    def from_rows(cls, Y: np.ndarray, V: np.ndarray, pad: np.ndarray | None = None) -> Studies:
+        """From validated (m, K) arrays, NaN where a row has fewer studies (``pool_many``'s input); ``pad``:
+        where Y is NaN, when already known."""
         Yt = np.array(Y.T, dtype=float, order="C")  # copies: the caller's arrays are never written
         Vt = np.array(V.T, dtype=float, order="C")
-        pad = np.isnan(Yt)
+        pad = np.isnan(Yt) if pad is None else np.ascontiguousarray(pad.T)
         if pad.any():
             Yt[pad] = 0.0
             Vt[pad] = np.inf
@@ -127,14 +128,23 @@ class _Fit:
     e: np.ndarray  # (K, m) residuals y - mu (not zero where padded; the weight is)
     r: np.ndarray  # (K, m) P y = w e
     q: np.ndarray  # y'Py
+    _sw2: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def sw2(self) -> np.ndarray:
+        """sum w^2 (computed once)."""
+        if self._sw2 is None:
+            self._sw2 = _dot(self.w, self.w)
+        return self._sw2
 
     def take(self, cols: np.ndarray) -> _Fit:
         return _Fit(w=self.w[:, cols], sw=self.sw[cols], mu=self.mu[cols], e=self.e[:, cols], r=self.r[:, cols],
-                    q=self.q[cols])
+                    q=self.q[cols], _sw2=None if self._sw2 is None else self._sw2[cols])
 
 
-def _fit(st: Studies, tau2: np.ndarray) -> _Fit:
-    w = st.weights(tau2)
+def _fit(st: Studies, tau2: np.ndarray | None) -> _Fit:
+    """The fit at ``tau2`` (None: at 0, where the weights are 1/v)."""
+    w = np.reciprocal(st.V) if tau2 is None else st.weights(tau2)
     sw = _sum(w)
     mu = _dot(w, st.Y) / sw
     e = st.Y - mu
@@ -232,7 +242,7 @@ def _score_of(f: _Fit, t: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray
     u = out[_U] = _dot(r, r)
     swr = _dot(w, r)
     out[_DU] = -2 * (_dot3(w, r, r) - swr * swr / sw)
-    sw2 = _dot(w, w)
+    sw2 = f.sw2
     if kind == "REML":
         a = sw2 / sw
         out[_L] = sw - a
@@ -288,6 +298,16 @@ def _newton_score(st: Studies, s0: np.ndarray, sums0: np.ndarray, kind: str):
         pos = D[_S] > 0
         lo[idx] = np.where(pos, x[idx], 0.0)
         hi[idx] = np.where(pos, hi[idx], x[idx])
+    root, more = _score_root(st, cur, lo, hi, kind)
+    return root, records + more
+
+
+def _score_root(st: Studies, cur: np.ndarray, lo: np.ndarray, hi: np.ndarray, kind: str):
+    """Newton's method on L/U - 1 from the points of ``cur`` (score pieces), inside brackets [lo, hi] with
+    S(lo) > 0 >= S(hi) (bisection when a step leaves them). Returns the roots and the points evaluated."""
+    m = st.m
+    root = np.zeros(m)
+    records = []
     cols, sub = np.arange(m), st
     d_prev = x_prev = None
     for _ in range(_MAXITER):
@@ -317,6 +337,46 @@ def _newton_score(st: Studies, s0: np.ndarray, sums0: np.ndarray, kind: str):
     raise RuntimeError("the ML/REML root search did not converge")  # pragma: no cover - bisection converges
 
 
+def _loglik(st: Studies, t: np.ndarray, kind: str) -> np.ndarray:
+    """The ML or REML log-likelihood at ``t`` but for terms that do not depend on tau^2 (for comparisons)."""
+    f = _fit(st, t)
+    logw = np.log(f.w, out=np.zeros_like(f.w), where=~st.pad)
+    ll = 0.5 * _sum(logw) - 0.5 * f.q
+    return ll - 0.5 * np.log(f.sw) if kind == "REML" else ll
+
+
+def _grid_likelihood(st: Studies, kind: str, n_grid: int = 24) -> np.ndarray:
+    """The score grid of ``engine.tau2_likelihood`` (for the columns the certificate leaves unproven): every
+    sign change from + to - of the score on ``[0, hi * logspace(-9, 0, 24)]`` (hi: where the score is <= 0,
+    from 2 ss + v_max up by factors of 4) is refined by ``_score_root``; the best by likelihood, or 0 when
+    the score is <= 0 there and no maximum beats it, is returned."""
+    m = st.m
+    d = st.deviations()
+    hi = np.maximum(2.0 * _dot(d, d) + st.v0().max(axis=0), 1e-8)
+    for _ in range(200):
+        up = _score(st, hi, kind)[_S] > 0
+        if not up.any():
+            break
+        hi = np.where(up, 4 * hi, hi)
+    rel = np.concatenate([[0.0], np.logspace(-9, 0, n_grid)])
+    grid = hi[:, None] * rel[None, :]
+    n = len(rel)
+    D = _score(st.take(np.repeat(np.arange(m), n)), grid.ravel(), kind).reshape(7, m, n)
+    S = D[_S]
+    rows, j = np.nonzero((S[:, :-1] > 0) & (S[:, 1:] <= 0))
+    best_t = np.zeros(m)
+    best_ll = np.where(S[:, 0] <= 0, _loglik(st, np.zeros(m), kind), -np.inf)
+    if len(rows):
+        sub = st.take(rows)
+        t, _ = _score_root(sub, D[:, rows, j], grid[rows, j].copy(), grid[rows, j + 1].copy(), kind)
+        ll = _loglik(sub, t, kind)
+        for i in np.argsort(ll):  # ascending, so the best of a row is written last
+            if ll[i] > best_ll[rows[i]]:
+                best_t[rows[i]], best_ll[rows[i]] = t[i], ll[i]
+    return best_t
+
+
+_WL, _WR, _PL, _PR = (0.35, 0.8), (1.1, 1.5), 0.5, 1.25
 _MARGIN = 1e-9  # relative margin of every inequality a certificate relies on (rounding never decides one)
 _ZONE = 1e-12  # relative width of the zone next to a root where a certificate may leave the sign open
 
@@ -363,7 +423,7 @@ def _tail_proves(vmin: np.ndarray, B: np.ndarray) -> np.ndarray:
     return B[_Q] < B[_L] * (vmin + B[_T]) * (1 - _MARGIN)
 
 
-def _certify(st: Studies, cols: np.ndarray, D: np.ndarray, far: np.ndarray, kind: str, rounds: int = 8) -> np.ndarray:
+def _certify(st: Studies, cols: np.ndarray, D: np.ndarray, far: np.ndarray, kind: str, rounds: int = 4) -> np.ndarray:
     """Columns whose score provably changes sign once at most, from + to - (so that the root found, or 0 when
     S(0) <= 0, is the global maximum), from the score pieces ``D`` at points of columns ``cols`` (every point
     evaluated, 0 included; several per column; ``far``: each column's largest t). Pieces that prove nothing are split at their geometric
@@ -412,7 +472,7 @@ def tau2_likelihood(st: Studies, kind: str, f0: _Fit | None = None) -> np.ndarra
     fit at tau^2 = 0, when already made)."""
     m = st.m
     zero = np.zeros(m)
-    s0, sums0 = _score_of(_fit(st, zero) if f0 is None else f0, zero, kind)
+    s0, sums0 = _score_of(_fit(st, None) if f0 is None else f0, zero, kind)
     tau = np.zeros(m)
     cols = [np.arange(m)]
     pts = [s0]
@@ -432,14 +492,14 @@ def tau2_likelihood(st: Studies, kind: str, f0: _Fit | None = None) -> np.ndarra
             rel = cat_t / tau[cat_c]
         have_l = np.zeros(m, dtype=bool)
         have_r = np.zeros(m, dtype=bool)
-        have_l[cat_c[(rel >= 0.35) & (rel <= 0.8)]] = True
-        have_r[cat_c[(rel >= 1.1) & (rel <= 1.5)]] = True
+        have_l[cat_c[(rel >= _WL[0]) & (rel <= _WL[1])]] = True
+        have_r[cat_c[(rel >= _WR[0]) & (rel <= _WR[1])]] = True
         nl = np.flatnonzero(has_root & ~have_l)
         nr = np.flatnonzero(has_root & ~have_r)
         extra_c = np.concatenate([nl, nr])
         if len(extra_c):
             cols.append(extra_c)
-            pts.append(_score(st.take(extra_c), np.concatenate([0.5 * tau[nl], 1.25 * tau[nr]]), kind))
+            pts.append(_score(st.take(extra_c), np.concatenate([_PL * tau[nl], _PR * tau[nr]]), kind))
     # where no point yet proves the tail, one further out: 2.5 times the farthest point, or, without a root,
     # the spread of the effects (about tau^2 + a typical v)
     far = np.zeros(m)
@@ -462,7 +522,7 @@ def tau2_likelihood(st: Studies, kind: str, f0: _Fit | None = None) -> np.ndarra
     proved = _certify(st, cat_c, cat, far, kind)
     if not proved.all():
         bad = np.flatnonzero(~proved)
-        tau[bad] = engine.tau2_likelihood(st.take(bad).batch(), kind)
+        tau[bad] = _grid_likelihood(st.take(bad), kind)
     return tau
 
 
@@ -484,10 +544,10 @@ def estimate_tau2(st: Studies, method: str, f0: _Fit | None = None) -> np.ndarra
         return out
     k = st.k.astype(float)
     if method in ("DL", "HS", "PM", "EB") and f0 is None:
-        f0 = _fit(st, np.zeros(m))
+        f0 = _fit(st, None)
     with np.errstate(divide="ignore", invalid="ignore"):
         if method == "DL":
-            trp = f0.sw - _dot(f0.w, f0.w) / f0.sw
+            trp = f0.sw - f0.sw2 / f0.sw
             return np.maximum(0.0, (f0.q - (k - 1)) / trp)
         if method == "HS":
             return np.maximum(0.0, (f0.q - k) / f0.sw)
@@ -524,17 +584,15 @@ def tau2_se(st: Studies, tau2: np.ndarray, method: str, f0: _Fit, f: _Fit) -> np
         if method == "FE":
             return np.full(st.m, np.nan)
         if method == "ML":
-            return np.sqrt(2.0 / _dot(f.w, f.w))
+            return np.sqrt(2.0 / f.sw2)
         if method == "REML":
-            w2 = f.w * f.w
-            return np.sqrt(2.0 / _tr_pp(f.sw, _sum(w2), _dot(w2, f.w)))
+            return np.sqrt(2.0 / _tr_pp(f.sw, f.sw2, _dot3(f.w, f.w, f.w)))
         if method in ("EB", "PM"):
             return np.sqrt(2 * k**2 / (k - 1) / f.sw**2)
         if method in ("DL", "HS"):
-            w2 = f0.w * f0.w
-            sw2 = _sum(w2)
+            sw2 = f0.sw2
             trp = f0.sw - sw2 / f0.sw
-            spp = _tr_pp(f0.sw, sw2, _dot(w2, f0.w))
+            spp = _tr_pp(f0.sw, sw2, _dot3(f0.w, f0.w, f0.w))
             core = 2 * (k - 1) + 4 * t * trp + 2 * t**2 * spp
             return np.sqrt(core / trp**2) if method == "DL" else np.sqrt(core / f0.sw**2)
         if method == "HE":
@@ -581,9 +639,9 @@ def pool_columns(st: Studies, conv: Conventions, *, tau2_ci: bool = True) -> dic
     k = st.k
     dfree = (k - 1).astype(float)
     has_df = dfree > 0
-    f0 = _fit(st, np.zeros(m))
+    f0 = _fit(st, None)
     tau2 = estimate_tau2(st, method, f0)
-    f = _fit(st, tau2)
+    f = f0 if method == "FE" else _fit(st, tau2)
     b, sw = f.mu, f.sw
     alpha = 1.0 - conv.level
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -608,8 +666,7 @@ def pool_columns(st: Studies, conv: Conventions, *, tau2_ci: bool = True) -> dic
         ci_high = b + crit * se
 
         # heterogeneity, always from the common-effect weights (as metafor)
-        sw2_0 = _dot(f0.w, f0.w)
-        trp0 = f0.sw - sw2_0 / f0.sw
+        trp0 = f0.sw - f0.sw2 / f0.sw
         q = np.where(has_df, np.maximum(0.0, f0.q), 0.0)
         q_p = np.where(has_df, special.chdtrc(np.maximum(dfree, 1), q), 1.0)
         vt = np.where(has_df, dfree / trp0, 0.0)
@@ -621,7 +678,7 @@ def pool_columns(st: Studies, conv: Conventions, *, tau2_ci: bool = True) -> dic
             i2 = np.where(has_df, 100 * tau2 / (vt + tau2), 0.0)
             h2 = np.where(has_df, tau2 / vt + 1, 1.0)
 
-        weights = (100 * f.w / sw).T
+        weights = (f.w * (100 / sw)).T
         weights[st.pad.T] = np.nan
         logw = np.log(f.w, out=np.zeros_like(f.w), where=~st.pad)
         logv = -_sum(logw)
@@ -648,28 +705,30 @@ def pool_columns(st: Studies, conv: Conventions, *, tau2_ci: bool = True) -> dic
     t_hi = np.full(m, np.nan)
     if method != "FE" and tau2_ci and has_df.any():
         cols = np.flatnonzero(has_df)
-        sub = st.take(cols) if len(cols) < m else st
         d = dfree[cols]
         crit_u = _per_value(lambda x: special.chdtri(x, alpha / 2), d)
         crit_l = _per_value(lambda x: 2 * special.gammaincinv(x / 2, alpha / 2), d)
-        q0c, u0c = f0.q[cols], _dot(f0.r, f0.r)[cols]
-        th, qh, uh = tau2[cols], f.q[cols], _dot(f.r, f.r)[cols]
-        for target, out in ((crit_u, t_lo), (crit_l, t_hi)):
-            res = np.zeros(len(cols))
-            need = q0c > target
-            if need.any():
-                nc = np.flatnonzero(need)
-                x0, qs, us = th[nc], qh[nc], uh[nc]
-                inside = qs < target[nc]  # the bound lies in (0, tau^2-hat): start from 1/Q's Hermite interpolant
-                if inside.any():
-                    ii = nc[inside]
-                    xi = _hermite_root(th[ii], 1 / q0c[ii], u0c[ii] / q0c[ii] ** 2, 1 / qh[ii], uh[ii] / qh[ii] ** 2,
-                                       1 / target[ii])
-                    fi = _fit(sub.take(ii), xi)
-                    x0, qs, us = x0.copy(), qs.copy(), us.copy()
-                    x0[inside], qs[inside], us[inside] = xi, fi.q, _dot(fi.r, fi.r)
-                res[nc] = solve_q(sub.take(nc) if len(nc) < len(cols) else sub, target[nc], x0, qs, us)
-            out[cols] = res
+        # both bounds in one solve: the lower solves Q = crit_u, the upper Q = crit_l; where Q(0) <= the
+        # target the bound is 0
+        target = np.concatenate([crit_u, crit_l])
+        col2 = np.concatenate([cols, cols])
+        need = f0.q[col2] > target
+        nc, target = col2[need], target[need]
+        x0, qs, us = tau2[nc], f.q[nc], _dot(f.r, f.r)[nc]
+        inside = qs < target  # the bound lies in (0, tau^2-hat): start from 1/Q's Hermite interpolant
+        if inside.any():
+            ii = nc[inside]
+            q0, u0 = f0.q[ii], _dot(f0.r[:, ii], f0.r[:, ii])
+            xi = _hermite_root(tau2[ii], 1 / q0, u0 / q0**2, 1 / f.q[ii], us[inside] / f.q[ii] ** 2, 1 / target[inside])
+            fi = _fit(st.take(ii), xi)
+            x0[inside], qs[inside], us[inside] = xi, fi.q, _dot(fi.r, fi.r)
+        res = solve_q(st.take(nc), target, x0, qs, us)
+        t_lo[cols] = 0.0
+        t_hi[cols] = 0.0
+        half = np.flatnonzero(need)
+        lo_part = half < len(cols)
+        t_lo[nc[lo_part]] = res[lo_part]
+        t_hi[nc[~lo_part]] = res[~lo_part]
     with np.errstate(divide="ignore", invalid="ignore"):
         if conv.i2_type == "q" or method == "FE":
             i_lo, i_hi = engine.i2_ci_higgins(q, k, conv.level)

@@ -47,19 +47,21 @@ def _as_2d(name: str, values, *, allow_nan: bool, offset: int = 0) -> np.ndarray
     return arr
 
 
-def _check_inputs(Y: np.ndarray, V: np.ndarray, *, padded: bool, offset: int = 0) -> None:
+def _check_inputs(Y: np.ndarray, V: np.ndarray, *, padded: bool, offset: int = 0) -> np.ndarray:
+    """Check yi and vi (rows counted from ``offset`` in messages); returns where yi is NaN (the padding)."""
     if Y.shape != V.shape:
         raise ValueError(f"yi and vi must have the same shape; got {Y.shape} and {V.shape}")
     if Y.shape[1] == 0:
         raise ValueError("no studies given: yi and vi are empty")
+    nan_y = np.isnan(Y)
     if padded:
-        mismatch = np.isnan(Y) != np.isnan(V)
+        mismatch = nan_y != np.isnan(V)
         if mismatch.any():
             pos = _positions(mismatch, offset)
             raise ValueError(
                 f"yi and vi are NaN in different places (e.g. at {pos}); padding must be NaN in both arrays"
             )
-    bad = ~np.isnan(V) & (V <= 0)
+    bad = V <= 0  # (False where NaN)
     if bad.any():
         pos = _positions(bad, offset)
         vals = V[bad][:5].tolist()
@@ -67,10 +69,11 @@ def _check_inputs(Y: np.ndarray, V: np.ndarray, *, padded: bool, offset: int = 0
             f"sampling variances must be positive; got {vals} at positions {pos}. "
             "A zero variance usually means a missing SD or a rounding to 0: check the study's data"
         )
-    k = (~np.isnan(Y)).sum(axis=1)
-    if (k == 0).any():
-        rows = (np.flatnonzero(k == 0)[:5] + offset).tolist()
+    empty = nan_y.all(axis=1)
+    if empty.any():
+        rows = (np.flatnonzero(empty)[:5] + offset).tolist()
         raise ValueError(f"rows {rows} have no studies (all NaN); every meta-analysis needs at least one study")
+    return nan_y
 
 
 def _variances(vi, sei, name_v: str = "vi") -> object:
@@ -394,8 +397,8 @@ def pool_many(
     Vv = _variances(V, sei)
     Yarr = _as_2d("yi", Y, allow_nan=True)
     Varr = _as_2d("vi" if sei is None else "sei", Vv, allow_nan=True)
-    _check_inputs(Yarr, Varr, padded=True)
-    return _pool_arrays(Yarr, Varr, conv, tau2_ci=tau2_ci)
+    pad = _check_inputs(Yarr, Varr, padded=True)
+    return _pool_arrays(Yarr, Varr, conv, tau2_ci=tau2_ci, pad=pad)
 
 
 def _pool_many_chunks(Y, V, sei, conv: Conventions, *, tau2_ci: bool) -> PoolManyResult:
@@ -420,12 +423,13 @@ def _pool_block(Y, V, *, conv: Conventions, tau2_ci: bool, se: bool, offset: int
     Vv = _variances(None, V) if se else V
     Yarr = _as_2d("yi", Y, allow_nan=True, offset=offset)
     Varr = _as_2d("sei" if se else "vi", Vv, allow_nan=True, offset=offset)
-    _check_inputs(Yarr, Varr, padded=True, offset=offset)
-    return intercept.pool_columns(intercept.Studies.from_rows(Yarr, Varr), conv, tau2_ci=tau2_ci)
+    pad = _check_inputs(Yarr, Varr, padded=True, offset=offset)
+    return intercept.pool_columns(intercept.Studies.from_rows(Yarr, Varr, pad), conv, tau2_ci=tau2_ci)
 
 
-def _pool_arrays(Y: np.ndarray, V: np.ndarray, conv: Conventions, *, tau2_ci: bool = True) -> PoolManyResult:
-    fields_ = intercept.pool_columns(intercept.Studies.from_rows(Y, V), conv, tau2_ci=tau2_ci)
+def _pool_arrays(Y: np.ndarray, V: np.ndarray, conv: Conventions, *, tau2_ci: bool = True,
+                 pad: np.ndarray | None = None) -> PoolManyResult:
+    fields_ = intercept.pool_columns(intercept.Studies.from_rows(Y, V, pad), conv, tau2_ci=tau2_ci)
     return PoolManyResult(**fields_, conventions=conv)
 
 
