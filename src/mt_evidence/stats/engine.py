@@ -1,4 +1,6 @@
-"""The batched estimation engine behind ``pool``, ``pool_many``, ``meta_regression`` and ``subgroup``.
+"""The batched estimation engine for models with moderators: ``meta_regression`` and ``subgroup``'s common-tau^2
+test. (Plain pooling, ``pool`` and ``pool_many``, runs on ``intercept``, a faster engine for intercept-only
+models that returns the same numbers: tests/test_engine_snapshot.py.)
 
 One meta-analysis per row. ``Y`` and ``V`` are ``(m, kmax)`` arrays, NaN-padded where rows have fewer studies;
 ``X`` is ``(m, kmax, p)`` (an intercept column for plain pooling). All estimators are small functions over these

@@ -18,8 +18,10 @@ Solvers (every one on all columns at once):
   exact in one step when all variances are equal. The Q-profile bounds start from tau^2-hat, or from the
   cubic Hermite interpolant of ``1/Q`` between 0 and tau^2-hat when the bound lies there.
 - ML and REML: the global maximiser of the (restricted) likelihood. A root of the score
-  ``S = y'PPy - tr P`` (REML; ``tr W`` for ML) is found by Newton's method on ``tr P / y'PPy - 1`` inside a
-  bracket, started at the DerSimonian-Laird estimate, and then *proved* to be the only local maximum.
+  ``S = y'PPy - tr P`` (REML; ``tr W`` for ML) is found by Newton's method on ``tr P / y'PPy - 1`` (linear
+  in tau^2 when the variances are equal) inside a bracket, started at the DerSimonian-Laird estimate, and
+  then *proved* to be the only local maximum, from the points evaluated (0, the Newton iterates, one on
+  each side of the root and one beyond it).
   ``S = U - L`` is a difference of two convex decreasing functions of tau^2 (``U = y'PPy``, ``L = tr P``;
   their derivatives ``-2 y'PPPy`` and ``-tr PP`` increase), so on an interval the chord of one and the
   tangents of the other bound ``S`` from above and below, and ``U'(b) - L'(a) < 0`` proves ``S`` strictly
@@ -376,7 +378,6 @@ def _grid_likelihood(st: Studies, kind: str, n_grid: int = 24) -> np.ndarray:
     return best_t
 
 
-_WL, _WR, _PL, _PR = (0.35, 0.8), (1.1, 1.5), 0.5, 1.25
 _MARGIN = 1e-9  # relative margin of every inequality a certificate relies on (rounding never decides one)
 _ZONE = 1e-12  # relative width of the zone next to a root where a certificate may leave the sign open
 
@@ -492,14 +493,14 @@ def tau2_likelihood(st: Studies, kind: str, f0: _Fit | None = None) -> np.ndarra
             rel = cat_t / tau[cat_c]
         have_l = np.zeros(m, dtype=bool)
         have_r = np.zeros(m, dtype=bool)
-        have_l[cat_c[(rel >= _WL[0]) & (rel <= _WL[1])]] = True
-        have_r[cat_c[(rel >= _WR[0]) & (rel <= _WR[1])]] = True
+        have_l[cat_c[(rel >= 0.35) & (rel <= 0.8)]] = True
+        have_r[cat_c[(rel >= 1.1) & (rel <= 1.5)]] = True
         nl = np.flatnonzero(has_root & ~have_l)
         nr = np.flatnonzero(has_root & ~have_r)
         extra_c = np.concatenate([nl, nr])
         if len(extra_c):
             cols.append(extra_c)
-            pts.append(_score(st.take(extra_c), np.concatenate([_PL * tau[nl], _PR * tau[nr]]), kind))
+            pts.append(_score(st.take(extra_c), np.concatenate([0.5 * tau[nl], 1.25 * tau[nr]]), kind))
     # where no point yet proves the tail, one further out: 2.5 times the farthest point, or, without a root,
     # the spread of the effects (about tau^2 + a typical v)
     far = np.zeros(m)
@@ -719,7 +720,8 @@ def pool_columns(st: Studies, conv: Conventions, *, tau2_ci: bool = True) -> dic
         if inside.any():
             ii = nc[inside]
             q0, u0 = f0.q[ii], _dot(f0.r[:, ii], f0.r[:, ii])
-            xi = _hermite_root(tau2[ii], 1 / q0, u0 / q0**2, 1 / f.q[ii], us[inside] / f.q[ii] ** 2, 1 / target[inside])
+            qh = f.q[ii]
+            xi = _hermite_root(tau2[ii], 1 / q0, u0 / q0**2, 1 / qh, us[inside] / qh**2, 1 / target[inside])
             fi = _fit(st.take(ii), xi)
             x0[inside], qs[inside], us[inside] = xi, fi.q, _dot(fi.r, fi.r)
         res = solve_q(st.take(nc), target, x0, qs, us)
