@@ -66,9 +66,8 @@ def test_certificate_refuses_a_bimodal_likelihood():
     s0 = score(st, [0.0], "REML")
     assert s0[intercept._S, 0] < 0
     ts = np.concatenate([[0.0], np.geomspace(1e-4, 50, 60)])
-    D = np.column_stack([score(st, [t], "REML")[:, 0] for t in ts])
-    far = np.array([ts.max()])
-    assert not intercept._certify(st, np.zeros(len(ts), dtype=int), D, far, "REML")[0]
+    records = [(np.zeros(1, dtype=int), score(st, [t], "REML")) for t in ts]
+    assert not intercept._certify(st, records, np.array([ts.max()]), "REML")[0]
     assert intercept.tau2_likelihood(st, "REML")[0] == pytest.approx(0.19625, abs=1e-4)
 
 

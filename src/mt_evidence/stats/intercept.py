@@ -395,28 +395,35 @@ def _piece_proves(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     S' <= U'(b) - L'(a). When up decreases at a, S <= S(a) + up'(a)(t - a) on the whole piece (and
     likewise for low at b): this proves the sign next to a point where S is only rounding away from 0.
     """
+    shape = A.shape[1:]
+    A, B = A.reshape(len(A), -1), B.reshape(len(B), -1)
     a, b = A[_T], B[_T]
     aU, aL, adU, adL, aS = A[_U], A[_L], A[_DU], A[_DL], A[_S]
     bU, bL, bdU, bdL, bS = B[_U], B[_L], B[_DU], B[_DL], B[_S]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        dec = bdU - adL < -_MARGIN * np.maximum(-adL, -adU)
-        lift = _MARGIN * np.maximum(aL, aU)
         width = b - a
         cu = (bU - aU) / width  # chord slopes
         cl = (bL - aL) / width
-        tk = np.clip((bL - aL + adL * a - bdL * b) / (adL - bdL), a, b)
-        tk = np.where(np.isfinite(tk), tk, a)
-        up = aU + cu * (tk - a) - np.maximum(aL + adL * (tk - a), bL + bdL * (tk - b))
-        neg = (aS < -lift) & (bS < -lift) & (up < -lift)
+        lift = _MARGIN * np.maximum(aL, aU)
+        ok = bdU - adL < -_MARGIN * np.maximum(-adL, -adU)  # decreasing
         slope = cu - adL  # up'(a): from a on, S <= S(a) + slope (t - a)
-        neg |= (slope < -_MARGIN * np.abs(adL)) & (bS < -lift) & (aS <= -slope * _ZONE * b)
-        tk = np.clip((bU - aU + adU * a - bdU * b) / (adU - bdU), a, b)
-        tk = np.where(np.isfinite(tk), tk, a)
-        low = np.maximum(aU + adU * (tk - a), bU + bdU * (tk - b)) - (aL + cl * (tk - a))
-        pos = (aS > lift) & (bS > lift) & (low > lift)
+        ok |= (slope < -_MARGIN * np.abs(adL)) & (bS < -lift) & (aS <= -slope * _ZONE * b)
         slope = bdU - cl  # low'(b): up to b, S >= S(b) - slope (b - t)
-        pos |= (slope < -_MARGIN * np.abs(bdU)) & (aS > lift) & (bS >= slope * _ZONE * b)
-    return dec | neg | pos
+        ok |= (slope < -_MARGIN * np.abs(bdU)) & (aS > lift) & (bS >= slope * _ZONE * b)
+        rest = np.flatnonzero(~ok & (((aS < -lift) & (bS < -lift)) | ((aS > lift) & (bS > lift))))
+        if not len(rest):
+            return ok.reshape(shape)
+        # the rest, of one sign at both ends: the bound where the tangents cross
+        a, b, aU, aL, adU, adL, aS = a[rest], b[rest], aU[rest], aL[rest], adU[rest], adL[rest], aS[rest]
+        bU, bL, bdU, bdL, cu, cl, lift = bU[rest], bL[rest], bdU[rest], bdL[rest], cu[rest], cl[rest], lift[rest]
+        if_neg = aS < 0
+        tk = np.where(if_neg, (bL - aL + adL * a - bdL * b) / (adL - bdL), (bU - aU + adU * a - bdU * b) / (adU - bdU))
+        tk = np.clip(np.where(np.isfinite(tk), tk, a), a, b)
+        d = tk - a
+        up = aU + cu * d - np.maximum(aL + adL * d, bL + bdL * (tk - b))
+        low = np.maximum(aU + adU * d, bU + bdU * (tk - b)) - (aL + cl * d)
+        ok[rest] = np.where(if_neg, up < -lift, low > lift)
+    return ok.reshape(shape)
 
 
 def _tail_proves(vmin: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -424,14 +431,16 @@ def _tail_proves(vmin: np.ndarray, B: np.ndarray) -> np.ndarray:
     return B[_Q] < B[_L] * (vmin + B[_T]) * (1 - _MARGIN)
 
 
-def _certify(st: Studies, cols: np.ndarray, D: np.ndarray, far: np.ndarray, kind: str, rounds: int = 4) -> np.ndarray:
+def _certify(st: Studies, records: list, far: np.ndarray, kind: str, rounds: int = 4) -> np.ndarray:
     """Columns whose score provably changes sign once at most, from + to - (so that the root found, or 0 when
-    S(0) <= 0, is the global maximum), from the score pieces ``D`` at points of columns ``cols`` (every point
-    evaluated, 0 included; several per column; ``far``: each column's largest t). Pieces that prove nothing are split at their geometric
-    midpoint (next to 0: at b/16), and a tail bound that fails is tried again at 4 times the point, up to
-    ``rounds`` times; columns left unproven are returned False."""
+    S(0) <= 0, is the global maximum), from ``records``: (columns, score pieces) of the points evaluated (0
+    included; several per column, no column twice in one record; ``far``: each column's largest t). Pieces
+    that prove nothing are split at their geometric midpoint (next to 0: at b/16), and a tail bound that fails
+    is tried again at 4 times the point, up to ``rounds`` times; columns left unproven are returned False."""
     m = st.m
     vmin = st.V.min(axis=0)
+    cols = np.concatenate([c for c, _ in records])
+    D = np.concatenate([d for _, d in records], axis=1)
     t = D[_T]
     with np.errstate(divide="ignore", invalid="ignore"):
         key = cols + np.where(far[cols] > 0, t / (far[cols] * (1 + 1e-9)), 0.0)  # column, then t, in one key
@@ -475,52 +484,50 @@ def tau2_likelihood(st: Studies, kind: str, f0: _Fit | None = None) -> np.ndarra
     zero = np.zeros(m)
     s0, sums0 = _score_of(_fit(st, None) if f0 is None else f0, zero, kind)
     tau = np.zeros(m)
-    cols = [np.arange(m)]
-    pts = [s0]
+    records = [(np.arange(m), s0)]
     has_root = s0[_S] > 0
     if has_root.any():
         rc = np.flatnonzero(has_root)
-        sub = st.take(rc) if len(rc) < m else st
-        root, recs = _newton_score(sub, s0[:, rc], sums0[:, rc], kind)
+        root, newton = _newton_score(st.take(rc) if len(rc) < m else st, s0[:, rc], sums0[:, rc], kind)
         tau[rc] = root
-        for c, D in recs:
-            cols.append(rc[c])
-            pts.append(D)
-        # points that make the certificate's pieces next to the root short enough: root/2 and 1.25 root,
-        # unless a Newton iterate is already close to them
-        cat_c, cat_t = np.concatenate(cols), np.concatenate([p[_T] for p in pts])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rel = cat_t / tau[cat_c]
+        last_of = np.full(m, -1)
+        for i, (c, _) in enumerate(newton):
+            last_of[rc[c]] = i
+        # the certificate keeps the Newton points but those within 2% of the root (save the last, next to it),
+        # and wants one point on each side of the root (a Newton point will do): root/2 and 1.25 root else
         have_l = np.zeros(m, dtype=bool)
         have_r = np.zeros(m, dtype=bool)
-        have_l[cat_c[(rel >= 0.35) & (rel <= 0.8)]] = True
-        have_r[cat_c[(rel >= 1.1) & (rel <= 1.5)]] = True
+        for i, (c, D) in enumerate(newton):
+            c = rc[c]
+            rel = D[_T] / tau[c]
+            keep = (np.abs(rel - 1) > 0.02) | (last_of[c] == i)
+            if not keep.all():
+                c, D, rel = c[keep], D[:, keep], rel[keep]
+            records.append((c, D))
+            have_l[c[(rel >= 0.35) & (rel <= 0.8)]] = True
+            have_r[c[(rel >= 1.1) & (rel <= 1.5)]] = True
         nl = np.flatnonzero(has_root & ~have_l)
         nr = np.flatnonzero(has_root & ~have_r)
         extra_c = np.concatenate([nl, nr])
         if len(extra_c):
-            cols.append(extra_c)
-            pts.append(_score(st.take(extra_c), np.concatenate([0.5 * tau[nl], 1.25 * tau[nr]]), kind))
-    # where no point yet proves the tail, one further out: 2.5 times the farthest point, or, without a root,
-    # the spread of the effects (about tau^2 + a typical v)
+            D = _score(st.take(extra_c), np.concatenate([0.5 * tau[nl], 1.25 * tau[nr]]), kind)
+            records += [(nl, D[:, : len(nl)]), (nr, D[:, len(nl):])]
+    # the tail bound at each column's farthest point; where it fails, a point further out: 2.5 times the
+    # farthest, or, without a root, the spread of the effects (about tau^2 + a typical v)
     far = np.zeros(m)
-    for c, D in zip(cols, pts):  # (no column appears twice in one record)
-        far[c] = np.maximum(far[c], D[_T])
-    cat_c = np.concatenate(cols)
-    cat = np.concatenate(pts, axis=1)
-    is_far = cat[_T] == far[cat_c]
-    vmin = st.V.min(axis=0)
-    tail_ok = np.zeros(m, dtype=bool)
-    tail_ok[cat_c[is_far]] = _tail_proves(vmin[cat_c[is_far]], cat[:, is_far])
-    need = np.flatnonzero(~tail_ok)
+    far_d = s0.copy()
+    for c, D in records[1:]:
+        up = D[_T] > far[c]
+        far[c[up]] = D[_T][up]
+        far_d[:, c[up]] = D[:, up]
+    need = np.flatnonzero(~_tail_proves(st.V.min(axis=0), far_d))
     if len(need):
         sub = st.take(need) if len(need) < m else st
         d = sub.deviations()
         top = np.where(far[need] > 0, 2.5 * far[need], np.maximum(_dot(d, d) / (sub.k - 1), 1e-12))
-        cat_c = np.concatenate([cat_c, need])
-        cat = np.concatenate([cat, _score(sub, top, kind)], axis=1)
+        records.append((need, _score(sub, top, kind)))
         far[need] = top
-    proved = _certify(st, cat_c, cat, far, kind)
+    proved = _certify(st, records, far, kind)
     if not proved.all():
         bad = np.flatnonzero(~proved)
         tau[bad] = _grid_likelihood(st.take(bad), kind)
