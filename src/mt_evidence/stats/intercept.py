@@ -155,7 +155,7 @@ def _fit(st: Studies, tau2: np.ndarray | None) -> _Fit:
 
 
 def _subset(st: Studies, keep: np.ndarray) -> Studies:
-    return st if keep.all() else st.take(keep)
+    return st.take(keep)
 
 
 # ------------------------------------------------------------------------------------ Q(tau^2) = c
@@ -199,29 +199,28 @@ def solve_q(st: Studies, target: np.ndarray, x0: np.ndarray | None = None, q0: n
     out = x.copy()
     cols, xa, ca, sub = np.arange(m), x, c, st
     d_prev = x_prev = None
-    for _ in range(_MAXITER):
-        with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for _ in range(_MAXITER):
             step = (q - ca) * q / (ca * u)
             left = q > ca
             xn = np.maximum(xa + step, 0.0)
-            small = left & (step <= _NEWTON_TOL * xn)
+            d = u / (q * q)
+            tol = _NEWTON_TOL * xn
+            small = step <= tol
             if d_prev is not None:
                 # Newton's error after this step is about |g''| / (2 g') step^2, g = 1/Q
-                d = u / (q * q)
-                curv = np.abs((d - d_prev) / (xa - x_prev))
-                small |= left & (curv / (2 * d) * step * step <= 1e-3 * _NEWTON_TOL * xn)
-            else:
-                d = u / (q * q)
-        flat = np.abs(q - ca) <= 4 * _EPS * ca
-        done = small | flat | ~np.isfinite(step)
-        out[cols] = np.where(small & ~flat, xn, np.where(done, xa, xn))
-        if done.all():
-            return out
-        keep = ~done
-        cols, xa, ca, sub = cols[keep], xn[keep], ca[keep], _subset(sub, keep)
-        d_prev, x_prev = d[keep], (xn - step)[keep]
-        f = _fit(sub, xa)
-        q, u = f.q, _dot(f.r, f.r)
+                small |= np.abs((d - d_prev) / (xa - x_prev)) * (step * step) <= (2 * tol) * d
+            small &= left
+            flat = np.abs(q - ca) <= 4 * _EPS * ca
+            done = small | flat | ~np.isfinite(step)
+            out[cols] = np.where(small & ~flat, xn, np.where(done, xa, xn))
+            if done.all():
+                return out
+            keep = np.flatnonzero(~done)
+            cols, ca, sub = cols[keep], ca[keep], _subset(sub, keep) if len(keep) < len(done) else sub
+            d_prev, x_prev, xa = d[keep], xa[keep], xn[keep]
+            f = _fit(sub, xa)
+            q, u = f.q, _dot(f.r, f.r)
     # not reached in practice (the iteration is monotone and quadratic); the bracketed solver as a safeguard
     out[cols] = engine.solve_q_equals(sub.batch(), ca)  # pragma: no cover
     return out  # pragma: no cover
@@ -312,30 +311,32 @@ def _score_root(st: Studies, cur: np.ndarray, lo: np.ndarray, hi: np.ndarray, ki
     records = []
     cols, sub = np.arange(m), st
     d_prev = x_prev = None
-    for _ in range(_MAXITER):
-        x, S, U, L = cur[_T], cur[_S], cur[_U], cur[_L]
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for _ in range(_MAXITER):
+            x, S, U, L = cur[_T], cur[_S], cur[_U], cur[_L]
             d = (cur[_DL] * U - L * cur[_DU]) / (U * U)  # the derivative of L/U - 1
             step = S / (U * d)
             xn = x + step
-            outside = ~np.isfinite(xn) | (xn <= lo) | (xn >= hi)
-            conv = (np.abs(step) <= _NEWTON_TOL * x) | ((hi - lo) <= 4 * _EPS * hi)
+            inside = (xn > lo) & (xn < hi)
+            tol = _NEWTON_TOL * x
+            conv = (np.abs(step) <= tol) | ((hi - lo) <= 4 * _EPS * hi)
             if d_prev is not None:
                 # in the quadratic regime the step after this one would be ~ |g''| / (2 |g'|) step^2
-                curv = np.abs((d - d_prev) / (x - x_prev))
-                conv |= ~outside & (curv / (2 * np.abs(d)) * step * step <= 1e-3 * _NEWTON_TOL * x)
-        root[cols] = np.where(outside, x, xn)
-        keep = ~conv
-        if not keep.any():
-            return root, records
-        xn = np.where(outside, 0.5 * (lo + hi), xn)
-        cols, xn, lo, hi, sub = cols[keep], xn[keep], lo[keep], hi[keep], _subset(sub, keep)
-        d_prev, x_prev = np.where(outside, np.nan, d)[keep], x[keep]
-        cur = _score(sub, xn, kind)
-        records.append((cols, cur))
-        pos = cur[_S] > 0
-        lo = np.where(pos, xn, lo)
-        hi = np.where(pos, hi, xn)
+                conv |= inside & (np.abs((d - d_prev) / (x - x_prev)) * (step * step) <= (2 * tol) * np.abs(d))
+            root[cols] = np.where(inside, xn, x)
+            keep = np.flatnonzero(~conv)
+            if not len(keep):
+                return root, records
+            xn = np.where(inside, xn, 0.5 * (lo + hi))
+            d_prev, x_prev = np.where(inside, d, np.nan)[keep], x[keep]
+            cols, xn, lo, hi = cols[keep], xn[keep], lo[keep], hi[keep]
+            if len(keep) < len(conv):
+                sub = _subset(sub, keep)
+            cur = _score(sub, xn, kind)
+            records.append((cols, cur))
+            pos = cur[_S] > 0
+            lo = np.where(pos, xn, lo)
+            hi = np.where(pos, hi, xn)
     raise RuntimeError("the ML/REML root search did not converge")  # pragma: no cover - bisection converges
 
 
