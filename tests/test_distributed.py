@@ -1,8 +1,6 @@
 """pool_many on dask arrays, on a local dask.distributed cluster, and the chunk mapper behind it
-(stats/distributed.py). Data are SYNTHETIC random draws, not trials."""
-
-import subprocess
-import sys
+(stats/distributed.py). Data are SYNTHETIC random draws, not trials. (That ``import mt_evidence`` and pooling
+NumPy arrays never import dask is checked in test_package.py, in a fresh interpreter.)"""
 
 import dask.array as da  # the dev extra installs dask and distributed (pip install -e '.[dev]')
 import distributed as dd
@@ -101,14 +99,3 @@ def test_map_analyses_in_memory_chunks_and_errors():
 def _pool_rows(Y, V):
     r = me.pool_many(Y, V)
     return {"estimate": r.estimate, "tau2_ci_high": r.tau2_ci_high}
-
-
-def test_dask_is_imported_only_when_a_dask_array_is_passed():
-    code = (
-        "import sys, numpy as np; import mt_evidence as me; import mt_evidence.stats.distributed; "
-        "me.pool_many(np.array([[0.1, 0.3, 0.5]]), np.array([[0.01, 0.02, 0.03]])); "
-        "assert not [m for m in sys.modules if m == 'dask' or m.startswith('dask.') or m == 'distributed'], "
-        "'dask imported'"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
