@@ -154,10 +154,6 @@ def _fit(st: Studies, tau2: np.ndarray | None) -> _Fit:
     return _Fit(w=w, sw=sw, mu=mu, e=e, r=r, q=_dot(r, e))
 
 
-def _subset(st: Studies, keep: np.ndarray) -> Studies:
-    return st.take(keep)
-
-
 # ------------------------------------------------------------------------------------ Q(tau^2) = c
 
 
@@ -217,7 +213,7 @@ def solve_q(st: Studies, target: np.ndarray, x0: np.ndarray | None = None, q0: n
             if done.all():
                 return out
             keep = np.flatnonzero(~done)
-            cols, ca, sub = cols[keep], ca[keep], _subset(sub, keep) if len(keep) < len(done) else sub
+            cols, ca, sub = cols[keep], ca[keep], sub.take(keep) if len(keep) < len(done) else sub
             d_prev, x_prev, xa = d[keep], xa[keep], xn[keep]
             f = _fit(sub, xa)
             q, u = f.q, _dot(f.r, f.r)
@@ -331,7 +327,7 @@ def _score_root(st: Studies, cur: np.ndarray, lo: np.ndarray, hi: np.ndarray, ki
             d_prev, x_prev = np.where(inside, d, np.nan)[keep], x[keep]
             cols, xn, lo, hi = cols[keep], xn[keep], lo[keep], hi[keep]
             if len(keep) < len(conv):
-                sub = _subset(sub, keep)
+                sub = sub.take(keep)
             cur = _score(sub, xn, kind)
             records.append((cols, cur))
             pos = cur[_S] > 0
@@ -735,8 +731,7 @@ def pool_columns(st: Studies, conv: Conventions, *, tau2_ci: bool = True) -> dic
         res = solve_q(st.take(nc), target, x0, qs, us)
         t_lo[cols] = 0.0
         t_hi[cols] = 0.0
-        half = np.flatnonzero(need)
-        lo_part = half < len(cols)
+        lo_part = np.flatnonzero(need) < len(cols)
         t_lo[nc[lo_part]] = res[lo_part]
         t_hi[nc[~lo_part]] = res[~lo_part]
     with np.errstate(divide="ignore", invalid="ignore"):
