@@ -442,17 +442,17 @@ def _certify(st: Studies, records: list, far: np.ndarray, kind: str, rounds: int
     with np.errstate(divide="ignore", invalid="ignore"):
         key = cols + np.where(far[cols] > 0, t / (far[cols] * (1 + 1e-9)), 0.0)  # column, then t, in one key
     order = np.argsort(key)
-    cols, D = cols[order], D[:, order]
+    cols, D = cols[order], np.take(D, order, axis=1)
     t = D[_T]
     same = cols[1:] == cols[:-1]
     ia = np.flatnonzero(same & (t[1:] > t[:-1]))
-    A, B, pc = D[:, ia], D[:, ia + 1], cols[ia]
+    A, B, pc = np.take(D, ia, axis=1), np.take(D, ia + 1, axis=1), cols[ia]
     last = np.flatnonzero(np.r_[~same, True])
-    T, tc = D[:, last], cols[last]
+    T, tc = np.take(D, last, axis=1), cols[last]
     good = _piece_proves(A, B)
     tail = _tail_proves(vmin[tc], T)
-    pc, A, B = pc[~good], A[:, ~good], B[:, ~good]
-    tc, T = tc[~tail], T[:, ~tail]
+    pc, A, B = pc[~good], A.compress(~good, axis=1), B.compress(~good, axis=1)
+    tc, T = tc[~tail], T.compress(~tail, axis=1)
     for _ in range(rounds):
         if not len(pc) and not len(tc):
             break
@@ -466,8 +466,8 @@ def _certify(st: Studies, records: list, far: np.ndarray, kind: str, rounds: int
         B2 = np.concatenate([nm, B, nt], axis=1)
         good = _piece_proves(A2, B2)
         tail = _tail_proves(vmin[tc], nt)
-        pc, A, B = pc2[~good], A2[:, ~good], B2[:, ~good]
-        tc, T = tc[~tail], nt[:, ~tail]
+        pc, A, B = pc2[~good], A2.compress(~good, axis=1), B2.compress(~good, axis=1)
+        tc, T = tc[~tail], nt.compress(~tail, axis=1)
     ok = np.ones(m, dtype=bool)
     ok[pc] = False
     ok[tc] = False
@@ -499,7 +499,7 @@ def tau2_likelihood(st: Studies, kind: str, f0: _Fit | None = None) -> np.ndarra
             rel = D[_T] / tau[c]
             keep = (np.abs(rel - 1) > 0.02) | (last_of[c] == i)
             if not keep.all():
-                c, D, rel = c[keep], D[:, keep], rel[keep]
+                c, D, rel = c[keep], D.compress(keep, axis=1), rel[keep]
             records.append((c, D))
             have_l[c[(rel >= 0.35) & (rel <= 0.8)]] = True
             have_r[c[(rel >= 1.1) & (rel <= 1.5)]] = True
@@ -515,8 +515,9 @@ def tau2_likelihood(st: Studies, kind: str, f0: _Fit | None = None) -> np.ndarra
     far_d = s0.copy()
     for c, D in records[1:]:
         up = D[_T] > far[c]
-        far[c[up]] = D[_T][up]
-        far_d[:, c[up]] = D[:, up]
+        cu, Du = c[up], D.compress(up, axis=1)
+        far[cu] = Du[_T]
+        far_d[:, cu] = Du
     need = np.flatnonzero(~_tail_proves(st.V.min(axis=0), far_d))
     if len(need):
         sub = st.take(need) if len(need) < m else st
