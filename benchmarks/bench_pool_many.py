@@ -12,7 +12,8 @@ meta-analyses with REML and with DerSimonian-Laird:
 - a loop of metafor's ``rma(yi, vi, method=, test="knha")`` (default control), which prints estimates, CI, test,
   tau^2, I^2, H^2 and Q but no Q-profile CI; timed inside R, so R's start-up is excluded.
 
-Python tools: best of ``--repeat`` runs (the minimum is the least disturbed by other processes); R: one run.
+Python tools: best of ``--repeat`` runs, the tools taking turns in every round (the minimum is the least disturbed
+by other processes, and turns spread a change of load over every tool); R: one run.
 The ratios are the tool's time over ours ("ours is x times faster"). Agreement of the estimates is printed
 too, so a fast wrong answer cannot look good, and so are metafor's failed or stuck fits. The machine's load
 (``uptime``) is printed before and after: timings on a loaded machine are slower and noisier.
@@ -68,13 +69,17 @@ def make_data(m: int, k: int, seed: int = 2026) -> tuple[np.ndarray, np.ndarray]
     return Y, V
 
 
-def best_of(fn, repeat: int) -> tuple[float, object]:
-    best, out = float("inf"), None
+def best_of(fns: dict, repeat: int) -> dict:
+    """Best time and last result of each function, the functions taking turns in every round (so that a
+    change of the machine's load during the run touches every tool alike)."""
+    best = {name: float("inf") for name in fns}
+    out = {}
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            out[name] = fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return {name: (best[name], out[name]) for name in fns}
 
 
 def load() -> str:
@@ -88,32 +93,28 @@ def run(m: int, k: int, repeat: int, r_loop: bool = True) -> dict:
     Y, V = make_data(m, k)
     results: dict = {"m": m, "k": k, "tools": {}, "load_before": load()}
     me.pool_many(Y[:50], V[:50])  # warm-up (first-call costs are not what is measured)
+    fns = {}
     for method in ("REML", "DL"):
-        secs, res = best_of(lambda: me.pool_many(Y, V, method=method, test="hksj"), repeat)
-        results["tools"].setdefault("mt_evidence", {})[method] = {
-            "seconds": secs, "estimate": res.estimate, "tau2": res.tau2,
-            "failures": int((~np.isfinite(res.estimate) | ~np.isfinite(res.tau2)).sum()),
-        }
-        secs, res = best_of(lambda: me.pool_many(Y, V, method=method, test="hksj", tau2_ci=False), repeat)
-        results["tools"].setdefault("mt_ev_noQPci", {})[method] = {"seconds": secs, "estimate": res.estimate,
-                                                                   "tau2": res.tau2}
-
+        fns[("mt_evidence", method)] = lambda method=method: me.pool_many(Y, V, method=method, test="hksj")
+        fns[("mt_ev_noQPci", method)] = lambda method=method: me.pool_many(Y, V, method=method, test="hksj",
+                                                                           tau2_ci=False)
     try:
         from pymare.estimators import DerSimonianLaird, VarianceBasedLikelihoodEstimator
 
         X = np.ones((k, 1))
         for method, est in (("REML", lambda: VarianceBasedLikelihoodEstimator(method="REML")), ("DL", DerSimonianLaird)):
-            def fit(est=est):
-                e = est().fit(y=Y.T, v=V.T, X=X)
-                return e.params_
-            secs, params = best_of(fit, repeat)
-            results["tools"].setdefault("PyMARE", {})[method] = {
-                "seconds": secs,
-                "estimate": np.asarray(params["fe_params"]).ravel(),
-                "tau2": np.asarray(params["tau2"]).ravel(),
-            }
+            fns[("PyMARE", method)] = lambda est=est: est().fit(y=Y.T, v=V.T, X=X).params_
     except ImportError:
         results["tools"]["PyMARE"] = "not installed (pip install -e '.[bench]')"
+    for (tool, method), (secs, res) in best_of(fns, repeat).items():
+        if tool == "PyMARE":
+            entry = {"seconds": secs, "estimate": np.asarray(res["fe_params"]).ravel(),
+                     "tau2": np.asarray(res["tau2"]).ravel()}
+        else:
+            entry = {"seconds": secs, "estimate": res.estimate, "tau2": res.tau2}
+            if tool == "mt_evidence":
+                entry["failures"] = int((~np.isfinite(res.estimate) | ~np.isfinite(res.tau2)).sum())
+        results["tools"].setdefault(tool, {})[method] = entry
 
     if not r_loop:
         results["tools"]["metafor"] = "not run (--no-r)"

@@ -96,7 +96,9 @@ class Studies:
         return cls(Y=Yt, V=Vt, k=Yt.shape[0] - pad.sum(axis=0), _pad=pad)
 
     def take(self, cols: np.ndarray) -> Studies:
-        return Studies(Y=self.Y[:, cols], V=self.V[:, cols], k=self.k[cols])
+        # (np.take keeps the (K, n) arrays C-ordered; a[:, cols] would return them in Fortran order, on which
+        # every sum over studies is several times slower)
+        return Studies(Y=np.take(self.Y, cols, axis=1), V=np.take(self.V, cols, axis=1), k=self.k[cols])
 
     def batch(self) -> engine.Batch:
         """The same data as ``engine.Batch`` (rows layout), for the general engine."""
@@ -140,7 +142,8 @@ class _Fit:
         return self._sw2
 
     def take(self, cols: np.ndarray) -> _Fit:
-        return _Fit(w=self.w[:, cols], sw=self.sw[cols], mu=self.mu[cols], e=self.e[:, cols], r=self.r[:, cols],
+        return _Fit(w=np.take(self.w, cols, axis=1), sw=self.sw[cols], mu=self.mu[cols],
+                    e=np.take(self.e, cols, axis=1), r=np.take(self.r, cols, axis=1),
                     q=self.q[cols], _sw2=None if self._sw2 is None else self._sw2[cols])
 
 
@@ -485,7 +488,8 @@ def tau2_likelihood(st: Studies, kind: str, f0: _Fit | None = None) -> np.ndarra
     has_root = s0[_S] > 0
     if has_root.any():
         rc = np.flatnonzero(has_root)
-        root, newton = _newton_score(st.take(rc) if len(rc) < m else st, s0[:, rc], sums0[:, rc], kind)
+        root, newton = _newton_score(st.take(rc) if len(rc) < m else st, np.take(s0, rc, axis=1),
+                                     np.take(sums0, rc, axis=1), kind)
         tau[rc] = root
         last_of = np.full(m, -1)
         for i, (c, _) in enumerate(newton):
@@ -724,7 +728,8 @@ def pool_columns(st: Studies, conv: Conventions, *, tau2_ci: bool = True) -> dic
         inside = qs < target  # the bound lies in (0, tau^2-hat): start from 1/Q's Hermite interpolant
         if inside.any():
             ii = nc[inside]
-            q0, u0 = f0.q[ii], _dot(f0.r[:, ii], f0.r[:, ii])
+            r0 = np.take(f0.r, ii, axis=1)
+            q0, u0 = f0.q[ii], _dot(r0, r0)
             qh = f.q[ii]
             xi = _hermite_root(tau2[ii], 1 / q0, u0 / q0**2, 1 / qh, us[inside] / qh**2, 1 / target[inside])
             fi = _fit(st.take(ii), xi)
