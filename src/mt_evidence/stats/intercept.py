@@ -436,7 +436,8 @@ def _certify(st: Studies, records: list, far: np.ndarray, kind: str, rounds: int
     S(0) <= 0, is the global maximum), from ``records``: (columns, score pieces) of the points evaluated (0
     included; several per column, no column twice in one record; ``far``: each column's largest t). Pieces
     that prove nothing are split at their geometric midpoint (next to 0: at b/16), and a tail bound that fails
-    is tried again at 4 times the point, up to ``rounds`` times; columns left unproven are returned False."""
+    is tried again at 4 times the point, up to ``rounds`` times; columns left unproven, or whose score goes up
+    through 0 between two points (another local maximum), are returned False."""
     m = st.m
     vmin = st.V.min(axis=0)
     cols = np.concatenate([c for c, _ in records])
@@ -454,6 +455,11 @@ def _certify(st: Studies, records: list, far: np.ndarray, kind: str, rounds: int
     T, tc = np.take(D, last, axis=1), cols[last]
     good = _piece_proves(A, B)
     tail = _tail_proves(vmin[tc], T)
+    # a score that goes up from <= 0 to > 0 between two points has another local maximum: no proof to seek
+    hopeless = np.zeros(m, dtype=bool)
+    hopeless[pc[(A[_S] <= 0) & (B[_S] > 0)]] = True
+    good |= hopeless[pc]
+    tail |= hopeless[tc]
     pc, A, B = pc[~good], A.compress(~good, axis=1), B.compress(~good, axis=1)
     tc, T = tc[~tail], T.compress(~tail, axis=1)
     for _ in range(rounds):
@@ -469,9 +475,13 @@ def _certify(st: Studies, records: list, far: np.ndarray, kind: str, rounds: int
         B2 = np.concatenate([nm, B, nt], axis=1)
         good = _piece_proves(A2, B2)
         tail = _tail_proves(vmin[tc], nt)
+        hopeless[pc[(nm[_S] > 0) & (A[_S] <= 0)]] = True
+        hopeless[pc[(nm[_S] <= 0) & (B[_S] > 0)]] = True
+        good |= hopeless[pc2]
+        tail |= hopeless[tc]
         pc, A, B = pc2[~good], A2.compress(~good, axis=1), B2.compress(~good, axis=1)
         tc, T = tc[~tail], nt.compress(~tail, axis=1)
-    ok = np.ones(m, dtype=bool)
+    ok = ~hopeless
     ok[pc] = False
     ok[tc] = False
     return ok
@@ -513,8 +523,8 @@ def tau2_likelihood(st: Studies, kind: str, f0: _Fit | None = None) -> np.ndarra
         if len(extra_c):
             D = _score(st.take(extra_c), np.concatenate([0.5 * tau[nl], 1.25 * tau[nr]]), kind)
             records += [(nl, D[:, : len(nl)]), (nr, D[:, len(nl):])]
-    # the tail bound at each column's farthest point; where it fails, a point further out: 2.5 times the
-    # farthest, or, without a root, the spread of the effects (about tau^2 + a typical v)
+    # the tail bound at each column's farthest point; where it fails, a point further out: twice the farthest,
+    # and at least the spread of the effects (about tau^2 + a typical v)
     far = np.zeros(m)
     far_d = s0.copy()
     for c, D in records[1:]:
@@ -526,7 +536,7 @@ def tau2_likelihood(st: Studies, kind: str, f0: _Fit | None = None) -> np.ndarra
     if len(need):
         sub = st.take(need) if len(need) < m else st
         d = sub.deviations()
-        top = np.where(far[need] > 0, 2.5 * far[need], np.maximum(_dot(d, d) / (sub.k - 1), 1e-12))
+        top = np.maximum(np.maximum(2.0 * far[need], _dot(d, d) / (sub.k - 1)), 1e-12)
         records.append((need, _score(sub, top, kind)))
         far[need] = top
     proved = _certify(st, records, far, kind)
