@@ -342,7 +342,7 @@ def _score_root(st: Studies, cur: np.ndarray, lo: np.ndarray, hi: np.ndarray, ki
 def _loglik(st: Studies, t: np.ndarray, kind: str) -> np.ndarray:
     """The ML or REML log-likelihood at ``t`` but for terms that do not depend on tau^2 (for comparisons)."""
     f = _fit(st, t)
-    logw = np.log(f.w, out=np.zeros_like(f.w), where=~st.pad)
+    logw = np.log(f.w + st.pad)  # (log 1 = 0 where padded, w = 0 there)
     ll = 0.5 * _sum(logw) - 0.5 * f.q
     return ll - 0.5 * np.log(f.sw) if kind == "REML" else ll
 
@@ -370,7 +370,17 @@ def _grid_likelihood(st: Studies, kind: str, n_grid: int = 24) -> np.ndarray:
     best_ll = np.where(S[:, 0] <= 0, _loglik(st, np.zeros(m), kind), -np.inf)
     if len(rows):
         sub = st.take(rows)
-        t, _ = _score_root(sub, D[:, rows, j], grid[rows, j].copy(), grid[rows, j + 1].copy(), kind)
+        A, B = D[:, rows, j], D[:, rows, j + 1]
+        lo, hi = A[_T].copy(), B[_T].copy()
+        # start from the root of the cubic Hermite interpolant of L/U - 1 on each bracket
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g = [P[_L] / P[_U] - 1 for P in (A, B)]
+            dg = [(P[_DL] * P[_U] - P[_L] * P[_DU]) / P[_U] ** 2 for P in (A, B)]
+        x = lo + _hermite_root(hi - lo, g[0], dg[0], g[1], dg[1], np.zeros(len(rows)))
+        x = np.where((x > lo) & (x < hi), x, 0.5 * (lo + hi))
+        start = _score(sub, x, kind)
+        pos = start[_S] > 0
+        t, _ = _score_root(sub, start, np.where(pos, x, lo), np.where(pos, hi, x), kind)
         ll = _loglik(sub, t, kind)
         for i in np.argsort(ll):  # ascending, so the best of a row is written last
             if ll[i] > best_ll[rows[i]]:
@@ -700,7 +710,7 @@ def pool_columns(st: Studies, conv: Conventions, *, tau2_ci: bool = True) -> dic
 
         weights = (f.w * (100 / sw)).T
         weights[st.pad.T] = np.nan
-        logw = np.log(f.w, out=np.zeros_like(f.w), where=~st.pad)
+        logw = np.log(f.w + st.pad)  # (log 1 = 0 where padded, w = 0 there)
         logv = -_sum(logw)
         kf = k.astype(float)
         if method == "REML":
