@@ -529,27 +529,22 @@ def tau2_likelihood(st: Studies, kind: str, f0: _Fit | None = None) -> np.ndarra
             have_r[c[(rel >= 1.1) & (rel <= 1.5)]] = True
         nl = np.flatnonzero(has_root & ~have_l)
         nr = np.flatnonzero(has_root & ~have_r)
-        extra_c = np.concatenate([nl, nr])
-        if len(extra_c):
-            D = _score(st.take(extra_c), np.concatenate([0.5 * tau[nl], 1.25 * tau[nr]]), kind)
-            records += [(nl, D[:, : len(nl)]), (nr, D[:, len(nl):])]
-    # the tail bound at each column's farthest point; where it fails, a point further out: twice the farthest,
-    # and at least the spread of the effects (about tau^2 + a typical v)
+    else:
+        nl = nr = np.zeros(0, dtype=int)
+    # every column's farthest point so far (1.25 root counted where it is still to come)
     far = np.zeros(m)
-    far_d = s0.copy()
     for c, D in records[1:]:
-        up = D[_T] > far[c]
-        cu, Du = c[up], D.compress(up, axis=1)
-        far[cu] = Du[_T]
-        far_d[:, cu] = Du
-    need = np.flatnonzero(~_tail_proves(st.V.min(axis=0), far_d))
-    if len(need):
-        sub = st.take(need) if len(need) < m else st
-        d = sub.deviations()
-        top = np.maximum(np.maximum(2.0 * far[need], _dot(d, d) / (sub.k - 1)), 1e-12)
-        records.append((need, _score(sub, top, kind)))
-        far[need] = top
-    proved = _certify(st, records, far, kind)
+        far[c] = np.maximum(far[c], D[_T])
+    far[nr] = np.maximum(far[nr], 1.25 * tau[nr])
+    # one evaluation for the missing points next to the root and for the point where the tail bound is tried:
+    # twice the farthest point, and at least the spread of the effects (about tau^2 + a typical v)
+    d = st.deviations()
+    top = np.maximum(np.maximum(2.0 * far, _dot(d, d) / (st.k - 1)), 1e-12)
+    E = _score(st.take(np.concatenate([nl, nr, np.arange(m)])),
+               np.concatenate([0.5 * tau[nl], 1.25 * tau[nr], top]), kind)
+    a, b = len(nl), len(nl) + len(nr)
+    records += [(nl, E[:, :a]), (nr, E[:, a:b]), (np.arange(m), E[:, b:])]
+    proved = _certify(st, records, top, kind)
     if not proved.all():
         bad = np.flatnonzero(~proved)
         tau[bad] = _grid_likelihood(st.take(bad), kind)
