@@ -47,7 +47,10 @@ for (m in c("REML", "DL")) {
   for (i in seq_len(nrow(Y))) {
     r <- withCallingHandlers(
       tryCatch(rma(Y[i, ], V[i, ], method = m, test = "knha"), error = function(e) NULL),
-      warning = function(w) { if (grepl("stuck", conditionMessage(w))) stuck <<- stuck + 1; invokeRestart("muffleWarning") })
+      warning = function(w) {
+        if (grepl("stuck", conditionMessage(w))) stuck <<- stuck + 1
+        invokeRestart("muffleWarning")
+      })
     if (is.null(r)) { fails <- fails + 1; est[i] <- NA; tau2[i] <- NA } else { est[i] <- r$b[1]; tau2[i] <- r$tau2 }
   }
   out[[m]] <- list(seconds = proc.time()[["elapsed"]] - t0, estimate = est, tau2 = tau2, failures = fails,
@@ -102,7 +105,8 @@ def run(m: int, k: int, repeat: int, r_loop: bool = True) -> dict:
         from pymare.estimators import DerSimonianLaird, VarianceBasedLikelihoodEstimator
 
         X = np.ones((k, 1))
-        for method, est in (("REML", lambda: VarianceBasedLikelihoodEstimator(method="REML")), ("DL", DerSimonianLaird)):
+        estimators = (("REML", lambda: VarianceBasedLikelihoodEstimator(method="REML")), ("DL", DerSimonianLaird))
+        for method, est in estimators:
             fns[("PyMARE", method)] = lambda est=est: est().fit(y=Y.T, v=V.T, X=X).params_
     except ImportError:
         results["tools"]["PyMARE"] = "not installed (pip install -e '.[bench]')"
