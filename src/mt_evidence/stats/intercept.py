@@ -497,9 +497,9 @@ def _certify(st: Studies, records: list, far: np.ndarray, kind: str, rounds: int
     return ok
 
 
-def tau2_likelihood(st: Studies, kind: str, f0: _Fit | None = None) -> np.ndarray:
+def tau2_likelihood(st: Studies, kind: str, f0: _Fit | None = None, probe: dict | None = None) -> np.ndarray:
     """Global maximiser of the ML or REML likelihood over tau^2 >= 0, for columns with k >= 2 (``f0``: the
-    fit at tau^2 = 0, when already made)."""
+    fit at tau^2 = 0, when already made; ``probe``: see ``estimate_tau2``)."""
     m = st.m
     zero = np.zeros(m)
     s0, sums0 = _score_of(_fit(st, None) if f0 is None else f0, zero, kind)
@@ -544,6 +544,8 @@ def tau2_likelihood(st: Studies, kind: str, f0: _Fit | None = None) -> np.ndarra
                np.concatenate([0.5 * tau[nl], 1.25 * tau[nr], top]), kind)
     a, b = len(nl), len(nl) + len(nr)
     records += [(nl, E[:, :a]), (nr, E[:, a:b]), (np.arange(m), E[:, b:])]
+    if probe is not None:
+        probe.update(t=E[_T, b:].copy(), q=E[_Q, b:].copy(), u=E[_U, b:].copy())
     proved = _certify(st, records, top, kind)
     if not proved.all():
         bad = np.flatnonzero(~proved)
@@ -554,8 +556,12 @@ def tau2_likelihood(st: Studies, kind: str, f0: _Fit | None = None) -> np.ndarra
 # ------------------------------------------------------------------------------------------ estimators
 
 
-def estimate_tau2(st: Studies, method: str, f0: _Fit | None = None) -> np.ndarray:
-    """tau^2 by ``method`` for every column (0 where k = 1, and for "FE"); ``f0`` is the fit at tau^2 = 0."""
+def estimate_tau2(st: Studies, method: str, f0: _Fit | None = None, probe: dict | None = None) -> np.ndarray:
+    """tau^2 by ``method`` for every column (0 where k = 1, and for "FE"); ``f0`` is the fit at tau^2 = 0.
+
+    ``probe`` (ML/REML): a dict that receives, as arrays over the columns (NaN where none), a point ``t`` beyond
+    tau^2-hat where the fit was evaluated, with ``q`` = Q(t) and ``u`` = y'PPy(t) there (a start for the
+    Q-profile bounds)."""
     m = st.m
     out = np.zeros(m)
     if method == "FE":
@@ -565,7 +571,12 @@ def estimate_tau2(st: Studies, method: str, f0: _Fit | None = None) -> np.ndarra
         return out
     if not ok.all():
         cols = np.flatnonzero(ok)
-        out[cols] = estimate_tau2(st.take(cols), method, None if f0 is None else f0.take(cols))
+        sub_probe = None if probe is None else {}
+        out[cols] = estimate_tau2(st.take(cols), method, None if f0 is None else f0.take(cols), sub_probe)
+        if sub_probe:
+            for key, val in sub_probe.items():
+                probe[key] = np.full(m, np.nan)
+                probe[key][cols] = val
         return out
     k = st.k.astype(float)
     if method in ("DL", "HS", "PM", "EB") and f0 is None:
@@ -591,7 +602,7 @@ def estimate_tau2(st: Studies, method: str, f0: _Fit | None = None) -> np.ndarra
             out[cols] = solve_q(st.take(cols), (k - 1)[cols])
         return out
     if method in ("ML", "REML"):
-        return tau2_likelihood(st, method, f0)
+        return tau2_likelihood(st, method, f0, probe)
     raise ValueError(method)  # pragma: no cover - guarded by normalise_method
 
 
@@ -665,7 +676,8 @@ def pool_columns(st: Studies, conv: Conventions, *, tau2_ci: bool = True) -> dic
     dfree = (k - 1).astype(float)
     has_df = dfree > 0
     f0 = _fit(st, None)
-    tau2 = estimate_tau2(st, method, f0)
+    probe: dict = {}
+    tau2 = estimate_tau2(st, method, f0, probe)
     f = f0 if method == "FE" else _fit(st, tau2)
     b, sw = f.mu, f.sw
     alpha = 1.0 - conv.level
@@ -740,15 +752,33 @@ def pool_columns(st: Studies, conv: Conventions, *, tau2_ci: bool = True) -> dic
         need = f0.q[col2] > target
         nc, target = col2[need], target[need]
         x0, qs, us = tau2[nc], f.q[nc], _dot(f.r, f.r)[nc]
-        inside = qs < target  # the bound lies in (0, tau^2-hat): start from 1/Q's Hermite interpolant
-        if inside.any():
-            ii = nc[inside]
+        # starts: within (0, tau^2-hat), or within (tau^2-hat, t) for a point t beyond it evaluated by the ML/REML
+        # search, the root of the cubic Hermite interpolant of 1/Q on that interval; beyond t, t itself; else
+        # tau^2-hat (Newton on 1/Q from the left)
+        left = qs < target
+        lo_t, hi_t = np.zeros(len(nc)), x0.copy()
+        g0, d0, g1, d1 = (np.full(len(nc), np.nan) for _ in range(4))
+        if left.any():
+            ii = nc[left]
             r0 = np.take(f0.r, ii, axis=1)
             q0, u0 = f0.q[ii], _dot(r0, r0)
-            qh = f.q[ii]
-            xi = _hermite_root(tau2[ii], 1 / q0, u0 / q0**2, 1 / qh, us[inside] / qh**2, 1 / target[inside])
-            fi = _fit(st.take(ii), xi)
-            x0[inside], qs[inside], us[inside] = xi, fi.q, _dot(fi.r, fi.r)
+            g0[left], d0[left], g1[left], d1[left] = 1 / q0, u0 / q0**2, 1 / qs[left], us[left] / qs[left] ** 2
+        right = np.zeros(len(nc), dtype=bool)
+        if "t" in probe:
+            pt, pq, pu = probe["t"][nc], probe["q"][nc], probe["u"][nc]
+            far = ~left & (pt > x0) & np.isfinite(pq)
+            right = far & (pq < target)
+            beyond = far & ~right
+            lo_t[right], hi_t[right] = x0[right], pt[right]
+            g0[right], d0[right] = 1 / qs[right], us[right] / qs[right] ** 2
+            g1[right], d1[right] = 1 / pq[right], pu[right] / pq[right] ** 2
+            x0[beyond], qs[beyond], us[beyond] = pt[beyond], pq[beyond], pu[beyond]
+        herm = left | right
+        if herm.any():
+            xi = lo_t[herm] + _hermite_root(hi_t[herm] - lo_t[herm], g0[herm], d0[herm], g1[herm], d1[herm],
+                                            1 / target[herm])
+            fi = _fit(st.take(nc[herm]), xi)
+            x0[herm], qs[herm], us[herm] = xi, fi.q, _dot(fi.r, fi.r)
         res = solve_q(st.take(nc), target, x0, qs, us)
         t_lo[cols] = 0.0
         t_hi[cols] = 0.0
