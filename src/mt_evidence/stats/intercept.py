@@ -197,6 +197,7 @@ def solve_q(st: Studies, target: np.ndarray, x0: np.ndarray | None = None, q0: n
         q, u = np.asarray(q0, dtype=float), np.asarray(u0, dtype=float)
     out = x.copy()
     cols, xa, ca, sub = np.arange(m), x, c, st
+    act = np.ones(m, dtype=bool)  # columns still iterating (the others are carried along until a compaction)
     d_prev = x_prev = None
     with np.errstate(divide="ignore", invalid="ignore"):
         for _ in range(_MAXITER):
@@ -211,13 +212,17 @@ def solve_q(st: Studies, target: np.ndarray, x0: np.ndarray | None = None, q0: n
                 small |= np.abs((d - d_prev) / (xa - x_prev)) * (step * step) <= (2 * tol) * d
             small &= left
             flat = np.abs(q - ca) <= 4 * _EPS * ca
-            done = small | flat | ~np.isfinite(step)
-            out[cols] = np.where(small & ~flat, xn, np.where(done, xa, xn))
-            if done.all():
+            done = act & (small | flat | ~np.isfinite(step))
+            out[cols[done]] = np.where(small & ~flat, xn, xa)[done]
+            act &= ~done
+            n_act = np.count_nonzero(act)
+            if not n_act:
                 return out
-            keep = np.flatnonzero(~done)
-            cols, ca, sub = cols[keep], ca[keep], sub.take(keep) if len(keep) < len(done) else sub
-            d_prev, x_prev, xa = d[keep], xa[keep], xn[keep]
+            d_prev, x_prev, xa = d, xa, np.where(act, xn, xa)
+            if n_act < 0.8 * len(act):  # carrying finished columns costs more than gathering the others
+                keep = np.flatnonzero(act)
+                cols, ca, d_prev, x_prev, xa = (a[keep] for a in (cols, ca, d_prev, x_prev, xa))
+                sub, act = sub.take(keep), np.ones(n_act, dtype=bool)
             f = _fit(sub, xa)
             q, u = f.q, _dot(f.r, f.r)
     # not reached in practice (the iteration is monotone and quadratic); the bracketed solver as a safeguard
@@ -309,6 +314,7 @@ def _score_root(st: Studies, cur: np.ndarray, lo: np.ndarray, hi: np.ndarray, ki
     root = np.zeros(m)
     records = []
     cols, sub = np.arange(m), st
+    act = np.ones(m, dtype=bool)  # columns still iterating (the others are carried along until a compaction)
     d_prev = x_prev = None
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for _ in range(_MAXITER):
@@ -322,20 +328,23 @@ def _score_root(st: Studies, cur: np.ndarray, lo: np.ndarray, hi: np.ndarray, ki
             if d_prev is not None:
                 # in the quadratic regime the step after this one would be ~ |g''| / (2 |g'|) step^2
                 conv |= inside & (np.abs((d - d_prev) / (x - x_prev)) * (step * step) <= (2 * tol) * np.abs(d))
-            root[cols] = np.where(inside, xn, x)
-            keep = np.flatnonzero(~conv)
-            if not len(keep):
+            done = act & conv
+            root[cols[done]] = np.where(inside, xn, x)[done]
+            act &= ~conv
+            n_act = np.count_nonzero(act)
+            if not n_act:
                 return root, records
-            xn = np.where(inside, xn, 0.5 * (lo + hi))
-            d_prev, x_prev = np.where(inside, d, np.nan)[keep], x[keep]
-            cols, xn, lo, hi = cols[keep], xn[keep], lo[keep], hi[keep]
-            if len(keep) < len(conv):
-                sub = sub.take(keep)
+            xn = np.where(act, np.where(inside, xn, 0.5 * (lo + hi)), x)
+            d_prev, x_prev = np.where(inside, d, np.nan), x
+            if n_act < 0.8 * len(act):  # carrying finished columns costs more than gathering the others
+                keep = np.flatnonzero(act)
+                cols, xn, lo, hi, d_prev, x_prev = (a[keep] for a in (cols, xn, lo, hi, d_prev, x_prev))
+                sub, act = sub.take(keep), np.ones(n_act, dtype=bool)
             cur = _score(sub, xn, kind)
-            records.append((cols, cur))
+            records.append((cols, cur) if act.all() else (cols[act], cur.compress(act, axis=1)))
             pos = cur[_S] > 0
-            lo = np.where(pos, xn, lo)
-            hi = np.where(pos, hi, xn)
+            lo = np.where(act & pos, xn, lo)
+            hi = np.where(act & ~pos, xn, hi)
     raise RuntimeError("the ML/REML root search did not converge")  # pragma: no cover - bisection converges
 
 
