@@ -49,17 +49,32 @@ _NEWTON_TOL = 32 * _EPS  # a Newton step this small (relative) has converged, as
 _MAXITER = 100
 
 
+# Sums over studies add the K rows in order, column by column, whatever the number of columns, so that a
+# meta-analysis gets the same numbers alone, in any batch or in any chunk. A single column would be summed
+# along its (then contiguous) length in another order: it is summed as two equal columns instead.
+
+
+def _two(*arrays: np.ndarray) -> tuple:
+    return tuple(np.concatenate([a, a], axis=1) for a in arrays)
+
+
 def _sum(a: np.ndarray) -> np.ndarray:
     """Column sums of a (K, m) array."""
+    if a.shape[1] == 1:
+        return _two(a)[0].sum(axis=0)[:1]
     return a.sum(axis=0)
 
 
 def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Column-wise inner products of two (K, m) arrays."""
+    if a.shape[1] == 1:
+        return np.einsum("km,km->m", *_two(a, b))[:1]
     return np.einsum("km,km->m", a, b)
 
 
 def _dot3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    if a.shape[1] == 1:
+        return np.einsum("km,km,km->m", *_two(a, b, c))[:1]
     return np.einsum("km,km,km->m", a, b, c)
 
 
@@ -450,10 +465,10 @@ def _tail_proves(vmin: np.ndarray, B: np.ndarray) -> np.ndarray:
     return B[_Q] < B[_L] * (vmin + B[_T]) * (1 - _MARGIN)
 
 
-def _certify(st: Studies, records: list, far: np.ndarray, kind: str, rounds: int = 4) -> np.ndarray:
+def _certify(st: Studies, records: list, kind: str, rounds: int = 4) -> np.ndarray:
     """Columns whose score provably changes sign once at most, from + to - (so that the root found, or 0 when
     S(0) <= 0, is the global maximum), from ``records``: (columns, score pieces) of the points evaluated (0
-    included; several per column, no column twice in one record; ``far``: each column's largest t). Pieces
+    included; several per column, no column twice in one record). Pieces
     that prove nothing are split at their geometric midpoint (next to 0: at b/16), and a tail bound that fails
     is tried again at 4 times the point, up to ``rounds`` times; columns left unproven, or whose score goes up
     through 0 between two points (another local maximum), are returned False."""
@@ -461,10 +476,9 @@ def _certify(st: Studies, records: list, far: np.ndarray, kind: str, rounds: int
     vmin = st.V.min(axis=0)
     cols = np.concatenate([c for c, _ in records])
     D = np.concatenate([d for _, d in records], axis=1)
-    t = D[_T]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        key = cols + np.where(far[cols] > 0, t / (far[cols] * (1 + 1e-9)), 0.0)  # column, then t, in one key
-    order = np.argsort(key)
+    # by column, then by t: exactly, so that the pieces (and the result) do not depend on the other columns
+    order = np.argsort(D[_T])
+    order = order[np.argsort(cols[order].astype(np.uint16 if m < 2**16 else np.int64), kind="stable")]
     cols, D = cols[order], np.take(D, order, axis=1)
     t = D[_T]
     same = cols[1:] == cols[:-1]
@@ -555,7 +569,7 @@ def tau2_likelihood(st: Studies, kind: str, f0: _Fit | None = None, probe: dict 
     records += [(nl, E[:, :a]), (nr, E[:, a:b]), (np.arange(m), E[:, b:])]
     if probe is not None:
         probe.update(t=E[_T, b:].copy(), q=E[_Q, b:].copy(), u=E[_U, b:].copy())
-    proved = _certify(st, records, top, kind)
+    proved = _certify(st, records, kind)
     if not proved.all():
         bad = np.flatnonzero(~proved)
         tau[bad] = _grid_likelihood(st.take(bad), kind)
