@@ -379,15 +379,19 @@ def _grid_likelihood(st: Studies, kind: str, n_grid: int = 24) -> np.ndarray:
     m = st.m
     d = st.deviations()
     hi = np.maximum(2.0 * _dot(d, d) + st.v0().max(axis=0), 1e-8)
-    for _ in range(200):
-        up = _score(st, hi, kind)[_S] > 0
+    rel = np.concatenate([[0.0], np.logspace(-9, 0, n_grid)])
+    n = len(rel)
+    grid = hi[:, None] * rel[None, :]
+    D = np.empty((7, m, n))
+    redo = np.arange(m)
+    for _ in range(200):  # the grid's last point is hi; where the score is still > 0 there, hi times 4
+        D[:, redo] = _score(st.take(np.repeat(redo, n)), grid[redo].ravel(), kind).reshape(7, len(redo), n)
+        up = D[_S, redo, -1] > 0
         if not up.any():
             break
-        hi = np.where(up, 4 * hi, hi)
-    rel = np.concatenate([[0.0], np.logspace(-9, 0, n_grid)])
-    grid = hi[:, None] * rel[None, :]
-    n = len(rel)
-    D = _score(st.take(np.repeat(np.arange(m), n)), grid.ravel(), kind).reshape(7, m, n)
+        redo = redo[up]
+        hi[redo] *= 4
+        grid[redo] = hi[redo, None] * rel[None, :]
     S = D[_S]
     rows, j = np.nonzero((S[:, :-1] > 0) & (S[:, 1:] <= 0))
     best_t = np.zeros(m)
@@ -465,7 +469,7 @@ def _tail_proves(vmin: np.ndarray, B: np.ndarray) -> np.ndarray:
     return B[_Q] < B[_L] * (vmin + B[_T]) * (1 - _MARGIN)
 
 
-def _certify(st: Studies, records: list, kind: str, rounds: int = 4) -> np.ndarray:
+def _certify(st: Studies, records: list, kind: str, rounds: int = 3) -> np.ndarray:
     """Columns whose score provably changes sign once at most, from + to - (so that the root found, or 0 when
     S(0) <= 0, is the global maximum), from ``records``: (columns, score pieces) of the points evaluated (0
     included; several per column, no column twice in one record). Pieces
