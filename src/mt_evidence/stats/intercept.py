@@ -472,10 +472,11 @@ def _tail_proves(vmin: np.ndarray, B: np.ndarray) -> np.ndarray:
 def _certify(st: Studies, records: list, kind: str, rounds: int = 3) -> np.ndarray:
     """Columns whose score provably changes sign once at most, from + to - (so that the root found, or 0 when
     S(0) <= 0, is the global maximum), from ``records``: (columns, score pieces) of the points evaluated (0
-    included; several per column, no column twice in one record). Pieces
-    that prove nothing are split at their geometric midpoint (next to 0: at b/16), and a tail bound that fails
-    is tried again at 4 times the point, up to ``rounds`` times; columns left unproven, or whose score goes up
-    through 0 between two points (another local maximum), are returned False."""
+    included; several per column, no column twice in one record).
+
+    Pieces that prove nothing are split at their geometric midpoint (next to 0: at b/16), and a tail bound
+    that fails is tried again at 4 times the point, up to ``rounds`` times. Columns left unproven, or whose
+    score goes up through 0 between two points (another local maximum), are returned False."""
     m = st.m
     vmin = st.V.min(axis=0)
     cols = np.concatenate([c for c, _ in records])
