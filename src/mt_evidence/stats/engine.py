@@ -1,4 +1,6 @@
-"""The batched estimation engine behind ``pool``, ``pool_many``, ``meta_regression`` and ``subgroup``.
+"""The batched estimation engine for models with moderators: ``meta_regression`` and ``subgroup``'s common-tau^2
+test. (Plain pooling, ``pool`` and ``pool_many``, runs on ``intercept``, a faster engine for intercept-only
+models that returns the same numbers: tests/test_engine_snapshot.py.)
 
 One meta-analysis per row. ``Y`` and ``V`` are ``(m, kmax)`` arrays, NaN-padded where rows have fewer studies;
 ``X`` is ``(m, kmax, p)`` (an intercept column for plain pooling). All estimators are small functions over these
@@ -462,29 +464,6 @@ def fit(batch: Batch, conv: Conventions, tau2: np.ndarray | None = None) -> FitA
     )
 
 
-def tau2_ci_qprofile(batch: Batch, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Q-profile confidence interval for tau^2 (metafor ``confint(type="QP")``).
-
-    Lower bound solves Q(tau^2) = chi^2_{1-alpha/2, k-p}; upper bound solves Q(tau^2) = chi^2_{alpha/2, k-p};
-    a bound whose equation has no solution on tau^2 >= 0 is 0. Rows with no residual df get NaN.
-    """
-    dfree = (batch.k - batch.p).astype(float)
-    m = len(dfree)
-    lo = np.full(m, np.nan)
-    hi = np.full(m, np.nan)
-    ok = dfree > 0
-    if not ok.any():
-        return lo, hi
-    sub = batch.subset(ok)
-    alpha = 1 - level
-    d = dfree[ok]
-    crit_u = stats.chi2.isf(alpha / 2, d)
-    crit_l = stats.chi2.ppf(alpha / 2, d)
-    lo[ok] = solve_q_equals(sub, crit_u)
-    hi[ok] = solve_q_equals(sub, crit_l)
-    return lo, hi
-
-
 def i2_ci_higgins(q: np.ndarray, k: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
     """Test-based CI for I^2 via ln H (Higgins & Thompson 2002, as in R's meta); for ``i2_type="q"``."""
     z = stats.norm.ppf(1 - (1 - level) / 2)
@@ -501,23 +480,3 @@ def i2_ci_higgins(q: np.ndarray, k: np.ndarray, level: float) -> tuple[np.ndarra
     i_lo = np.where(ok, 100 * (h_lo**2 - 1) / h_lo**2, np.nan)
     i_hi = np.where(ok, 100 * (h_hi**2 - 1) / h_hi**2, np.nan)
     return i_lo, i_hi
-
-
-def prediction_interval(fa: FitArrays, conv: Conventions) -> tuple[np.ndarray, np.ndarray]:
-    """metafor 3.8 ``predict.rma(pi.type=...)`` for the intercept (first coefficient)."""
-    est = fa.b[:, 0]
-    vpred = fa.vb[:, 0, 0]
-    dfree = fa.q_df
-    alpha = 1 - conv.level
-    if conv.pi_type == "default":
-        crit = fa.crit
-    elif conv.pi_type == "simple":
-        crit = np.full(len(est), stats.norm.ppf(1 - alpha / 2))
-        vpred = np.zeros_like(vpred)
-    else:
-        # metafor: "riley" uses ddf - parms + p (= k - p - 1 for one tau^2), "t" uses ddf (= k - p), floored at 1
-        ddf = dfree - 1 if conv.pi_type == "riley" else dfree
-        ddf = np.maximum(ddf, 1)
-        crit = stats.t.ppf(1 - alpha / 2, ddf)
-    half = crit * np.sqrt(vpred + fa.tau2)
-    return est - half, est + half
