@@ -99,3 +99,20 @@ def test_map_analyses_in_memory_chunks_and_errors():
 def _pool_rows(Y, V):
     r = me.pool_many(Y, V)
     return {"estimate": r.estimate, "tau2_ci_high": r.tau2_ci_high}
+
+
+def test_the_multiverse_on_a_cluster_equals_the_in_memory_run(client):
+    from mt_evidence.synthesis import analysis as A
+    from mt_evidence.synthesis.multiverse import multiverse
+
+    cfg = A.load_config()
+    frame = A.comparison_frame(me.load_evidence(), cfg)
+    here = multiverse(frame, cfg)
+    with dd.get_task_stream(client) as ts:
+        there = multiverse(frame, cfg, chunk_rows=7)
+    assert len(ts.data) > 0  # the pooling ran as tasks on the cluster
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(here.specs, there.specs)
+    with pytest.raises(ValueError, match="chunk_rows"):
+        multiverse(frame, cfg, chunk_rows=0)

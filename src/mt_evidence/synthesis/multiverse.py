@@ -102,14 +102,19 @@ def _select(g: pd.DataFrame, keys: dict, mask: np.ndarray, spec: dict) -> tuple[
 
 def multiverse(frame: pd.DataFrame, config: A.AnalysisConfig | None = None, *, measure: str = "md100",
                analyses: list[tuple[str, str, str]] | None = None, choices: dict | None = None,
-               progress=False) -> MultiverseResult:
+               progress=False, chunk_rows: int | None = None) -> MultiverseResult:
     """Run every combination of analysis choices (module docstring) for each comparison x outcome x window.
 
     ``frame``: a comparison frame on ``measure`` (its ``yi``/``vi``); ``analyses``: (comparison, outcome, window)
     triples to run (default: every one with a used row; "any control" views left out); ``choices``: replace the
     values of some choices (e.g. ``{"estimator": ("REML", "DL")}``); ``progress``: True for a progress bar, or a
-    callable ``(done, total)`` (analyses assembled, then model batches pooled). Returns a :class:`MultiverseResult`.
+    callable ``(done, total)`` (analyses assembled, then model batches pooled); ``chunk_rows``: pool each model's
+    batch as a dask array of that many sets of trials per chunk, one task per chunk, on the active
+    ``dask.distributed`` client when there is one (needs the ``dask`` extra; the numbers are the same to the bit).
+    Returns a :class:`MultiverseResult`.
     """
+    if chunk_rows is not None and (not isinstance(chunk_rows, int) or chunk_rows < 1):
+        raise ValueError(f"chunk_rows must be a positive whole number of sets per dask chunk; got {chunk_rows!r}")
     config = config or A.load_config()
     plan = plan_choices(config)
     ch = {k: tuple(v) for k, v in CHOICES.items()}
@@ -132,7 +137,7 @@ def multiverse(frame: pd.DataFrame, config: A.AnalysisConfig | None = None, *, m
     models = len(ch["estimator"]) * len(ch["ci"]) + 1  # at most: each model, and the common effect below 3 trials
     with progress_reporter(progress, len(analyses) + models, "multiverse: analyses, then models") as advance:
         spec_rows, jobs = _specifications(cand, analyses, ch, choices, config, measure, advance)
-        results = _pool_jobs(cand, jobs, config, advance)
+        results = _pool_jobs(cand, jobs, config, advance, chunk_rows)
         advance(models - len({m for _, m in jobs}))  # models no analysis needed
     return _result(cand, spec_rows, results, plan)
 
@@ -203,7 +208,8 @@ def _result(cand: pd.DataFrame, spec_rows: list[dict], results: dict, plan: dict
     return MultiverseResult(pd.DataFrame(out, columns=cols), plan)
 
 
-def _pool_jobs(cand: pd.DataFrame, jobs: set, config: A.AnalysisConfig, advance=lambda n: None) -> dict:
+def _pool_jobs(cand: pd.DataFrame, jobs: set, config: A.AnalysisConfig, advance=lambda n: None,
+               chunk_rows: int | None = None) -> dict:
     """Pool every distinct (set of rows, model) once, batched by model with :func:`pool_many`."""
     by_model: dict[tuple, list[tuple]] = {}
     for rows, model in jobs:
@@ -211,7 +217,7 @@ def _pool_jobs(cand: pd.DataFrame, jobs: set, config: A.AnalysisConfig, advance=
     yi, vi = cand["yi"].to_numpy(float), cand["vi"].to_numpy(float)
     pos = {label: i for i, label in enumerate(cand.index)}
     out = {}
-    for model, sets in by_model.items():
+    for model, sets in sorted(by_model.items()):
         width = max(len(s) for s in sets)
         Y = np.full((len(sets), width), np.nan)
         V = np.full((len(sets), width), np.nan)
@@ -221,6 +227,10 @@ def _pool_jobs(cand: pd.DataFrame, jobs: set, config: A.AnalysisConfig, advance=
             V[r, :len(idx)] = vi[idx]
         est, ci = model
         kw = dict(method="FE", test="z") if model == ("FE", "z") else dict(method=est, **CI_SETTINGS[ci])
+        if chunk_rows is not None:  # one dask task per chunk of sets (memory bounded by the chunk)
+            import dask.array as da
+
+            Y, V = (da.from_array(x, chunks=(chunk_rows, x.shape[1])) for x in (Y, V))
         res = pool_many(Y, V, pi_type=config.pi_type, tau2_ci=False, **kw)
         for r, s in enumerate(sets):
             out[(s, model)] = (float(res.estimate[r]), float(res.ci_low[r]), float(res.ci_high[r]),
