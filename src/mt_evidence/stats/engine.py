@@ -401,6 +401,17 @@ class FitArrays:
     test_used: np.ndarray  # (m,) object: the test actually applied per row
 
 
+def i2_h2(q: np.ndarray, dfree: np.ndarray, tau2: np.ndarray, vt: np.ndarray, has_df: np.ndarray, *,
+          from_q: bool) -> tuple[np.ndarray, np.ndarray]:
+    """I² (percent) and H² as metafor: from Q (common-effect model, or ``i2_type="q"``) or from tau² and the typical
+    within-study variance ``vt``; 0 and 1 without degrees of freedom. Call under ``np.errstate``."""
+    if from_q:
+        i2 = np.where(has_df, np.maximum(0.0, 100 * (q - dfree) / q), 0.0)
+        i2 = np.where(has_df & (q == 0), 0.0, i2)
+        return i2, np.where(has_df, q / dfree, 1.0)
+    return np.where(has_df, 100 * tau2 / (vt + tau2), 0.0), np.where(has_df, tau2 / vt + 1, 1.0)
+
+
 def fit(batch: Batch, conv: Conventions, tau2: np.ndarray | None = None) -> FitArrays:
     """Fit every row; ``tau2`` (one value per row) fixes tau^2 instead of estimating it (metafor ``rma(tau2=)``)."""
     method, test = conv.method, conv.test
@@ -445,13 +456,7 @@ def fit(batch: Batch, conv: Conventions, tau2: np.ndarray | None = None) -> FitA
     q_p = np.where(has_df, stats.chi2.sf(q, np.maximum(dfree, 1)), 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         vt = np.where(has_df, dfree / tr_P(batch, fit0), 0.0)
-        if method == "FE" or conv.i2_type == "q":
-            i2 = np.where(has_df, np.maximum(0.0, 100 * (q - dfree) / q), 0.0)
-            i2 = np.where(has_df & (q == 0), 0.0, i2)
-            h2 = np.where(has_df, q / dfree, 1.0)
-        else:
-            i2 = np.where(has_df, 100 * tau2 / (vt + tau2), 0.0)
-            h2 = np.where(has_df, tau2 / vt + 1, 1.0)
+        i2, h2 = i2_h2(q, dfree, tau2, vt, has_df, from_q=method == "FE" or conv.i2_type == "q")
 
     weights = np.where(batch.M > 0, 100 * fitw.w / fitw.w.sum(axis=1, keepdims=True), np.nan)
     ll = loglik(batch, tau2, "REML" if method == "REML" else "ML")

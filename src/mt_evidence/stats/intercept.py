@@ -737,13 +737,7 @@ def pool_columns(st: Studies, conv: Conventions, *, tau2_ci: bool = True,
         q = np.where(has_df, np.maximum(0.0, f0.q), 0.0)
         q_p = np.where(has_df, special.chdtrc(np.maximum(dfree, 1), q), 1.0)
         vt = np.where(has_df, dfree / trp0, 0.0)
-        if method == "FE" or conv.i2_type == "q":
-            i2 = np.where(has_df, np.maximum(0.0, 100 * (q - dfree) / q), 0.0)
-            i2 = np.where(has_df & (q == 0), 0.0, i2)
-            h2 = np.where(has_df, q / dfree, 1.0)
-        else:
-            i2 = np.where(has_df, 100 * tau2 / (vt + tau2), 0.0)
-            h2 = np.where(has_df, tau2 / vt + 1, 1.0)
+        i2, h2 = engine.i2_h2(q, dfree, tau2, vt, has_df, from_q=method == "FE" or conv.i2_type == "q")
 
         weights = (f.w * (100 / sw)).T
         weights[st.pad.T] = np.nan

@@ -15,6 +15,7 @@ import pandas as pd
 
 from . import distributed, intercept
 from .conventions import Conventions, resolve
+from .printing import WithConventions
 
 __all__ = ["PoolResult", "PoolManyResult", "pool", "pool_many"]
 
@@ -91,7 +92,7 @@ def _variances(vi, sei, name_v: str = "vi") -> object:
 
 
 @dataclass(frozen=True)
-class PoolManyResult:
+class PoolManyResult(WithConventions):
     """Every ``PoolResult`` field as an array, one entry per meta-analysis (row)."""
 
     estimate: np.ndarray
@@ -123,18 +124,6 @@ class PoolManyResult:
     weights: np.ndarray
     test_used: np.ndarray
     conventions: Conventions
-
-    @property
-    def method(self) -> str:
-        return self.conventions.method
-
-    @property
-    def test(self) -> str:
-        return self.conventions.test
-
-    @property
-    def level(self) -> float:
-        return self.conventions.level
 
     def __len__(self) -> int:
         return len(self.estimate)
@@ -179,7 +168,7 @@ class PoolManyResult:
 
 
 @dataclass(frozen=True)
-class PoolResult:
+class PoolResult(WithConventions):  # method, test, level: metafor-style accessors
     """One pooled meta-analysis, full precision; printing rounds, the numbers do not.
 
     ``i2`` is in percent. ``weights`` are percent weights of the studies in the pooled estimate.
@@ -218,19 +207,6 @@ class PoolResult:
     vi: np.ndarray | None = field(repr=False, default=None)
     notes: tuple[str, ...] = ()
     conventions: Conventions = field(default_factory=Conventions)
-
-    # metafor-style accessors
-    @property
-    def method(self) -> str:
-        return self.conventions.method
-
-    @property
-    def test(self) -> str:
-        return self.conventions.test
-
-    @property
-    def level(self) -> float:
-        return self.conventions.level
 
     @property
     def tau2_ci(self) -> tuple[float, float]:
