@@ -55,11 +55,12 @@ lab: setup
 	@$(BIN)/python -c "import jupyterlab" 2>/dev/null || $(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,notebooks]'
 	$(BIN)/jupyter lab notebooks/
 
-# Speed of pool_many against metafor (when Rscript is installed) and PyMARE
+# Speed of pool_many against metafor (when Rscript is installed) and PyMARE; the report; GOSH and permutation tests
 bench: setup
 	@$(BIN)/python -c "import pymare" 2>/dev/null || $(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,bench]'
 	$(BIN)/python benchmarks/bench_pool_many.py
 	$(BIN)/python benchmarks/bench_report.py
+	$(BIN)/python benchmarks/bench_robust.py
 
 # Regenerate the metafor reference values (needs R with metafor, metadat, jsonlite)
 reference:
@@ -68,6 +69,7 @@ reference:
 	Rscript tests/reference/make_binary_reference.R
 	Rscript tests/reference/make_network_reference.R
 	Rscript tests/reference/make_bias_reference.R
+	Rscript tests/reference/make_robust_reference.R
 	$(BIN)/python tests/reference/export_network_time_input.py
 	Rscript tests/reference/make_network_time_reference.R
 

@@ -96,6 +96,65 @@ NOTEBOOKS = {
             ("code", "# the assumed within-trial correlation between time points, varied\n{rho: network.analyse_network_over_time(ev, outcome, cfg, frame, rho_within=rho).result.changes()[['treatment', 'estimate', 'ci_low', 'ci_high']].round(2).to_dict('records') for rho in (0.0, 0.5, 0.9)}"),
         ],
     ),
+    "05_robustness.ipynb": notebook(
+        "5. Robustness of the main findings",
+        "How much does one analysis depend on single trials, on small-study effects and on the analysis choices "
+        "made? Leave-one-out and influence diagnostics (metafor's leave1out and influence), the Baujat plot, the "
+        "cumulative meta-analysis by year, GOSH (every subset of the trials), a permutation test, the small-study "
+        "tests (which refuse below 10 trials), and the multiverse: every defensible combination of analysis "
+        "choices at once, drawn as a specification curve (docs/methods.md section 19).",
+        "# parameters\ndata_path = None      # evidence folder or workbook; None = bundled\nconfig_path = None\n"
+        "comparison = 'exercise_vs_pragmatic'\noutcome = 'disability'\nwindow = 'short'\ngosh_method = 'DL'",
+        [
+            ("code", "import mt_evidence as me\nfrom mt_evidence.reporting import plots\nfrom mt_evidence.reporting.speccurve import plot_specification_curve\nfrom mt_evidence.synthesis import analysis, multiverse\n\ncfg = analysis.load_config(config_path)\nev = me.load_evidence(data_path)\nframe = analysis.comparison_frame(ev, cfg)\nw = next(r for r in analysis.pool_windows(frame, cfg) if (r.comparison, r.outcome, r.window) == (comparison, outcome, window))\nlabels = list(w.studies['study_id'])\nyi, vi = w.studies['yi'].to_numpy(float), w.studies['vi'].to_numpy(float)\nw.result"),
+            ("md", "## Single trials: leave one out, influence, Baujat"),
+            ("code", "me.leave_one_out(yi, vi, labels=labels)"),
+            ("code", "me.influence(yi, vi, labels=labels)"),
+            ("code", "plots.plot_baujat(me.baujat(yi, vi, labels=labels));"),
+            ("md", "## The evidence as it accumulated, by year of publication"),
+            ("code", "years = ev.studies.set_index('study_id')['year']\norder = [years.get(s.split(' (')[0]) for s in labels]\nplots.plot_cumulative(me.cumulative(yi, vi, order=order, labels=labels), xlabel='Mean difference (0-100)');"),
+            ("md", "## GOSH: the pooled result of every subset of the trials, and a permutation test"),
+            ("code", "g = me.gosh(yi, vi, method=gosh_method, labels=labels, progress=True)\nplots.plot_gosh(g, xlabel='Mean difference (0-100)');"),
+            ("code", "me.permutation_test(yi, vi, method='REML', seed=1)"),
+            ("md", "## Small-study effects\n\nEgger's test, trim and fill, PET-PEESE and the selection model need at least 10 trials (Cochrane "
+                   "Handbook 13.3.5.4): with fewer they refuse, and this analysis has fewer."),
+            ("code", "print(f'{w.result.k} trials')\n[t.__name__ for t in (me.egger_test, me.trim_and_fill, me.pet_peese, me.selection_model)] if w.result.k < 10 else me.egger_test(yi, vi)"),
+            ("md", "## The multiverse: every combination of reasonable analysis choices"),
+            ("code", "mv = multiverse.multiverse(frame, cfg)\nmv.summary()"),
+            ("code", "plot_specification_curve(mv.of(comparison, outcome, window), threshold=cfg.thresholds.get(outcome), title=f'{comparison}, {outcome}, {window}');"),
+        ],
+    ),
+    "06_bring_your_own_review.ipynb": notebook(
+        "6. Bring your own review: a RevMan file and a wide extraction sheet",
+        "Another review's data, from import to forest plots. A RevMan 5 file: every analysis read, written as an "
+        "evidence folder with its own vocabulary (review.toml), and its meta-analyses re-run under RevMan 5's "
+        "conventions beside the results RevMan stored. A wide extraction sheet: mapped to the package's tables by a "
+        "mapping file (docs/bring-your-own-review.md), validated against its own vocabulary, and analysed. The "
+        "defaults are SYNTHETIC files shipped with the tests (invented studies); point the parameters at your own.",
+        "# parameters: None = the SYNTHETIC examples in tests/fixtures\nrevman_file = None\nsheet = None\n"
+        "mapping = None\nout_dir = None      # where the evidence folders go (None: a temporary folder)",
+        [
+            ("code", "import tempfile\nfrom pathlib import Path\n\nimport mt_evidence as me\nfrom mt_evidence.reporting import plots\nfrom mt_evidence.synthesis import analysis\n\nfixtures = me.bundled_data_dir().parents[1] / 'tests' / 'fixtures'\nrevman_file = revman_file or fixtures / 'revman_synthetic' / 'synthetic_review.rm5'\nsheet = sheet or fixtures / 'wide_synthetic' / 'sheet.csv'\nmapping = mapping or fixtures / 'wide_synthetic' / 'mapping.toml'\nout = Path(out_dir or tempfile.mkdtemp(prefix='byo-'))"),
+            ("md", "## A RevMan 5 review\n\nEvery continuous, dichotomous and generic inverse-variance analysis, rows inside subgroups too."),
+            ("code", "rv = me.read_revman_review(revman_file)\nrv"),
+            ("code", "rv.analyses[['analysis', 'outcome_name', 'data_type', 'measure', 'method', 'model', 'rows']]"),
+            ("md", "Each pooled analysis re-run under RevMan 5's settings, beside the result RevMan stored (this synthetic "
+                   "file stores none, so only ours is shown; a real review gives both and their difference)."),
+            ("code", "rv.concordance()[['analysis', 'measure', 'method', 'model', 'status', 'k', 'revman_estimate', 'ours_estimate', 'ours_ci_low', 'ours_ci_high', 'max_abs_diff']]"),
+            ("code", "folder = me.write_revman_folder(rv, out / 'revman_review')\nprint(folder.summary_line())\nprint((out / 'revman_review' / 'review.toml').read_text())"),
+            ("md", "The continuous analysis as a forest plot (RevMan 5's conventions: DerSimonian-Laird, z interval), and the "
+                   "dichotomous one by Mantel-Haenszel."),
+            ("code", "cont = rv.rows[(rv.rows['data_type'] == 'CONT') & rv.rows['poolable']]\nes = me.effect_size('MD', m1=cont['mean1'], sd1=cont['sd1'], n1=cont['n1'], m2=cont['mean2'], sd2=cont['sd2'], n2=cont['n2'])\nres = me.pool(es['yi'], es['vi'], labels=list(cont['study_name']), preset='revman5')\nplots.plot_forest(res, xlabel='Mean difference', favours=tuple(cont[['group_label_1', 'group_label_2']].iloc[0]));\nres"),
+            ("code", "dich = rv.rows[(rv.rows['data_type'] == 'DICH') & rv.rows['poolable']]\nme.pool_binary('RR', dich['events1'], dich['n1'], dich['events2'], dich['n2'], method='MH', labels=list(dich['study_name']), preset='revman5')"),
+            ("md", "## A wide extraction sheet\n\nOne row per arm, outcomes side by side; the mapping says which column is what, recodes "
+                   "values, filters rows and builds the studies and risk-of-bias tables (docs/bring-your-own-review.md)."),
+            ("code", "print(Path(mapping).read_text())"),
+            ("code", "imported = me.import_wide(sheet, mapping, out / 'wide_review')\nimported"),
+            ("code", "ev = me.load_evidence(out / 'wide_review')\nprint(ev.summary())\nev.vocabulary"),
+            ("code", "frame = analysis.comparison_frame(ev)\nresults = analysis.pool_windows(frame)\nanalysis.results_table(results)"),
+            ("code", "for w in results:\n    first, second = analysis.labels_of(w.comparison, ev.vocabulary)\n    plots.plot_forest(w.result, xlabel='Mean difference (0-100)', favours=(first, second), title=f'{first} vs {second}: {w.outcome}, {w.window}')"),
+        ],
+    ),
 }
 
 if __name__ == "__main__":

@@ -424,19 +424,22 @@ def test_csv_export_writes_what_pandas_writes():
     ``to_csv(float_format="%.10g")`` writes after neutralising, with quotes, line breaks, -0, inf and empties."""
     from mt_evidence.evidence.export import csv_bytes, neutralise
 
-    def reference(df):
+    def reference(df, float_format="%.10g"):
         out = df.copy()
         for c in out.columns:
             if out[c].dtype == object or pd.api.types.is_string_dtype(out[c]):
                 out[c] = out[c].map(neutralise)
-        return out.to_csv(index=False, float_format="%.10g", lineterminator="\n").encode("utf-8")
+        return out.to_csv(index=False, float_format=float_format, lineterminator="\n").encode("utf-8")
 
     rng = np.random.default_rng(16)
     cells = np.array(["a,b", 'q"uote', "line\nbreak", "cr\rhere", "=x", "-1", "+a", "@b", "\tt", "\rr", "", None,
                       np.nan, " sp ", "\u00e9", "x\r\ny", '"', ","], dtype=object)
     n = 2000
     df = pd.DataFrame({"text": rng.choice(cells, n), "label": rng.choice(["x", "y"], n),
-                       "value": rng.choice([0.0, -0.0, np.nan, np.inf, -np.inf, 1 / 3, 1e-300, 2.5e20], n),
+                       "value": rng.choice([0.0, -0.0, np.nan, np.inf, -np.inf, 1 / 3, 1e-300, 2.5e20, 1e16, 0.1,
+                                            123456789.125, 5e-324], n),
                        "flag": rng.random(n) > 0.5, "count": rng.integers(-5, 5, n)})
     for frame in (df, df.iloc[:0], df[["text"]], df.assign(mixed=[1, "a"] * (n // 2))):
         assert csv_bytes(frame) == reference(frame)
+        # every digit (the RevMan import writes its numbers so): pandas' own text of each float
+        assert csv_bytes(frame, float_format=None) == reference(frame, None)

@@ -1,7 +1,8 @@
 """mt_evidence: evidence synthesis for manual therapy, exercise and combined care in low back pain.
 
 The public API: effect sizes and conversions (``effect_size`` and friends), pooling (``pool``,
-``pool_many``; 2x2 tables and proportions: ``pool_binary``, ``pool_proportions``), subgroups (``subgroup``), meta-regression (``meta_regression``) and network meta-analysis (``network_meta``,
+``pool_many``; 2x2 tables and proportions: ``pool_binary``, ``pool_proportions``), subgroups (``subgroup``), meta-regression (``meta_regression``), small-study and robustness checks (``egger_test``, ``trim_and_fill``,
+``pet_peese``, ``selection_model``, ``permutation_test``, ``cumulative``, ``baujat``, ``gosh``) and network meta-analysis (``network_meta``,
 ``component_network_meta``, ``network_over_time``). Importing the package
 does no I/O and does not import matplotlib.
 """
@@ -20,6 +21,10 @@ from .stats.effects import (
     se_from_p,
 )
 from .stats.bias import egger_test, influence, leave_one_out, rank_test, trim_and_fill
+from .stats.gosh import GoshResult, gosh
+from .stats.permutation import PermutationResult, permutation_test
+from .stats.robust import BaujatResult, CumulativeResult, PetPeeseResult, baujat, cumulative, pet_peese
+from .stats.selection import EmptyIntervalError, SelectionModelResult, selection_model
 from .stats.binary import BinaryPoolResult, ProportionPoolResult, pool_binary, pool_proportions
 from .stats.pooling import PoolManyResult, PoolResult, pool, pool_many
 from .stats.network import ComponentNetworkResult, NetworkResult, component_network_meta, network_meta
@@ -62,6 +67,19 @@ __all__ = [
     "leave_one_out",
     "influence",
     "trim_and_fill",
+    "pet_peese",
+    "PetPeeseResult",
+    "selection_model",
+    "SelectionModelResult",
+    "EmptyIntervalError",
+    "permutation_test",
+    "PermutationResult",
+    "cumulative",
+    "CumulativeResult",
+    "baujat",
+    "BaujatResult",
+    "gosh",
+    "GoshResult",
 ]
 __version__ = "0.1.0"
 
@@ -70,8 +88,12 @@ _LAZY = {
     "load_evidence": ("evidence.io", "load_evidence"),
     "validate_path": ("evidence.io", "validate_path"),
     "read_wide": ("evidence.io", "read_wide"),
+    "import_wide": ("evidence.wide", "import_wide"),
     "bundled_data_dir": ("evidence.io", "bundled_data_dir"),
     "read_revman": ("evidence.revman", "read_revman"),
+    "read_revman_review": ("evidence.revman_review", "read_revman_review"),
+    "write_revman_folder": ("evidence.revman_review", "write_revman_folder"),
+    "RevManReview": ("evidence.revman_review", "RevManReview"),
     "Evidence": ("evidence.io", "Evidence"),
     "EvidenceError": ("evidence.schema", "EvidenceError"),
     "build_processed": ("evidence.build", "build_processed"),

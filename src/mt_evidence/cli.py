@@ -18,12 +18,17 @@ app = typer.Typer(
 console = Console(stderr=True, soft_wrap=True)  # messages with paths are never broken mid-line
 
 
-def _load_or_exit(data: Optional[Path], out: Path, progress=None):
+VocabularyOption = Annotated[Optional[Path], typer.Option(
+    "--vocabulary", help="A review.toml declaring the review's treatments, outcomes, populations and comparisons "
+                         "(default: the evidence folder's review.toml, else manual therapy for back pain)")]
+
+
+def _load_or_exit(data: Optional[Path], out: Path, vocabulary: Optional[Path] = None, progress=None):
     """Load and validate the evidence, or print every problem and exit 1 (nothing is written to ``out``)."""
     from .evidence.io import EvidenceError, load_evidence
 
     try:
-        return load_evidence(data, progress=progress)
+        return load_evidence(data, vocabulary, progress=progress)
     except EvidenceError as err:
         console.print(f"{err}\nNothing was written to {out}.", style="red", markup=False, highlight=False)
         raise typer.Exit(1) from None
@@ -43,13 +48,15 @@ def _refused(err: Exception | str) -> None:
 @app.command()
 def validate(
     path: Annotated[Path, typer.Argument(help="An evidence folder (studies.csv, arms.csv, contrasts.csv) or .xlsx")],
+    vocabulary: VocabularyOption = None,
 ) -> None:
     """List every problem in an evidence folder or workbook; exit code 0 only when it is clean."""
     from .evidence.io import VALIDATE_STEPS, check_path
 
     with _progress() as progress:
         task = progress.add_task("starting", total=VALIDATE_STEPS)
-        problems, warnings = check_path(path, progress=lambda msg: progress.update(task, description=msg, advance=1))
+        problems, warnings = check_path(path, vocabulary,
+                                        progress=lambda msg: progress.update(task, description=msg, advance=1))
     out = Console(soft_wrap=True)
     if not problems:
         console.print(f"[green]OK[/green]: {escape(str(path))} has no problems.")
@@ -87,10 +94,43 @@ def template(
         console.print("nothing was written.", markup=False, highlight=False)
 
 
+@app.command("import-wide")
+def import_wide(
+    sheet: Annotated[Path, typer.Argument(help="The wide extraction sheet: a .csv file or an .xlsx workbook")],
+    mapping: Annotated[Path, typer.Argument(help="The mapping (TOML) from the sheet's columns to the evidence "
+                                                 "tables; see docs/bring-your-own-review.md")],
+    out: Annotated[Path, typer.Option(help="The evidence folder to write (new, empty, or written by import-wide "
+                                           "before)")],
+) -> None:
+    """Write an evidence folder (studies.csv, arms.csv, contrasts.csv, rob.csv, review.toml) from a wide sheet,
+    all or nothing; every problem is named by the mapping's key or the sheet's own row and column."""
+    from .evidence.atomic import OutputRefused
+    from .evidence.io import EvidenceError
+    from .evidence.wide import import_wide as run
+
+    try:
+        res = run(sheet, mapping, out)
+    except EvidenceError as err:
+        console.print(f"{err}\nNothing was written to {out}.", style="red", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    except OutputRefused as err:
+        _refused(err)
+    except OSError as err:
+        _refused(f"{out}: cannot be written ({err.strerror or err}); nothing was written")
+    console.print(res.summary(), markup=False, highlight=False)
+    if res.warnings:
+        console.print(f"{len(res.warnings)} warning(s) (values allowed but probably wrong):", markup=False,
+                      highlight=False)
+        for w in res.warnings:
+            console.print(f"  {w}", markup=False, highlight=False)
+    console.print(f"check it with: mt-evidence validate {out}", markup=False, highlight=False)
+
+
 @app.command()
 def build(
     data: Annotated[Optional[Path], typer.Option(help="Evidence folder or workbook (default: bundled)")] = None,
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("data/processed"),
+    vocabulary: VocabularyOption = None,
 ) -> None:
     """Write analysis-ready effect sizes to data/processed (all or nothing)."""
     from .evidence.atomic import OutputRefused
@@ -107,7 +147,7 @@ def build(
         def step(msg: str) -> None:
             progress.update(task, description=msg, advance=1)
 
-        ev = _load_or_exit(data, out, progress=step)
+        ev = _load_or_exit(data, out, vocabulary, progress=step)
         try:
             res = build_processed(ev, out, progress=step)
         except OutputRefused as err:
@@ -126,6 +166,7 @@ def report(
              "reviewer's certainty overrides (see src/mt_evidence/data/analysis.toml)")] = None,
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("reports"),
     pdf: Annotated[bool, typer.Option(help="Also print report.pdf with headless Chromium")] = True,
+    vocabulary: VocabularyOption = None,
 ) -> None:
     """Regenerate the clinician report (reports/index.html and reports/report.pdf) from the evidence."""
     from .evidence.io import EvidenceError
@@ -140,7 +181,7 @@ def report(
                   TimeElapsedColumn(), console=console, transient=True) as progress:
         task = progress.add_task("starting", total=REPORT_STEPS)
         try:
-            res = build_report(data, out, config=config, pdf=pdf,
+            res = build_report(data, out, config=config, pdf=pdf, vocabulary=vocabulary,
                                progress=lambda msg: progress.update(task, description=msg, advance=1))
         except (EvidenceError, ValueError, ReportError) as err:
             console.print(f"{err}\nThe report was not changed.", style="red", markup=False, highlight=False)
@@ -159,6 +200,7 @@ def figures(
     config: Annotated[Optional[Path], typer.Option(help="Analysis configuration (TOML)")] = None,
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("reports/figures"),
     measure: Annotated[str, typer.Option(help="md100 (points on 0-100), smd (final values) or smd_change (change scores)")] = "md100",
+    vocabulary: VocabularyOption = None,
 ) -> None:
     """Write every figure (forest, short-vs-long, funnel, risk of bias) as PNG (300 dpi), SVG and PDF."""
     from .evidence.atomic import OutputRefused
@@ -169,7 +211,7 @@ def figures(
         check_figures_output(out, data=data)
     except OutputRefused as err:
         _refused(err)
-    ev = _load_or_exit(data, out)
+    ev = _load_or_exit(data, out, vocabulary)
     try:
         table = write_figures(ev, out, load_config(config), measure=measure)
     except (OutputRefused, ValueError) as err:
@@ -177,6 +219,91 @@ def figures(
     except OSError as err:
         _refused(f"{out}: cannot be written ({err.strerror or err}); nothing was written")
     console.print(f"wrote {len(table)} figures (PNG, SVG, PDF) to {out}")
+
+
+@app.command()
+def revman(
+    review: Annotated[Path, typer.Argument(help="A RevMan 5 review file (.rm5)")],
+    out: Annotated[Path, typer.Option(help="Output folder (new, empty, or one this command wrote)")],
+    map_: Annotated[Optional[list[str]], typer.Option(
+        "--map", help="LABEL=name:role: the treatment name (ASCII letters, digits, _) and role (active or control) of "
+                      "a RevMan group label; repeat for several labels")] = None,
+    map_file: Annotated[Optional[Path], typer.Option(
+        "--map-file", help="A text file with one LABEL=name:role per line (# starts a comment)")] = None,
+    tolerance: Annotated[float, typer.Option(help="Absolute difference counted as agreement with RevMan")] = 1e-6,
+) -> None:
+    """Read every analysis of a RevMan 5 review into an evidence folder (studies, arms, contrasts, review.toml) and
+    re-run its meta-analyses under RevMan 5's settings (revman_concordance.csv)."""
+    from .evidence.atomic import OutputRefused
+    from .evidence.revman import RevManError
+    from .evidence.revman_review import (check_revman_output, parse_treatment_map, read_revman_review,
+                                         read_treatment_map_file, write_revman_folder)
+
+    try:
+        check_revman_output(out, review)  # before reading: a wrong --out is refused at once
+    except OutputRefused as err:
+        _refused(err)
+    try:
+        tmap = read_treatment_map_file(map_file) if map_file is not None else {}
+        tmap.update(parse_treatment_map(map_ or []))
+        res = read_revman_review(review, treatment_map=tmap)
+    except (RevManError, FileNotFoundError, ValueError, OSError) as err:
+        _refused(f"{err}\nNothing was written to {out}.")
+    try:
+        folder = write_revman_folder(res, out, tolerance=tolerance)
+    except OutputRefused as err:
+        _refused(err)
+    except OSError as err:
+        _refused(f"{out}: cannot be written ({err.strerror or err}); nothing was written")
+    say = Console(soft_wrap=True)
+    say.print(f"{res.summary()}\nwrote {out}: {', '.join(f for f in folder.files)}; check it with: mt-evidence "
+              f"validate {out}", markup=False, highlight=False)
+    if res.warnings:
+        say.print(f"{len(res.warnings)} warning(s), listed in {out / 'revman_warnings.txt'}; the first:",
+                  markup=False, highlight=False)
+        for w in res.warnings[:3]:
+            say.print(f"  {w}", markup=False, highlight=False)
+    say.print(folder.summary_line(), markup=False, highlight=False)
+
+
+@app.command()
+def multiverse(
+    data: Annotated[Optional[Path], typer.Option(help="Evidence folder or workbook (default: bundled)")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Analysis configuration (TOML)")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder")] = Path("reports/multiverse"),
+    measure: Annotated[str, typer.Option(help="md100 (points on 0-100), smd (final values) or smd_change")] = "md100",
+    vocabulary: VocabularyOption = None,
+) -> None:
+    """Every combination of reasonable analysis choices for every analysis (docs/methods.md section 19): writes
+    multiverse.csv (one row per combination) and multiverse_summary.csv (how many agree with the plan)."""
+    from .evidence import atomic
+    from .evidence.atomic import OutputRefused
+    from .evidence.build import protected_inputs
+    from .synthesis import multiverse as MV
+    from .synthesis.analysis import comparison_frame, load_config
+
+    try:
+        atomic.check_output_folder(out, MV.WRITER, protected=protected_inputs(data=data))
+    except OutputRefused as err:
+        _refused(err)
+    ev = _load_or_exit(data, out, vocabulary)
+    try:
+        cfg = load_config(config)
+        frame = comparison_frame(ev, cfg, measure=measure)
+        with _progress() as progress:
+            task = progress.add_task("multiverse", total=None)
+            result = MV.multiverse(frame, cfg, measure=measure,
+                                   progress=lambda done, total: progress.update(task, completed=done, total=total))
+        counts = MV.write_multiverse(result, out, protected=protected_inputs(ev, data))
+    except (OutputRefused, ValueError) as err:
+        _refused(err)
+    except OSError as err:
+        _refused(f"{out}: cannot be written ({err.strerror or err}); nothing was written")
+    summary = result.summary()
+    flips = int(summary["flips"].sum()) if len(summary) else 0
+    console.print(f"{len(summary)} analyses, {counts['multiverse.csv']} combinations; the conclusion of {flips} "
+                  f"changes under some reasonable choices. Wrote multiverse.csv and multiverse_summary.csv to {out}",
+                  markup=False, highlight=False)
 
 
 @app.command()

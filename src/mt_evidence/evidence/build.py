@@ -42,15 +42,18 @@ PROCESSED_COLUMNS = [
 ]
 
 
-def intervention_rank(intervention: str) -> int:
-    """Position of an intervention in the comparison order (the first named side is the more active one)."""
+def intervention_rank(intervention: str, vocabulary=None) -> int:
+    """Position of an intervention in the comparison order (the first named side is the more active one): the
+    package's order, or the declaration order of a review's own vocabulary (docs/methods.md section 18)."""
+    if vocabulary is not None and not vocabulary.is_default:
+        return vocabulary.rank(intervention)
     return ORDER.index(intervention) if intervention in ORDER else len(ORDER)
 
 
-def _ranks(values) -> np.ndarray:
-    """``intervention_rank`` of each value (computed once per distinct label)."""
+def _ranks(values, vocabulary=None) -> np.ndarray:
+    """``intervention_rank`` of each value in a vocabulary's order (computed once per distinct label)."""
     values = pd.Series(values, dtype=object)
-    return values.map({v: intervention_rank(v) for v in values.unique()}).to_numpy(int)
+    return values.map({v: intervention_rank(v, vocabulary) for v in values.unique()}).to_numpy(int)
 
 
 def _numbers(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -158,12 +161,13 @@ def _joined(sep: str, *columns: np.ndarray) -> np.ndarray:
     return out
 
 
-def _pair_positions(arms: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def _pair_positions(arms: pd.DataFrame, keys: list[str], vocabulary=None) -> tuple[np.ndarray, np.ndarray]:
     """Row positions (first, second) of every pair of arms that share ``keys``: groups in the sorted order of
-    their keys, arms within a group in comparison order (intervention rank, then arm label, then row), pairs as
+    their keys, arms within a group in comparison order (intervention rank in ``vocabulary``'s order, then arm label,
+    then row), pairs as
     ``itertools.combinations`` lists them."""
     group = arms.groupby(keys, dropna=False, sort=True).ngroup().to_numpy()
-    order = pd.DataFrame({"g": group, "rank": _ranks(arms["intervention"]), "arm": arms["arm"].to_numpy(object)}
+    order = pd.DataFrame({"g": group, "rank": _ranks(arms["intervention"], vocabulary), "arm": arms["arm"].to_numpy(object)}
                          ).sort_values(["g", "rank", "arm"], kind="stable").index.to_numpy()
     starts = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0])
     sizes = np.diff(np.r_[starts, len(order)])
@@ -195,7 +199,7 @@ def _pairs_from_arms(ev: Evidence) -> pd.DataFrame:
     ]
     fname = Path(ev.files.get("arms", "arms.csv")).name
     keys = ["study_id", "outcome", "instrument", "timepoint_weeks", "value_type", "adjusted", "role"]
-    a, b = _pair_positions(arms, keys)
+    a, b = _pair_positions(arms, keys, ev.vocabulary)
     se, sd, how = arm_spreads(arms)
     mean, n, lo, hi = (_numbers(arms, c) for c in ("mean", "n", "scale_min", "scale_max"))
     hiw = arms["higher_is_worse"].fillna(False).to_numpy(bool)[a]
@@ -240,7 +244,7 @@ def _from_contrasts(ev: Evidence) -> pd.DataFrame:
     text = {c: con[c].to_numpy(object) for c in ("study_id", "intervention1", "intervention2", "arm1", "arm2",
                                                  "outcome", "instrument", "direction_stored")}
     # put the more active intervention first
-    first = _ranks(text["intervention1"]) <= _ranks(text["intervention2"])
+    first = _ranks(text["intervention1"], ev.vocabulary) <= _ranks(text["intervention2"], ev.vocabulary)
     estimate, n1, n2 = _numbers(con, "estimate"), _numbers(con, "n1"), _numbers(con, "n2")
     est = np.where(text["direction_stored"] == "arm1_minus_arm2", estimate, -estimate)
     est = np.where(first, est, -est)

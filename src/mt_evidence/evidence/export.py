@@ -30,23 +30,24 @@ def neutralise(value):
     return value
 
 
-def _float_text(values: np.ndarray) -> np.ndarray:
-    """Floats as ``to_csv(float_format=FLOAT_FORMAT)`` writes them (empty where missing), each distinct value
-    formatted once (distinct bit patterns, so that -0.0 stays "-0")."""
+def _float_text(values: np.ndarray, float_format: str | None = FLOAT_FORMAT) -> np.ndarray:
+    """Floats as ``to_csv(float_format=float_format)`` writes them (empty where missing; every digit, as ``repr``,
+    with ``None``), each distinct value formatted once (distinct bit patterns, so that -0.0 stays "-0")."""
     values = np.ascontiguousarray(values, dtype=float)
     codes, distinct = pd.factorize(values.view(np.int64))
-    text = np.array([FLOAT_FORMAT % v for v in distinct.view(float).tolist()], dtype=object)[codes]
+    fmt = repr if float_format is None else float_format.__mod__
+    text = np.array([fmt(v) for v in distinct.view(float).tolist()], dtype=object)[codes]
     text[np.isnan(values)] = ""
     return text
 
 
-def _cells(col: pd.Series) -> tuple[np.ndarray, bool] | None:
+def _cells(col: pd.Series, float_format: str | None = FLOAT_FORMAT) -> tuple[np.ndarray, bool] | None:
     """(the text ``to_csv`` writes for each cell, neutralised but not yet quoted; whether any cell may need
     quotes), or None when the column is not of a plain kind."""
     dtype = col.dtype
     if isinstance(dtype, np.dtype) and dtype.kind in "fbiu":
         if dtype.kind == "f":
-            return _float_text(col.to_numpy()), False
+            return _float_text(col.to_numpy(), float_format), False
         return np.array([str(v) for v in col.to_numpy().tolist()], dtype=object), False
     if not (dtype == object or pd.api.types.is_string_dtype(dtype)):
         return None
@@ -82,13 +83,13 @@ def _quoted(text: np.ndarray) -> np.ndarray:
     return np.array([one(c) for c in distinct], dtype=object)[codes]
 
 
-def _plain_csv(df: pd.DataFrame) -> str | None:
+def _plain_csv(df: pd.DataFrame, float_format: str | None = FLOAT_FORMAT) -> str | None:
     """The CSV text of a table of plain columns, written column by column; None for any other table."""
     if len(df.columns) < 2 or not all(isinstance(c, str) for c in df.columns):
         return None  # a lone empty cell is written as "", labels that are not text are formatted: pandas does it
     columns = []
     for _, col in df.items():
-        cells = _cells(col)
+        cells = _cells(col, float_format)
         if cells is None:
             return None
         text, may_need_quotes = cells
@@ -99,19 +100,19 @@ def _plain_csv(df: pd.DataFrame) -> str | None:
     return header.getvalue() + (body + "\n" if len(df) else "")
 
 
-def csv_bytes(df: pd.DataFrame, columns: list[str] | None = None) -> bytes:
-    """``df`` as UTF-8 CSV (``\\n`` line ends, 10 significant digits), text cells neutralised; an empty frame
-    still gets its header (``columns``)."""
+def csv_bytes(df: pd.DataFrame, columns: list[str] | None = None, float_format: str | None = FLOAT_FORMAT) -> bytes:
+    """``df`` as UTF-8 CSV (``\\n`` line ends, 10 significant digits, or every digit of each number with
+    ``float_format=None``), text cells neutralised; an empty frame still gets its header (``columns``)."""
     if columns is not None:
         df = df.reindex(columns=columns)
-    text = _plain_csv(df)
+    text = _plain_csv(df, float_format)
     if text is None:
         out = df.copy()
         for c in out.columns:
             if out[c].dtype == object or pd.api.types.is_string_dtype(out[c]):
                 out[c] = out[c].map(neutralise)
         buf = io.StringIO()
-        out.to_csv(buf, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+        out.to_csv(buf, index=False, float_format=float_format, lineterminator="\n")
         text = buf.getvalue()
     return text.encode("utf-8")
 

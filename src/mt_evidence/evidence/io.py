@@ -1,5 +1,6 @@
-"""Readers: tidy CSV folders, Excel workbooks, wide extraction sheets (through a mapping file) and RevMan 5
-files, all validated against the data contract in :mod:`mt_evidence.evidence.schema`.
+"""Readers: tidy CSV folders and Excel workbooks, validated against the data contract in
+:mod:`mt_evidence.evidence.schema` (:mod:`mt_evidence.evidence.validation`); wide extraction sheets are read
+through a mapping by :mod:`mt_evidence.evidence.wide` (``read_wide`` here is a thin wrapper).
 
 ``load_evidence(path=None)`` is the entry point: ``None`` loads the bundled evidence (``data/raw``).
 """
@@ -9,7 +10,6 @@ from __future__ import annotations
 import codecs
 import hashlib
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,11 +18,12 @@ import pandas as pd
 
 from . import schema
 from .schema import EvidenceError, Problem
+from .validation import TABLE_FILES, schemas_of, validate_tables
+from .vocabulary import REVIEW_FILE, Vocabulary, VocabularyError, default_vocabulary, load_vocabulary
 
-__all__ = ["Evidence", "load_evidence", "validate_path", "read_wide", "bundled_data_dir", "EvidenceError"]
+__all__ = ["Evidence", "load_evidence", "validate_path", "read_wide", "bundled_data_dir", "EvidenceError",
+           "validate_tables", "schemas_of", "TABLE_FILES"]
 
-TABLE_FILES = {"studies": "studies.csv", "arms": "arms.csv", "contrasts": "contrasts.csv", "rob": "rob.csv",
-               "harms": "harms.csv", "arm_details": "arm_details.csv"}
 
 
 def bundled_data_dir() -> Path:
@@ -56,6 +57,8 @@ class Evidence:
     arm_details: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(schema.ARM_DETAIL_COLUMNS)))
     #: values allowed but probably wrong (schema.plausibility_warnings), each naming file, row and column
     warnings: tuple = ()
+    #: the review's treatments, outcomes, populations and comparisons (docs/methods.md section 18)
+    vocabulary: Vocabulary = field(default_factory=default_vocabulary)
 
     def summary(self) -> str:
         return (
@@ -192,74 +195,8 @@ def _raw_tables_from_workbook(path: Path) -> tuple[dict[str, pd.DataFrame], dict
     return tables, files, problems, [path.read_bytes()]
 
 
-# ---------------------------------------------------------------------------------------------- validation
-
-
 #: progress messages check_path and load_evidence send: reading, one per table, rules across rows, plausibility
 VALIDATE_STEPS = len(TABLE_FILES) + 3
-
-
-def validate_tables(raw: dict[str, pd.DataFrame], files: dict[str, str],
-                    progress=None) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
-    """Coerce and validate the three raw tables; return typed tables and every problem found. ``progress``, when
-    given, is called with a message as each table and then the rules across rows begin."""
-    say = progress or (lambda _msg: None)
-    problems: list[Problem] = []
-    typed = {}
-    raw, files = dict(raw), dict(files)
-    for table in schema.OPTIONAL_TABLES:  # optional tables may be left out by callers
-        raw.setdefault(table, pd.DataFrame(columns=list(schema.TABLES[table][0])))
-        files.setdefault(table, TABLE_FILES[table])
-    for table in TABLE_FILES:
-        say(f"checking {table}")
-        df = raw[table].reset_index(drop=True)
-        t, probs = schema.coerce_table(df, table, files[table])
-        problems += probs
-        # a time point written with a unit: say what to write instead
-        if "timepoint_weeks" in df.columns:
-            weeks = df["timepoint_weeks"]
-            hints = {v: h for v in weeks.dropna().unique() if (h := schema.timepoint_unit_hint(v))}
-            for i, v in weeks[weeks.isin(list(hints)).to_numpy(bool)].items():
-                problems = [p for p in problems if not (p.file == files[table] and p.row == i + 2
-                                                        and p.column == "timepoint_weeks")]
-                problems.append(Problem(files[table], i + 2, "timepoint_weeks", f"'{v}' (a time with a unit)",
-                                        hints[v]))
-        problems += schema.schema_problems(t, table, files[table])
-        problems += schema.source_problems(t, table, files[table])
-        typed[table] = t
-    say("checking rows and links between tables")
-    problems += schema.row_problems_arms(typed["arms"], files["arms"])
-    problems += schema.row_problems_contrasts(typed["contrasts"], files["contrasts"])
-    problems += schema.row_problems_harms(typed["harms"], files["harms"])
-    problems += schema.row_problems_arm_details(typed["arm_details"], files["arm_details"])
-    problems += schema.row_problems_rob(typed["rob"], files["rob"])
-    problems += schema.cross_problems(typed["studies"], typed["arms"], typed["contrasts"], files, typed["rob"],
-                                      typed["harms"], typed["arm_details"])
-    problems = _wide_sheet_rows(problems, raw["arms"], files["arms"])
-    problems.sort(key=lambda p: (p.file, p.row or 0, p.column or ""))
-    return typed, problems
-
-
-def _wide_sheet_rows(problems: list[Problem], arms: pd.DataFrame, file: str) -> list[Problem]:
-    """Arms rows made by :func:`read_wide` are reported at their row and column of the wide sheet (the sheet the
-    user edits), not at their place in the long arms table."""
-    if "x_wide_row" not in arms.columns:
-        return problems
-    arms = arms.reset_index(drop=True)
-    out = []
-    for p in problems:
-        if p.file != file or p.row is None or not (0 <= p.row - 2 < len(arms)):
-            out.append(p)
-            continue
-        r = arms.iloc[p.row - 2]
-        cols = dict(x.split("=", 1) for x in str(r.get("x_wide_columns") or "").split(";") if "=" in x)
-        column = p.column
-        if column in cols:
-            column = cols[column]
-        elif column:
-            column = f"{column} (from the mapping)"
-        out.append(Problem(p.file, int(r["x_wide_row"]), column, p.found, p.expected))
-    return out
 
 
 def _read_any(path: Path) -> tuple[dict, dict, list[Problem], list[bytes]]:
@@ -276,37 +213,73 @@ def _read_any(path: Path) -> tuple[dict, dict, list[Problem], list[bytes]]:
                      "save it as .xlsx)")], [])
 
 
-def validate_path(path: str | os.PathLike) -> list[Problem]:
+def review_file(path: Path) -> Path | None:
+    """The ``review.toml`` that declares an evidence folder's vocabulary, if there is one."""
+    folder = path if path.is_dir() else path.parent if path.name in TABLE_FILES.values() else None
+    if folder is not None and (folder / REVIEW_FILE).is_file():
+        return folder / REVIEW_FILE
+    return None
+
+
+def resolve_vocabulary(path: Path, vocabulary: Vocabulary | str | os.PathLike | None) -> tuple[Vocabulary, list[Problem], bytes]:
+    """The vocabulary for evidence at ``path``: the one given (a :class:`Vocabulary` or a file), else the
+    folder's ``review.toml``, else the default. Problems in the file come back as :class:`Problem` rows."""
+    if isinstance(vocabulary, Vocabulary):
+        return vocabulary, [], b""
+    file = Path(vocabulary) if vocabulary is not None else review_file(path)
+    if file is None:
+        return default_vocabulary(), [], b""
+    try:
+        vocab = load_vocabulary(file)
+    except VocabularyError as exc:
+        return default_vocabulary(), [Problem(str(file), None, key or None,
+                                              "an unknown key" if msg.startswith("a known key") else "a value that "
+                                              "does not fit", msg) for key, msg in exc.problems], b""
+    except (ValueError, OSError) as exc:
+        return default_vocabulary(), [Problem(str(file), None, None, str(exc).removeprefix(f"{file}: "),
+                                              "a review.toml in TOML (see docs/methods.md section 18)")], b""
+    return vocab, [], REVIEW_FILE.encode() + b"\0" + file.read_bytes()
+
+
+def validate_path(path: str | os.PathLike, vocabulary: Vocabulary | str | os.PathLike | None = None) -> list[Problem]:
     """Every problem in an evidence folder or workbook (empty list when clean)."""
-    return check_path(path)[0]
+    return check_path(path, vocabulary)[0]
 
 
-def check_path(path: str | os.PathLike, progress=None) -> tuple[list[Problem], list[Problem]]:
+def check_path(path: str | os.PathLike, vocabulary: Vocabulary | str | os.PathLike | None = None,
+               progress=None) -> tuple[list[Problem], list[Problem]]:
     """(problems, warnings) of an evidence folder or workbook: problems stop loading; warnings name values the
-    contract allows but that are probably wrong (:func:`schema.plausibility_warnings`). ``progress``, when
-    given, is called with a message as each of the ``VALIDATE_STEPS`` steps begins."""
+    contract allows but that are probably wrong (:func:`schema.plausibility_warnings`). The vocabulary: the one
+    given, else the folder's ``review.toml``, else the default. ``progress``, when given, is called with a message
+    as each of the ``VALIDATE_STEPS`` steps begins."""
     p = Path(path)
     if not p.exists():
         return [Problem(str(p), None, None, "no such file or folder", "an evidence folder or .xlsx workbook")], []
+    vocab, vproblems, _ = resolve_vocabulary(p, vocabulary)
+    if vproblems:
+        return vproblems, []
     say = progress or (lambda _msg: None)
-    typed, files, problems, _ = _read_and_validate(p, say)
+    typed, files, problems, _ = _read_and_validate(p, vocab, say)
     say("checking plausibility")
     warnings = [] if problems else schema.plausibility_warnings(typed, _files_of(files))
     return problems, warnings
 
 
-def _read_and_validate(p: Path, say, hashed: bool = False) -> tuple[dict[str, pd.DataFrame], dict[str, str],
-                                                                   list[Problem], str]:
-    """Typed tables, file names, every problem and (``hashed``) the SHA-256 of the raw bytes of an existing path;
-    the bytes are hashed and let go before validation, which needs the memory more."""
+def _read_and_validate(p: Path, vocabulary: Vocabulary, say, hashed: bytes | None = None
+                       ) -> tuple[dict[str, pd.DataFrame], dict[str, str], list[Problem], str]:
+    """Typed tables, file names, every problem and (``hashed``: the vocabulary's own bytes to add) the SHA-256 of
+    the raw bytes of an existing path; the bytes are hashed and let go before validation, which needs the memory
+    more."""
     say("reading the files")
     raw, files, problems, raw_bytes = _read_any(p)
     digest = hashlib.sha256()
-    for chunk in raw_bytes if hashed else ():
+    for chunk in raw_bytes if hashed is not None else ():
         digest.update(chunk)
+    if hashed:
+        digest.update(hashed)
     del raw_bytes
-    typed, more = validate_tables(raw, files, progress=say)
-    return typed, files, problems + more, digest.hexdigest() if hashed else ""
+    typed, more = validate_tables(raw, files, vocabulary, progress=say)
+    return typed, files, problems + more, digest.hexdigest() if hashed is not None else ""
 
 
 def _files_of(files: dict[str, str]) -> dict[str, str]:
@@ -316,110 +289,50 @@ def _files_of(files: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def load_evidence(path: str | os.PathLike | None = None, progress=None) -> Evidence:
+def load_evidence(path: str | os.PathLike | None = None,
+                  vocabulary: Vocabulary | str | os.PathLike | None = None, progress=None) -> Evidence:
     """Load and validate evidence from a folder of CSV files or an Excel workbook.
 
-    ``path=None`` loads the bundled evidence. Raises :class:`EvidenceError` listing every problem. ``progress``,
-    when given, is called with a message as each of the ``VALIDATE_STEPS`` steps begins.
+    ``path=None`` loads the bundled evidence. ``vocabulary``: a :class:`Vocabulary` or a ``review.toml``; by
+    default the folder's ``review.toml`` when it has one, else the package's vocabulary (docs/methods.md section
+    18). Raises :class:`EvidenceError` listing every problem. ``progress``, when given, is called with a message as
+    each of the ``VALIDATE_STEPS`` steps begins.
     """
     p = bundled_data_dir() if path is None else Path(path)
     if not p.exists():
         raise EvidenceError([Problem(str(p), None, None, "no such file or folder",
                                      "an evidence folder (studies.csv, arms.csv, contrasts.csv) or .xlsx workbook")])
+    vocab, vproblems, vdigest = resolve_vocabulary(p, vocabulary)
+    if vproblems:
+        raise EvidenceError(vproblems)
     say = progress or (lambda _msg: None)
-    typed, files, problems, data_hash = _read_and_validate(p, say, hashed=True)
+    typed, files, problems, data_hash = _read_and_validate(p, vocab, say, hashed=vdigest)
     if problems:
         raise EvidenceError(problems)
     say("checking plausibility")
     warnings = tuple(schema.plausibility_warnings(typed, _files_of(files)))
     return Evidence(warnings=warnings, studies=schema.with_rob_overall(typed["studies"], typed["rob"]), arms=typed["arms"], contrasts=typed["contrasts"], source=str(p),
                     data_hash=data_hash, files=files, rob=typed["rob"],
-                    harms=typed["harms"], arm_details=typed["arm_details"])
+                    harms=typed["harms"], arm_details=typed["arm_details"], vocabulary=vocab)
 
 
 # ------------------------------------------------------------------------------------------ wide sheets
 
 
 def read_wide(path: str | os.PathLike, mapping: str | os.PathLike) -> pd.DataFrame:
-    """Read a wide extraction sheet (one row per arm, outcome/time columns side by side) into arms rows.
+    """Read a wide extraction sheet (one row per arm or trial, outcome/time columns side by side) into arms rows,
+    through a mapping file (the language of :mod:`mt_evidence.evidence.wide`, docs/bring-your-own-review.md).
 
-    ``mapping`` is a TOML file::
-
-        [columns]                 # arms column = wide-sheet column (fixed per arm)
-        study_id = "Study"
-        arm = "Group"
-        intervention = "Category"
-
-        [defaults]                # values for every row (e.g. source_url)
-        source_url = "https://..."
-
-        [[measures]]              # one block per outcome x time point
-        outcome = "disability"
-        instrument = "RMDQ"
-        scale_min = 0
-        scale_max = 24
-        higher_is_worse = true
-        timepoint_weeks = 13
-        value_type = "final"
-        source_location = "Table 2"
-        mean = "RMDQ 3m mean"     # wide-sheet columns holding the numbers
-        sd = "RMDQ 3m SD"
-        n = "RMDQ 3m n"
-
-    Returns a frame in the arms format (not yet validated: pass it through ``validate_tables``). Problems with
-    the mapping itself (a column it names that the sheet lacks) raise :class:`EvidenceError`, all at once.
+    Returns a frame in the arms format, each row with the sheet row and columns it came from (not yet validated:
+    pass it through ``validate_tables``, which names problems by the sheet's own row and column). Problems with the
+    mapping, the columns it names and the values it recodes raise :class:`EvidenceError`, all at once. The first
+    mapping form (``[columns]`` of sheet columns, ``[defaults]`` of constants, ``[[measures]]`` whose numbers name
+    columns) is still read. To write an evidence folder from a sheet, use ``wide.import_wide``
+    (``mt-evidence import-wide``).
     """
-    path, mapping = Path(path), Path(mapping)
-    try:
-        spec = tomllib.loads(mapping.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise EvidenceError([Problem(str(mapping), None, None, f"an unreadable mapping ({exc})", "a TOML file")]) from None
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        sheet = pd.read_excel(path, dtype=str, sheet_name=spec.get("sheet", 0))
-    else:
-        sheet, probs, _ = _read_csv_checked(path)
-        if probs:
-            raise EvidenceError(probs)
-    problems = []
-    fixed = spec.get("columns", {})
-    measures = spec.get("measures", [])
-    if not measures:
-        problems.append(Problem(str(mapping), None, None, "no [[measures]] blocks",
-                                "at least one [[measures]] block naming the outcome and its columns"))
-    numeric = ("n", "mean", "sd", "se", "ci_low", "ci_high", "median", "q1", "q3", "min", "max")
-    for target, col in fixed.items():
-        if col not in sheet.columns:
-            problems.append(Problem(str(mapping), None, f"columns.{target}", f"'{col}', not a column of {path.name}",
-                                    f"one of {list(sheet.columns)}"))
-    for j, m in enumerate(measures, start=1):
-        for key in numeric:
-            if key in m and m[key] not in sheet.columns:
-                problems.append(Problem(str(mapping), None, f"measures[{j}].{key}",
-                                        f"'{m[key]}', not a column of {path.name}", f"one of {list(sheet.columns)}"))
-    if problems:
-        raise EvidenceError(problems)
-    rows = []
-    for i, r in sheet.iterrows():
-        base = {t: r[c] for t, c in fixed.items()}
-        for m in measures:
-            vals = {k: r[m[k]] for k in numeric if k in m}
-            if all(pd.isna(v) or str(v).strip() == "" for v in vals.values()):
-                continue  # this arm has no data for this measure
-            row = dict(spec.get("defaults", {}))
-            row.update(base)
-            row.update({k: v for k, v in m.items() if k not in numeric})
-            row.update(vals)
-            row["x_wide_row"] = i + 2
-            row["x_wide_columns"] = ";".join(f"{t}={c}" for t, c in list(fixed.items())
-                                             + [(k, m[k]) for k in numeric if k in m])
-            if not row.get("source_location"):
-                row["source_location"] = f"{path.name}, row {i + 2}"
-            rows.append(row)
-    out = pd.DataFrame(rows)
-    for c in schema.ARM_COLUMNS:
-        if c not in out.columns:
-            out[c] = None
-    return out
+    from .wide import read_wide_arms
+
+    return read_wide_arms(path, mapping)
 
 
 @dataclass(frozen=True)

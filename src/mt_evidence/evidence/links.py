@@ -21,6 +21,10 @@ WEB_LINK_EXPECTED = ("an address starting with http:// or https:// and a host na
                      "characters (e.g. https://pubmed.ncbi.nlm.nih.gov/12345678/), or doi:10.xxxx/...")
 LOCAL_EXPECTED = (WEB_LINK_EXPECTED + "; or a local source: file: and an absolute path, or a path under data/, "
                   "without '..'")
+#: review files a trial can be imported from (``mt-evidence revman``): allowed as a local source in ``sources``
+IMPORTED_SUFFIXES = (".rm5",)
+IMPORTED_EXPECTED = ("or the RevMan review the trial was imported from (file: and the absolute path of an .rm5 file, "
+                     "or its path under data/)")
 
 
 def safe_href(value) -> str | None:
@@ -68,6 +72,12 @@ def is_local_reference(value) -> bool:
     else:
         return False
     return bool(path) and ".." not in path.split("/")
+
+
+def is_imported_review(value) -> bool:
+    """A local reference (:func:`is_local_reference`) to a review file a trial was imported from (RevMan 5
+    ``.rm5``): the one kind of local source a study's ``sources`` may hold; shown as text, never a link."""
+    return is_local_reference(value) and value.strip().lower().endswith(IMPORTED_SUFFIXES)
 
 
 def source_problem(value, *, local_ok: bool) -> str | None:

@@ -55,11 +55,18 @@ __all__ = [
     "INTERVENTIONS",
     "REVMAN_EXTRA_COLUMNS",
     "RevManError",
+    "decode_study_id",
+    "element_text",
+    "read_review_root",
     "read_revman",
+    "study_names",
 ]
 
-#: Columns of the package's long "arms" format, in order (the data contract in :mod:`mt_evidence.evidence.schema`).
-ARMS_COLUMNS: tuple[str, ...] = tuple(_schema.ARM_COLUMNS)
+#: Columns of the package's long "arms" format that continuous outcomes fill, in order: every column of the data
+#: contract (:mod:`mt_evidence.evidence.schema`) but ``events``, the count of a dichotomous outcome, which this
+#: reader of continuous outcomes never fills (:func:`mt_evidence.evidence.revman_review.read_revman_review`
+#: reads every outcome type).
+ARMS_COLUMNS: tuple[str, ...] = tuple(c for c in _schema.ARM_COLUMNS if c != "events")
 
 #: Columns :func:`read_revman` adds after :data:`ARMS_COLUMNS`.
 REVMAN_EXTRA_COLUMNS: tuple[str, ...] = ("comparison", "group_label")
@@ -307,6 +314,32 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def read_review_root(path: str | os.PathLike) -> tuple[ET.Element, Path, str]:
+    """The XML root of a RevMan 5 review, the file and the path as given.
+
+    Raises FileNotFoundError when ``path`` is not a file, and :class:`RevManError` when the file is not XML, is
+    in an unusable encoding, or is not a RevMan review (root element other than ``COCHRANE_REVIEW``).
+    """
+    source = os.fspath(path)
+    file = Path(source)
+    if not file.is_file():
+        raise FileNotFoundError(f"RevMan file {source!r} does not exist (or is not a file)")
+    root = _parse_xml(file, source)
+    if root.tag != _ROOT_TAG:
+        raise RevManError(
+            source, [f"not a RevMan 5 review: the root element is <{root.tag}>, a RevMan file has <{_ROOT_TAG}>"]
+        )
+    return root, file, source
+
+
+#: All text inside an element, whitespace collapsed ("" for no element).
+element_text = _text
+#: A RevMan study ID with its XML-name escapes undone and the ``STD-`` prefix dropped.
+decode_study_id = _decode_id
+#: Each RevMan study ID with its display name (included studies first).
+study_names = _study_names
+
+
 def read_revman(
     path: str | os.PathLike,
     *,
@@ -382,16 +415,7 @@ def read_revman(
     ...                                                     "Usual care": "usual_care"})  # doctest: +SKIP
     """
     labels_map = _normalise_map(intervention_map)
-    source = os.fspath(path)
-    file = Path(source)
-    if not file.is_file():
-        raise FileNotFoundError(f"RevMan file {source!r} does not exist (or is not a file)")
-
-    root = _parse_xml(file, source)
-    if root.tag != _ROOT_TAG:
-        raise RevManError(
-            source, [f"not a RevMan 5 review: the root element is <{root.tag}>, a RevMan file has <{_ROOT_TAG}>"]
-        )
+    root, file, source = read_review_root(path)
 
     names = _study_names(root)
     idents = _study_identifiers(names)

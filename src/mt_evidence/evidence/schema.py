@@ -14,6 +14,7 @@ file, the row as a spreadsheet shows it (header = row 1), the column, what was f
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -29,7 +30,9 @@ POPULATIONS = ("acute", "subacute", "chronic", "mixed")
 VALUE_TYPES = ("final", "change")
 ROB_VALUES = ("low", "some_concerns", "high", "unclear")
 ROB_TOOLS = ("RoB2", "RoB1")
-ESTIMATE_TYPES = ("MD", "SMD", "RR", "OR", "RD")
+# HR hazard ratio, ROM ratio of means, GEN any other measure (named in the note), e.g. a RevMan generic
+# inverse-variance outcome
+ESTIMATE_TYPES = ("MD", "SMD", "RR", "OR", "RD", "HR", "ROM", "GEN")
 # role of a row in the analyses: "primary" (default when empty), "alternative" (another analysis of the same
 # data, e.g. an abstract's figure beside a table's; kept for sensitivity analyses), "excluded" (kept for the
 # record, never pooled; the note says why)
@@ -49,7 +52,8 @@ STUDY_REQUIRED = ("study_id", "citation", "year", "population", "sources")
 ARM_COLUMNS = {
     "study_id": "str", "arm": "str", "intervention": "str", "technique": "str", "outcome": "str",
     "instrument": "str", "scale_min": "num", "scale_max": "num", "higher_is_worse": "bool",
-    "timepoint_weeks": "num", "value_type": "str", "change_sign": "str", "n": "num", "mean": "num", "sd": "num", "se": "num",
+    "timepoint_weeks": "num", "value_type": "str", "change_sign": "str", "n": "num", "events": "num", "mean": "num",
+    "sd": "num", "se": "num",
     "ci_low": "num", "ci_high": "num", "median": "num", "q1": "num", "q3": "num", "min": "num", "max": "num",
     "adjusted": "bool", "role": "str", "source_url": "str", "source_location": "str", "derivation": "str",
     "note": "str",
@@ -133,7 +137,7 @@ class Problem:
         if self.row is not None:
             where += f", row {self.row}"
         if self.column:
-            where += f", column '{self.column}'"
+            where += f", {'key' if self.file.endswith('.toml') else 'column'} '{self.column}'"
         return f"{where}: found {self.found}; expected {self.expected}"
 
 
@@ -386,11 +390,22 @@ def _num(*checks, nullable=True):
     return pa.Column(float, list(checks), nullable=nullable, required=False)
 
 
+#: a study_id: a letter of any alphabet first, then letters, digits, ``_`` and ``-`` (NFC-composed text)
+STUDY_ID_PATTERN = r"^[^\W\d_][\w\-]*$"
+YEAR_MIN, YEAR_MAX = 1900, 2030
+
+
+def is_study_id(value) -> bool:
+    """Whether ``value`` is a valid ``study_id`` (see :data:`STUDY_ID_PATTERN`)."""
+    return isinstance(value, str) and re.match(STUDY_ID_PATTERN, value) is not None
+
+
 STUDIES_SCHEMA = pa.DataFrameSchema(
     {
-        "study_id": pa.Column(object, pa.Check.str_matches(r"^[A-Za-z][A-Za-z0-9_\-]*$"), nullable=False),
+        # letters of any alphabet (Møller2010, Martínez2015), digits, _ and -, starting with a letter
+        "study_id": pa.Column(object, pa.Check.str_matches(STUDY_ID_PATTERN), nullable=False),
         "citation": pa.Column(object, nullable=False),
-        "year": pa.Column("Int64", pa.Check.in_range(1950, 2030), nullable=False),
+        "year": pa.Column("Int64", pa.Check.in_range(YEAR_MIN, YEAR_MAX), nullable=False),
         "population": _isin(POPULATIONS),
         "sources": pa.Column(object, nullable=False),  # each part a web address: source_problems
         "n_randomised": _num(pa.Check.ge(2)),
@@ -417,6 +432,7 @@ ARMS_SCHEMA = pa.DataFrameSchema(
         "change_sign": _isin(CHANGE_SIGNS, True),
         "timepoint_weeks": _num(pa.Check.in_range(0, 260)),
         "n": _num(pa.Check.ge(2)),
+        "events": _num(pa.Check.ge(0)),
         "sd": _num(pa.Check.gt(0)),
         "se": _num(pa.Check.gt(0)),
         "role": _isin(ROLES, True),
@@ -490,6 +506,28 @@ ARM_DETAILS_SCHEMA = pa.DataFrameSchema(
 SCHEMAS = {"studies": STUDIES_SCHEMA, "arms": ARMS_SCHEMA, "contrasts": CONTRASTS_SCHEMA, "rob": ROB_SCHEMA,
            "harms": HARMS_SCHEMA, "arm_details": ARM_DETAILS_SCHEMA}
 
+#: the columns whose allowed values a review's vocabulary declares (docs/methods.md section 18)
+VOCABULARY_COLUMNS = {
+    "studies": {"population": "populations"},
+    "arms": {"intervention": "treatments", "outcome": "outcomes"},
+    "contrasts": {"intervention1": "treatments", "intervention2": "treatments", "outcome": "outcomes"},
+    "harms": {"intervention": "treatments"},
+    "arm_details": {"intervention": "treatments"},
+}
+
+
+@functools.lru_cache(maxsize=16)
+def schemas_for(treatments: tuple[str, ...], outcomes: tuple[str, ...], populations: tuple[str, ...]) -> dict:
+    """The pandera schemas with a review's own treatments, outcomes and populations as the allowed values."""
+    if (treatments, outcomes, populations) == (INTERVENTIONS, OUTCOMES, POPULATIONS):
+        return SCHEMAS
+    allowed = {"treatments": treatments, "outcomes": outcomes, "populations": populations}
+    out = dict(SCHEMAS)
+    for table, cols in VOCABULARY_COLUMNS.items():
+        for col, kind in cols.items():
+            out[table] = out[table].update_column(col, checks=[pa.Check.isin(list(allowed[kind]))])
+    return out
+
 _EXPECT = {
     "isin": "one of: {values}",
     "str_matches": "text matching the pattern {values}",
@@ -517,15 +555,15 @@ def _expected_text(schema: pa.DataFrameSchema, column: str, check: str) -> str:
                     vals = f"{stats.get('min_value')}, {stats.get('max_value')}"
                 if check == "str_matches":
                     vals = {
-                        "study_id": "letters, digits, _ or -, starting with a letter",
+                        "study_id": "letters (of any alphabet), digits, _ or -, starting with a letter",
                     }.get(column, vals)
                 template = _EXPECT.get(check, check + " {values}")
                 return template.format(values=vals)
     return _EXPECT.get(check, check)
 
 
-def schema_problems(df: pd.DataFrame, table: str, file: str) -> list[Problem]:
-    schema = SCHEMAS[table]
+def schema_problems(df: pd.DataFrame, table: str, file: str, schemas: dict | None = None) -> list[Problem]:
+    schema = (schemas or SCHEMAS)[table]
     try:
         schema.validate(df, lazy=True, inplace=True)  # nothing is coerced: checking needs no copy
         return []
@@ -553,8 +591,10 @@ def schema_problems(df: pd.DataFrame, table: str, file: str) -> list[Problem]:
 
 def source_problems(df: pd.DataFrame, table: str, file: str) -> list[Problem]:
     """Every source address that is neither a web link (http/https with a host, or doi:) nor, for
-    ``source_url``, a local file reference. ``sources`` in studies: every ``;``-separated part a web link."""
-    from .links import LOCAL_EXPECTED, WEB_LINK_EXPECTED, source_problem, split_sources
+    ``source_url``, a local file reference. ``sources`` in studies: every ``;``-separated part a web link or the
+    RevMan review file the trial was imported from."""
+    from .links import IMPORTED_EXPECTED, LOCAL_EXPECTED, WEB_LINK_EXPECTED, is_imported_review, source_problem, \
+        split_sources
 
     problems = []
     if table == "studies" and "sources" in df.columns:
@@ -563,13 +603,15 @@ def source_problems(df: pd.DataFrame, table: str, file: str) -> list[Problem]:
         for v in sources.dropna().unique():
             if _blank(v):
                 continue  # the required-value check reports it
-            wrong = [(part, what) for part in split_sources(v) if (what := source_problem(part, local_ok=False))]
+            wrong = [(part, what) for part in split_sources(v)
+                     if (what := source_problem(part, local_ok=False)) and not is_imported_review(part)]
             if wrong:
                 found[v] = wrong
         for i, v in sources[sources.isin(list(found)).to_numpy(bool)].items():
             for part, what in found[v]:
                 problems.append(Problem(file, _row(i), "sources", f"'{part}' ({what})",
-                                        "web addresses separated by ';', each " + WEB_LINK_EXPECTED))
+                                        "web addresses separated by ';', each " + WEB_LINK_EXPECTED
+                                        + "; " + IMPORTED_EXPECTED))
     elif "source_url" in df.columns:
         verdict = {v: source_problem(str(v), local_ok=True) for v in df["source_url"].dropna().unique()}
         bad = df["source_url"].isin([v for v, what in verdict.items() if what and not _blank(v)])
@@ -611,8 +653,11 @@ def _suspect_arms(arms: pd.DataFrame) -> np.ndarray:
         return arms[c].to_numpy(float)
 
     note_blank = _blank_mask(arms["note"])
-    flag = isna("mean") & isna("median")
+    flag = isna("mean") & isna("median") & isna("events")
     flag |= ~isna("mean") & isna("sd") & isna("se") & isna("ci_low") & isna("ci_high") & note_blank
+    ev, n = val("events"), val("n")
+    with np.errstate(invalid="ignore"):
+        flag |= ~np.isnan(ev) & (np.isnan(n) | (ev > n) | (ev != np.floor(ev)))
     lo, hi = val("ci_low"), val("ci_high")
     with np.errstate(invalid="ignore"):
         has_ci = ~np.isnan(lo) & ~np.isnan(hi)
@@ -639,11 +684,23 @@ def row_problems_arms(arms: pd.DataFrame, file: str) -> list[Problem]:
     out: list[Problem] = []
     for i, r in arms[_suspect_arms(arms)].iterrows():
         row = _row(i)
-        has_summary = any(not pd.isna(r[c]) for c in ("mean", "median"))
+        has_summary = any(not pd.isna(r[c]) for c in ("mean", "median", "events"))
         if not has_summary:
-            out.append(Problem(file, row, "mean", "neither mean nor median",
-                               "a mean (with sd, se or ci_low/ci_high) or a median (with q1/q3 or min/max); "
-                               "a trial without arm-level numbers belongs in contrasts.csv"))
+            out.append(Problem(file, row, "mean", "neither mean, median nor events",
+                               "a mean (with sd, se or ci_low/ci_high), a median (with q1/q3 or min/max) or a count "
+                               "of participants with the event (events, with n); a trial without arm-level numbers "
+                               "belongs in contrasts.csv"))
+        ev, n = r["events"], r["n"]
+        if not pd.isna(ev):
+            if ev != np.floor(ev):
+                out.append(Problem(file, row, "events", f"{_fmt(ev)} (not a whole number)",
+                                   "a count of participants with the event"))
+            if pd.isna(n):
+                out.append(Problem(file, row, "n", "an empty cell on a row with events",
+                                   "the number of participants the count of events is out of"))
+            elif ev > n:
+                out.append(Problem(file, row, "events", f"{_fmt(ev)} participants with the event out of {_fmt(n)}",
+                                   "no more participants with the event than in the arm (n)"))
         if not pd.isna(r["mean"]) and all(pd.isna(r[c]) for c in ("sd", "se", "ci_low", "ci_high")):
             if not r["note"]:
                 out.append(Problem(file, row, "sd", "a mean with no sd, se or CI and no note",

@@ -27,9 +27,11 @@ def figure_specs(ev: Evidence, config: A.AnalysisConfig | None = None, measure: 
     xlabel = {"md100": "Mean difference (points on 0-100)", "smd": "Standardised mean difference (final values)",
               "smd_change": "Standardised mean difference (change scores)"}[measure]
     results = A.pool_windows(frame, config)
-    for comp in A.ALL_COMPARISONS:
-        first, second = A.COMPARISON_LABELS[comp]
-        for outcome in ("pain", "disability"):
+    vocab = ev.vocabulary
+    outcomes = ("pain", "disability") if vocab.is_default else vocab.primary_outcomes
+    for comp in A.comparison_order(vocab):
+        first, second = A.labels_of(comp, vocab)
+        for outcome in outcomes:
             sl = A.short_vs_long(frame, comp, outcome, config)
             if sl.short is None and sl.long is None:
                 continue
@@ -50,7 +52,7 @@ def figure_specs(ev: Evidence, config: A.AnalysisConfig | None = None, measure: 
                    + sl.summary())
             yield _slug(comp, outcome, "short_vs_long"), "short_vs_long", title, alt, draw
         for w in results:
-            if w.comparison != comp:
+            if w.comparison != comp or w.outcome not in outcomes:
                 continue
             mid = config.thresholds.get(w.outcome) if measure == "md100" else None
             info = w.studies.set_index("study_id")[["n1", "n2", "rob_overall"]]

@@ -1,9 +1,10 @@
-"""Figures: forest plots (single and short-vs-long side by side), contour-enhanced funnel plots, and the
-risk-of-bias traffic light. matplotlib is imported here only, when a plot is drawn.
+"""Figures: forest plots (single and short-vs-long side by side), contour-enhanced funnel plots, the
+risk-of-bias traffic light, and the robustness plots (GOSH, Baujat, cumulative forest). matplotlib is imported here
+only, when a plot is drawn.
 
 Every plot is drawn from a tidy frame built by a pure function (``forest_frame``, ``short_long_frame``,
-``funnel_frame``, ``rob_frame``) that tests can check; plot functions take ``ax=None`` (or ``fig``) and
-return what they drew on.
+``funnel_frame``, ``rob_frame``, ``gosh_frame``, ``baujat_frame``, ``cumulative_frame``) that tests can check;
+plot functions take ``ax=None`` (or ``fig``) and return what they drew on.
 """
 
 from __future__ import annotations
@@ -777,3 +778,158 @@ def plot_glance(by_outcome: dict, windows: list[tuple[str, str, float]], *, mids
              "be in several); bars: 95% CI.", fontsize=7.5)
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------------------------- robustness of a result
+
+GOSH_HEXBIN_FROM = 50_000  # more subsets than this are drawn as hexagonal bins (counts), fewer as points
+
+
+def gosh_frame(result) -> pd.DataFrame:
+    """The points of a GOSH plot: one row per fitted subset (estimate, i2, and k, q, h2, tau2)."""
+    return result.table[["estimate", "i2", "k", "q", "h2", "tau2"]].copy()
+
+
+def _gosh_highlight(result, highlight) -> tuple[np.ndarray | None, str]:
+    if highlight is None:
+        return None, ""
+    labels = list(result.labels)
+    if isinstance(highlight, int | np.integer) and not isinstance(highlight, bool):
+        j = int(highlight)
+        if not 0 <= j < len(labels):
+            raise ValueError(f"highlight must be a study label or a position 0..{len(labels) - 1}; got {highlight}")
+    elif str(highlight) in labels:
+        j = labels.index(str(highlight))
+    else:
+        raise ValueError(f"highlight {highlight!r} is not a study label (labels: {labels[:10]}...)")
+    return result.incl[:, j], labels[j]
+
+
+@literal_text
+def plot_gosh(result, ax=None, *, highlight=None, hexbin: bool | None = None, gridsize: int = 60,
+              xlabel: str = "Estimate", bins: int = 40, title: str | None = None):
+    """GOSH plot as metafor's ``plot(gosh(...))``: I² against the estimate of every subset, with the marginal
+    histograms (estimate above, I² at the right).
+
+    Up to 50,000 subsets are drawn as points (transparency falling with their number); more, as hexagonal bins
+    coloured by the log count, so a million subsets stay readable and fast (``hexbin`` forces either).
+    ``highlight`` (a study label or position) colours the subsets that contain that study. Returns the main Axes;
+    the histograms are inset Axes of it (``ax.child_axes``).
+    """
+    plt = _plt()
+    fr = gosh_frame(result)
+    if ax is None:
+        fig = plt.figure(figsize=(7, 6.5))
+        ax = fig.add_axes([0.12, 0.10, 0.62, 0.62])
+    x, y = fr["estimate"].to_numpy(), fr["i2"].to_numpy()
+    n = len(fr)
+    hexbin = n > GOSH_HEXBIN_FROM if hexbin is None else hexbin
+    sel, sel_name = _gosh_highlight(result, highlight)
+    if hexbin:
+        ax.hexbin(x, y, gridsize=gridsize, bins="log", cmap="Greys", mincnt=1, linewidths=0)
+        if sel is not None:
+            ax.hexbin(x[sel], y[sel], gridsize=gridsize, bins="log", cmap="Reds", mincnt=1, linewidths=0,
+                      alpha=0.6)
+    else:
+        alpha = float(min(1.0, max(0.05, 300 / max(n, 1))))
+        if sel is None:
+            ax.scatter(x, y, s=6, color="black", alpha=alpha, linewidths=0)
+        else:
+            ax.scatter(x[~sel], y[~sel], s=6, color="#555555", alpha=alpha, linewidths=0)
+            ax.scatter(x[sel], y[sel], s=6, color="#d62728", alpha=alpha, linewidths=0)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("I² (%)")
+    top = ax.inset_axes([0.0, 1.02, 1.0, 0.25], sharex=ax)
+    right = ax.inset_axes([1.02, 0.0, 0.25, 1.0], sharey=ax)
+    xb, yb = np.histogram_bin_edges(x, bins), np.histogram_bin_edges(y, bins)
+    top.hist(x, bins=xb, color="#7f7f7f")
+    right.hist(y, bins=yb, color="#7f7f7f", orientation="horizontal")
+    if sel is not None:
+        top.hist(x[sel], bins=xb, color="#d62728", alpha=0.6)
+        right.hist(y[sel], bins=yb, color="#d62728", alpha=0.6, orientation="horizontal")
+    for a in (top, right):
+        a.tick_params(labelbottom=False, labelleft=False, length=0)
+        for side in ("top", "right"):
+            a.spines[side].set_visible(False)
+    how = "all" if result.exact else "random"
+    note = f"{n:,} subsets ({how}) of {result.k} studies, {result.method}"
+    if sel is not None:
+        note += f"; red: subsets with study {sel_name}"
+    ax.text(0.0, -0.14, note, transform=ax.transAxes, fontsize=8, va="top")
+    if title:
+        top.set_title(title, loc="left", fontsize=11, fontweight="bold")
+    return ax
+
+
+def baujat_frame(result) -> pd.DataFrame:
+    """The points of a Baujat plot: study, x (contribution to heterogeneity), y (influence on the result)."""
+    return result.table[["study", "x", "y"]].copy()
+
+
+@literal_text
+def plot_baujat(result, ax=None, *, label: bool = True, title: str | None = None):
+    """Baujat plot as metafor's ``baujat``: each study's contribution to the heterogeneity (x) against its
+    influence on the pooled result (y), labelled by study. Studies at the top right drive both."""
+    plt = _plt()
+    fr = baujat_frame(result)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 5))
+    ax.scatter(fr["x"], fr["y"], s=18, color="black", zorder=3)
+    if label:
+        for r in fr.itertuples():
+            ax.annotate(str(r.study), (r.x, r.y), xytext=(3, 3), textcoords="offset points", fontsize=8)
+    fe = result.method == "FE"
+    ax.set_xlabel("Contribution to overall heterogeneity" if fe else "Squared Pearson residual")
+    ax.set_ylabel("Influence on overall result")
+    ax.grid(True, color="#dddddd", lw=0.6)
+    if title:
+        ax.set_title(title, loc="left", fontsize=11, fontweight="bold")
+    return ax
+
+
+def cumulative_frame(result, digits: int = 2) -> pd.DataFrame:
+    """Rows of a cumulative forest plot, in the order studies were added: label ("+ study"), the sorting key,
+    k, estimate, CI and the formatted text."""
+    t = result.table
+    return pd.DataFrame({
+        "label": ["+ " + str(s) for s in t["study"]], "order": t["order"].to_numpy(), "k": t["k"].to_numpy(),
+        "estimate": t["estimate"].to_numpy(), "ci_low": t["ci_low"].to_numpy(), "ci_high": t["ci_high"].to_numpy(),
+        "text": [_fmt_ci(e, lo, hi, digits) for e, lo, hi in zip(t["estimate"], t["ci_low"], t["ci_high"])],
+    })
+
+
+@literal_text
+def plot_cumulative(result, ax=None, *, xlabel: str = "Estimate", digits: int = 2, refline: float | None = 0.0,
+                    title: str | None = None):
+    """Cumulative forest plot as metafor's ``forest(cumul(...))``: row i is the pooled estimate (point) and CI
+    (line) of the first i studies, labelled with the study added and its sorting key; the estimate [CI] on the
+    right."""
+    plt = _plt()
+    fr = cumulative_frame(result, digits)
+    n = len(fr)
+    if ax is None:
+        fig = plt.figure(figsize=(9, 1.2 + 0.36 * (n + 2)))
+        ax = fig.add_axes([0.30, 0.12, 0.45, 0.80])
+    ypos = np.arange(n, 0, -1, dtype=float)
+    for r, yy in zip(fr.itertuples(), ypos):
+        ax.plot([r.ci_low, r.ci_high], [yy, yy], color="black", lw=1.0)
+    ax.plot(fr["estimate"], ypos, ls="none", marker="o", ms=5, color="black")
+    if refline is not None:
+        ax.axvline(refline, color="#7f7f7f", lw=0.8, ls="--")
+    trans = ax.get_yaxis_transform()
+    for r, yy in zip(fr.itertuples(), ypos):
+        key = f" ({r.order})" if result.order_given else ""
+        ax.text(-0.03, yy, f"{r.label}{key}", transform=trans, ha="right", va="center", fontsize=8.5)
+        ax.text(1.03, yy, r.text, transform=trans, ha="left", va="center", fontsize=8.5)
+    ax.text(1.03, n + 0.8, f"Estimate [{100 * result.level:g}% CI]", transform=trans, ha="left", va="bottom",
+            fontsize=9, fontweight="bold")
+    ax.set_yticks([])
+    ax.set_ylim(0.3, n + 0.9)
+    ax.set_xlabel(xlabel)
+    for side in ("left", "right", "top"):
+        ax.spines[side].set_visible(False)
+    ax.text(0.0, -0.12, f"{result.method}, {result.test}; each row adds one study", transform=ax.transAxes,
+            fontsize=8, va="top")
+    if title:
+        ax.set_title(title, loc="left", fontsize=11, fontweight="bold")
+    return ax

@@ -15,7 +15,7 @@ import os
 import platform
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 
@@ -32,10 +32,11 @@ from ..synthesis import claims as C
 from ..synthesis import dose as D
 from ..synthesis import harms as H
 from ..synthesis import network as SN
+from ..synthesis import multiverse as MV
 from ..synthesis import grade
 from ..synthesis.settings import ReportSettings, load_settings
 
-REPORT_STEPS = 6  # progress messages build_report sends: load, pool, draw, write HTML, print PDF, done
+REPORT_STEPS = 8  # progress messages build_report sends: load, pool, networks, draw, multiverse, write HTML, print PDF, done
 WINDOW_WORDS = {"short": "at up to 3 months", "intermediate": "at 3 to 12 months", "long": "at 12 months or more"}
 OUTCOME_WORDS = {"pain": "pain", "disability": "function and disability"}
 
@@ -65,6 +66,16 @@ def _participants(df: pd.DataFrame) -> str:
     return f"{n:.0f}" if np.isfinite(ns).all() else f"at least {n:.0f}"
 
 
+def outcome_words(vocabulary=None) -> dict[str, str]:
+    """How the report names each outcome: the package's words, or a review's declared labels."""
+    return OUTCOME_WORDS if vocabulary is None or vocabulary.is_default else dict(vocabulary.outcomes)
+
+
+def primary_outcomes(vocabulary=None) -> tuple[str, ...]:
+    """The outcomes the tables, figures and networks show (docs/methods.md section 18)."""
+    return ("pain", "disability") if vocabulary is None or vocabulary.is_default else vocabulary.primary_outcomes
+
+
 def summary_of_findings(ev: Evidence, settings: ReportSettings) -> list[dict]:
     """One GRADE summary-of-findings row per comparison x outcome x window (pain and disability).
 
@@ -80,18 +91,21 @@ def summary_of_findings(ev: Evidence, settings: ReportSettings) -> list[dict]:
     by_smd = {(w.comparison, w.outcome, w.window): w for w in A.pool_windows(smd, cfg)}
     by_change = {(w.comparison, w.outcome, w.window): w
                  for w in A.pool_windows(A.comparison_frame(ev, cfg, measure="smd_change"), cfg)}
-    order = {c: i for i, c in enumerate(A.ALL_COMPARISONS)}
+    vocab = ev.vocabulary
+    words, primary = outcome_words(vocab), primary_outcomes(vocab)
+    order = {c: i for i, c in enumerate(A.comparison_order(vocab))}
     worder = {w.name: i for i, w in enumerate(cfg.windows)}
-    keys = sorted(set(by_md) | set(by_smd), key=lambda k: (order.get(k[0], 99), k[1], worder.get(k[2], 9)))
+    keys = sorted(set(by_md) | set(by_smd), key=lambda k: (order.get(k[0], 999), k[0], primary.index(k[1])
+                                                            if k[1] in primary else 99, worder.get(k[2], 9)))
     rows = []
     for key in keys:
         comp, outcome, window = key
-        if outcome not in ("pain", "disability"):
+        if outcome not in primary:
             continue
         w_md, w_smd = by_md.get(key), by_smd.get(key)
         mid = cfg.important_difference.get(outcome)
         main = w_md or w_smd
-        threshold = mid if w_md else None
+        threshold = mid if w_md else None  # no MID set for an outcome: judged on whether the CI excludes none
         cert = grade.certainty(grade.propose(main.studies, main.result, threshold), key, settings.overrides)
         rel = "not computable (no trial gives both arms' SD)"
         if w_smd is not None:
@@ -122,19 +136,20 @@ def summary_of_findings(ev: Evidence, settings: ReportSettings) -> list[dict]:
             original = f"{_f(ro.estimate, 2, True)} ({_f(ro.ci_low, 2)} to {_f(ro.ci_high, 2)}) on {instruments[0]}"
         else:
             original = "several instruments: " + "; ".join(instruments)
-        first, second = A.COMPARISON_LABELS[comp]
+        first, second = A.labels_of(comp, vocab)
         mr = main.result
         category = grade.size_category(mr.estimate, mr.ci_low, mr.ci_high, threshold)
-        statement = grade.statement(category, cert.level, OUTCOME_WORDS[outcome], first, second,
+        statement = grade.statement(category, cert.level, words[outcome], first, second,
                                     WINDOW_WORDS.get(window, ""))
         if threshold is None and category == "shown":
-            statement += " (its size against an important difference cannot be judged on the SMD scale)"
+            statement += (" (no important difference is set for this outcome)" if w_md is not None else
+                          " (its size against an important difference cannot be judged on the SMD scale)")
         rows.append({
             "comparison": f"{first} vs {second}", "comparison_id": comp, "outcome": outcome,
             "window": window, "window_label": cfg.window(window).label, "k": A.trial_count(st["study_id"]),
             "comparisons": mr.k,
             "participants": _participants(st), "relative": rel, "change_score_smd": change, "absolute": absolute,
-            "has_absolute": w_md is not None, "view": comp in A.ANY_CONTROL_VIEWS,
+            "has_absolute": w_md is not None, "view": comp in A.views_of(vocab),
             "estimate": mr.estimate, "ci_low": mr.ci_low, "ci_high": mr.ci_high,
             "measure": "MD on 0-100" if w_md is not None else "SMD",
             "mid": f"{mid:g}" if (mid is not None and w_md is not None) else "",
@@ -211,15 +226,17 @@ def split_body(sof_groups: list[dict], figures: list[dict], claims: list[C.Claim
     return {"sof_groups": body_sof, "sof_more": more_sof, "figures": body_fig, "figures_more": more_fig}
 
 
-def key_messages(sof: list[dict], claims: list[C.ClaimResult]) -> list[str]:
+def key_messages(sof: list[dict], claims: list[C.ClaimResult], vocabulary=None) -> list[str]:
     """Plain-language GRADE statements with their numbers, most relevant first (no "any control" views)."""
     by = {(r["comparison_id"], r["outcome"], r["window"]): r for r in sof}
     msgs = []
-    if not any(k[0] == "combined_vs_exercise" and r["has_absolute"] for k, r in by.items()):
+    default = vocabulary is None or vocabulary.is_default
+    if default and not any(k[0] == "combined_vs_exercise" and r["has_absolute"] for k, r in by.items()):
         msgs.append("What manual therapy adds to exercise cannot be measured yet: no trial in this evidence "
                     "compares manual therapy plus exercise with the same exercise alone on a 0-100 scale.")
-    for comp in KEY_ORDER:
-        for outcome in ("pain", "disability"):
+    order = KEY_ORDER if default else [c for c in A.comparison_order(vocabulary) if c not in A.views_of(vocabulary)]
+    for comp in order:
+        for outcome in primary_outcomes(vocabulary):
             for window in ("short", "long"):
                 r = by.get((comp, outcome, window))
                 if r is None or not r["has_absolute"]:
@@ -229,6 +246,9 @@ def key_messages(sof: list[dict], claims: list[C.ClaimResult]) -> list[str]:
                 msgs.append(f"{r['statement']} {r['absolute']} on a 0-100 scale; important difference "
                             f"{r['mid']} points ({r['k']} trial(s), {people}; {r['certainty']} certainty).")
     counts = {v: sum(1 for c in claims if c.verdict == v) for v in C.VERDICTS}
+    if not claims:
+        msgs.append("No claims were set for this review: the tables give what the trials show, without verdicts.")
+        return msgs
     msgs.append(f"Of the {len(claims)} clinic claims checked, {counts[C.SUPPORTED]} are supported, "
                 f"{counts[C.PARTLY]} partly supported, {counts[C.NOT_SUPPORTED]} not supported, "
                 f"{counts[C.UNCERTAIN]} remain uncertain and {counts[C.NOT_TESTABLE]} cannot be tested with this "
@@ -289,7 +309,7 @@ def _by_window(networks: dict, config: A.AnalysisConfig, outcome: str, over_time
                      and networks[(outcome, w.name)].fitted else None) for w in config.windows}
 
 
-def glance_figure(networks: dict, config: A.AnalysisConfig, over_time: dict | None = None) -> str:
+def glance_figure(networks: dict, config: A.AnalysisConfig, over_time: dict | None = None, vocabulary=None) -> str:
     """Page one's figure as a data URI ("" when no network has usual care): each care against usual care by
     window, from the joint model over time where it was fitted (docs/methods.md section 16)."""
     import matplotlib
@@ -297,6 +317,8 @@ def glance_figure(networks: dict, config: A.AnalysisConfig, over_time: dict | No
     matplotlib.use("Agg")
     from . import plots as P
 
+    if vocabulary is not None and not vocabulary.is_default:
+        return ""  # each care against usual care: the package's own question
     by = {o: _by_window(networks, config, o, over_time) for o in ("pain", "disability")}
     if not any(r is not None and "usual_care" in r.treatments for d in by.values() for r in d.values()):
         return ""
@@ -310,7 +332,44 @@ def verdict_css(verdict: str) -> str:
             C.NOT_TESTABLE: "untestable"}.get(verdict, "uncertain")
 
 
-def claims_rows(results: list[C.ClaimResult], network: dict | None = None) -> list[dict]:
+CATEGORY_WORDS = {"benefit": "an important benefit", "little": "little or no difference", "harm": "an important harm",
+                  "shown": "an effect (CI excludes none)", "unclear": "no clear effect"}
+
+
+def multiverse_texts(summary: pd.DataFrame, digits: int = 1) -> dict[tuple[str, str, str], dict]:
+    """{(comparison, outcome, window): {"text", "flips"}}: how many combinations of analysis choices agree with
+    the plan's size category (docs/methods.md section 19), in one short sentence."""
+    out = {}
+    for r in summary.itertuples():
+        rng = f"estimates {_f(r.estimate_min, digits, True)} to {_f(r.estimate_max, digits, True)}"
+        if r.flips:
+            others = ", ".join(f"{CATEGORY_WORDS.get(c.rsplit(' (', 1)[0], c)} in {c.rsplit(' (', 1)[1].rstrip(')')}"
+                               for c in r.other_categories.split("; "))
+            text = (f"Multiverse: {r.n_same} of {r.n_specs} combinations of analysis choices agree; {others} "
+                    f"(the conclusion changes under some reasonable choices; {rng}).")
+        else:
+            text = f"Multiverse: all {r.n_specs} combinations of analysis choices agree ({rng})."
+        out[(r.comparison, r.outcome, r.window)] = {"text": text, "flips": bool(r.flips)}
+    return out
+
+
+def claim_multiverse(cr: C.ClaimResult, texts: dict) -> dict:
+    """One line per claim (the one print shows): whether the conclusions of its direct analyses hold under every
+    combination of analysis choices (docs/methods.md section 19)."""
+    keys = [(t.test.comparison, t.test.outcome, t.test.window) for t in cr.tests if not t.test.context]
+    found = [texts[k] for k in keys if k in texts]
+    if not found:
+        return {"multiverse": "", "multiverse_flips": False}
+    flips = sum(f["flips"] for f in found)
+    if not flips:
+        return {"multiverse": f"Multiverse: the conclusions of its {len(found)} pooled analyses hold under every "
+                              "combination of reasonable analysis choices.", "multiverse_flips": False}
+    return {"multiverse": f"Multiverse: {flips} of its {len(found)} pooled conclusions change under some reasonable "
+                          "analysis choices (appendix).", "multiverse_flips": True}
+
+
+def claims_rows(results: list[C.ClaimResult], network: dict | None = None,
+                multiverse: dict | None = None) -> list[dict]:
     rows = []
     for cr in results:
         rows.append({
@@ -322,31 +381,33 @@ def claims_rows(results: list[C.ClaimResult], network: dict | None = None) -> li
                        "verdict": t.verdict, "detail": t.explanation,
                        "why": t.test.why, "css": verdict_css(t.verdict),
                        "network": (network or {}).get((t.test.comparison, t.test.outcome, t.test.window), ""),
+                       "multiverse": (multiverse or {}).get((t.test.comparison, t.test.outcome, t.test.window)),
                        "reasons": t.certainty.reasons() if t.certainty else [],
                        "both_ways": (t.certainty.level_if_unassessed_low
                                      if t.certainty and t.certainty.level_if_unassessed_low != t.certainty.level
                                      else "")} for t in cr.tests],
+            **claim_multiverse(cr, multiverse or {}),
         })
     return rows
 
 
-def fade_table(frame: pd.DataFrame, config: A.AnalysisConfig) -> list[dict]:
+def fade_table(frame: pd.DataFrame, config: A.AnalysisConfig, vocabulary=None) -> list[dict]:
     """Does the effect fade or grow? One row per comparison x outcome with trials in both windows: the change
     within trials, at the assumed correlation and over the sensitivity range, and the model over every trial of
     either window with a between-trial variance per window and t-based inference (3 or more trials). The naive
     subgroup test and the random-intercept model (the same heterogeneity in both windows, Wald z) are not shown
     to clinicians (docs/methods.md section 10); they stay in notebook 2."""
     rows = []
-    for comp in A.ALL_COMPARISONS:
-        if comp in A.ANY_CONTROL_VIEWS:
+    for comp in A.comparison_order(vocabulary):
+        if comp in A.views_of(vocabulary):
             continue
-        for outcome in ("pain", "disability"):
+        for outcome in primary_outcomes(vocabulary):
             sl = A.short_vs_long(frame, comp, outcome, config)
             if sl.within is None:
                 continue
             w = sl.within
             s = sl.sensitivity
-            first, second = A.COMPARISON_LABELS[comp]
+            first, second = A.labels_of(comp, vocabulary)
             model = "fewer than 3 trials: not fitted"
             if sl.window_model is not None:
                 c = sl.window_model.coefficients.loc["long"]
@@ -376,19 +437,19 @@ def sensitivity_label(name: str) -> str:
     return SENSITIVITY_LABELS.get(name, name)
 
 
-def sensitivity_rows(frame: pd.DataFrame, config: A.AnalysisConfig) -> list[dict]:
+def sensitivity_rows(frame: pd.DataFrame, config: A.AnalysisConfig, vocabulary=None) -> list[dict]:
     """For every analysis with 2 or more trials (no "any control" views): the estimate under each sensitivity
     analysis, and whether the GRADE size category (important benefit, little or no difference, harm) changes."""
     out = []
-    used = frame[frame["used"] & frame["outcome"].isin(["pain", "disability"])]
+    used = frame[frame["used"] & frame["outcome"].isin(list(primary_outcomes(vocabulary)))]
     for (comp, outcome, window), g in used.groupby(["comparison", "outcome", "window"], sort=True):
-        if comp in A.ANY_CONTROL_VIEWS or len(g) < 2:
+        if comp in A.views_of(vocabulary) or len(g) < 2:
             continue
         s = A.sensitivity(frame, comp, outcome, window, config)
         mid = config.important_difference.get(outcome)
         prim = s.iloc[0]
         cat0 = grade.size_category(prim["estimate"], prim["ci_low"], prim["ci_high"], mid)
-        first, second = A.COMPARISON_LABELS[comp]
+        first, second = A.labels_of(comp, vocabulary)
         variants = []
         for r in s.itertuples():
             if r.analysis == "primary":
@@ -401,9 +462,26 @@ def sensitivity_rows(frame: pd.DataFrame, config: A.AnalysisConfig) -> list[dict
             variants.append({"name": sensitivity_label(r.analysis),
                              "result": f"{_f(r.estimate, 1, True)} ({_f(r.ci_low)} to {_f(r.ci_high)}); {r.k} trial(s)",
                              "flips": cat != cat0})
-        out.append({"analysis": f"{first} vs {second}, {OUTCOME_WORDS[outcome]}, {config.window(window).label}",
+        out.append({"analysis": f"{first} vs {second}, {outcome_words(vocabulary)[outcome]}, "
+                                f"{config.window(window).label}",
                     "primary": f"{_f(prim['estimate'], 1, True)} ({_f(prim['ci_low'])} to {_f(prim['ci_high'])}); "
                                f"{int(prim['k'])} trial(s)", "variants": variants})
+    return out
+
+
+def multiverse_rows(summary: pd.DataFrame, config: A.AnalysisConfig, vocabulary=None) -> list[dict]:
+    """The multiverse table of the sensitivity section: one row per analysis (docs/methods.md section 19)."""
+    words = outcome_words(vocabulary)
+    out = []
+    for r in summary.itertuples():
+        if r.outcome not in primary_outcomes(vocabulary):
+            continue
+        first, second = A.labels_of(r.comparison, vocabulary)
+        out.append({"analysis": f"{first} vs {second}, {words.get(r.outcome, r.outcome)}, "
+                                f"{config.window(r.window).label}",
+                    "agree": f"{r.n_same} of {r.n_specs}", "range": f"{_f(r.estimate_min, 1, True)} to "
+                                                                     f"{_f(r.estimate_max, 1, True)}",
+                    "flips": bool(r.flips), "others": r.other_categories})
     return out
 
 
@@ -565,7 +643,7 @@ def provenance(ev: Evidence) -> list[dict]:
 
 
 def embedded_figures(ev: Evidence, config: A.AnalysisConfig, kinds=("short_vs_long", "forest_subgroups", "rob"),
-                     dpi: int = 110) -> list[dict]:
+                     dpi: int = 110, measure: str = "md100") -> list[dict]:
     """The report's figures as base64 PNG data URIs with titles and alt texts (no network requests). An "any
     control" pool appears only as its forest plot by control type, with the test for subgroup differences."""
     import matplotlib
@@ -576,10 +654,10 @@ def embedded_figures(ev: Evidence, config: A.AnalysisConfig, kinds=("short_vs_lo
     from .figures import figure_specs
 
     out = []
-    for name, kind, title, alt, draw in figure_specs(ev, config):
+    for name, kind, title, alt, draw in figure_specs(ev, config, measure):
         if kind not in kinds:
             continue
-        if kind == "short_vs_long" and any(name.startswith(v) for v in A.ANY_CONTROL_VIEWS):
+        if kind == "short_vs_long" and any(name.startswith(v) for v in A.views_of(ev.vocabulary)):
             continue
         fig = draw()
         buf = _io.BytesIO()
@@ -603,9 +681,9 @@ def _png(fig, dpi: int = 110) -> str:
 
 
 def analyse_networks(ev: Evidence, config: A.AnalysisConfig, frame: pd.DataFrame) -> dict:
-    """{(outcome, window): NetworkAnalysis} for pain and disability in every window (docs/methods.md 16)."""
+    """{(outcome, window): NetworkAnalysis} for the primary outcomes in every window (docs/methods.md 16)."""
     return {(o, w.name): SN.analyse_network(ev, o, w.name, config, frame)
-            for o in ("pain", "disability") for w in config.windows}
+            for o in primary_outcomes(ev.vocabulary) for w in config.windows}
 
 
 def _ci(e: float, lo: float, hi: float, digits: int = 1) -> str:
@@ -613,7 +691,7 @@ def _ci(e: float, lo: float, hi: float, digits: int = 1) -> str:
 
 
 def network_rows(networks: dict, config: A.AnalysisConfig, figures: bool = True,
-                 over_time: dict | None = None) -> list[dict]:
+                 over_time: dict | None = None, vocabulary=None) -> list[dict]:
     """One block per outcome: the effect-over-time figure, and per window the network's numbers, consistency,
     additive component model, P-scores with their caveat, figures and what was left out."""
     import matplotlib
@@ -621,11 +699,12 @@ def network_rows(networks: dict, config: A.AnalysisConfig, figures: bool = True,
     matplotlib.use("Agg")
     from . import plots as P
 
-    L = SN.NODE_LABELS
+    L = SN.node_labels(vocabulary)
+    words = outcome_words(vocabulary)
     out = []
-    for outcome in ("pain", "disability"):
+    for outcome in primary_outcomes(vocabulary):
         mid = config.important_difference.get(outcome)
-        block = {"outcome": OUTCOME_WORDS[outcome], "windows": [], "over_time": None}
+        block = {"outcome": words[outcome], "windows": [], "over_time": None}
         by_window = {}
         for w in config.windows:
             na = networks.get((outcome, w.name))
@@ -675,7 +754,7 @@ def network_rows(networks: dict, config: A.AnalysisConfig, figures: bool = True,
             ps = r.p_scores(small_values="good")
             row["p_scores"] = ", ".join(f"{L.get(t, t)} {v:.2f}" for t, v in ps.items())
             if figures:
-                title = f"{OUTCOME_WORDS[outcome].capitalize()}, {w.label}"
+                title = f"{words[outcome].capitalize()}, {w.label}"
                 row["graph"] = _png(P.plot_network_graph(r, labels=L, title=title).figure)
                 row["forest"] = _png(P.plot_network_forest(
                     r, labels=L, xlabel="Difference (points on 0-100)", mid=mid, title=title).figure)
@@ -692,7 +771,7 @@ def network_rows(networks: dict, config: A.AnalysisConfig, figures: bool = True,
             block["durability_model"] = na.result.describe()
         if figures and any(v is not None and "usual_care" in v.treatments for v in by_window.values()):
             fig = P.plot_effects_over_time(by_window, labels=L, window_labels={w.name: w.label for w in config.windows},
-                                           mid=mid, title=f"{OUTCOME_WORDS[outcome].capitalize()}: each care against "
+                                           mid=mid, title=f"{words[outcome].capitalize()}: each care against "
                                            "usual care, by time since randomisation"
                                            + (" (one model of every window)" if joint else "")).figure
             block["over_time"] = _png(fig)
@@ -701,14 +780,15 @@ def network_rows(networks: dict, config: A.AnalysisConfig, figures: bool = True,
     return out
 
 
-def network_text(networks: dict, comparison: str, outcome: str, window: str) -> str:
+def network_text(networks: dict, comparison: str, outcome: str, window: str, vocabulary=None) -> str:
     """The network estimate(s) for a pairwise analysis (its first care against each node of its second side),
     marked as network estimates; empty when the network has no such pair."""
     na = networks.get((outcome, window))
-    if comparison not in A.COMPARISONS or comparison in A.ANY_CONTROL_VIEWS or na is None or not na.fitted:
+    comparisons = A.comparisons_of(vocabulary)
+    if comparison not in comparisons or comparison in A.views_of(vocabulary) or na is None or not na.fitted:
         return ""
     r = na.result
-    first, seconds = A.COMPARISONS[comparison]
+    first, seconds = comparisons[comparison]
     if first not in r.treatments:
         return ""
     z = r._crit()
@@ -716,7 +796,7 @@ def network_text(networks: dict, comparison: str, outcome: str, window: str) -> 
     for b in seconds:
         if b in r.treatments:
             e, se = r._effect(first, b)
-            parts.append(f"against {SN.NODE_LABELS.get(b, b)} {_ci(e, e - z * se, e + z * se)}")
+            parts.append(f"against {SN.node_labels(vocabulary).get(b, b)} {_ci(e, e - z * se, e + z * se)}")
     trials = f"{r.k} trial" + ("s" if r.k != 1 else "")
     return (f"Network estimate ({trials}, certainty not rated): " + "; ".join(parts)) if parts else ""
 
@@ -778,7 +858,10 @@ def render_html(ev: Evidence, settings: ReportSettings | None = None, *, generat
 def _render(ev: Evidence, settings: ReportSettings | None = None, *, generated: str | None = None,
             progress: Callable[[str], None] | None = None) -> tuple[str, list, list[dict]]:
     say = progress or (lambda _m: None)
-    settings = settings or load_settings()
+    settings = settings or load_settings(vocabulary=ev.vocabulary)
+    own = not ev.vocabulary.is_default
+    if own and settings.claims_source == "default":
+        settings = replace(settings, claims=[])  # the clinic claims are the package's question, not this review's
     cfg = settings.analysis
     env = Environment(loader=PackageLoader("mt_evidence.reporting", "templates"), autoescape=select_autoescape(["html", "j2"]))
     tpl = env.get_template("report.html.j2")
@@ -790,19 +873,24 @@ def _render(ev: Evidence, settings: ReportSettings | None = None, *, generated: 
     frame["used"] = frame["used"].astype(bool)
     harms = H.analyse_harms(ev)
     sof = summary_of_findings(ev, settings)
-    dose_context = [D.dose_regression(frame, ev, o, "short", config=cfg) for o in ("pain", "disability")]
+    primary = primary_outcomes(ev.vocabulary)
+    dose_context = [] if own else [D.dose_regression(frame, ev, o, "short", config=cfg) for o in primary]
     say("fitting the networks")
     plain = A.comparison_frame(ev, cfg)
     networks = analyse_networks(ev, cfg, plain)
-    over_time = {o: SN.analyse_network_over_time(ev, o, cfg, plain) for o in ("pain", "disability")}
+    over_time = {o: SN.analyse_network_over_time(ev, o, cfg, plain) for o in primary}
     claim_results = C.evaluate_claims(frame, cfg, settings.claims, settings.overrides, harms, dose_context,
-                                      [SN.durability_context(over_time[o]) for o in ("pain", "disability")])
+                                      [SN.durability_context(over_time[o]) for o in primary])
     say("drawing the figures")
-    figures = embedded_figures(ev, cfg)
-    network = network_rows(networks, cfg, over_time=over_time)
+    measure = "md100" if own is False or frame["md100"].notna().any() else "smd"
+    figures = embedded_figures(ev, cfg, measure=measure)
+    network = network_rows(networks, cfg, over_time=over_time, vocabulary=ev.vocabulary)
     for r in sof:
-        r["network"] = network_text(networks, r["comparison_id"], r["outcome"], r["window"])
+        r["network"] = network_text(networks, r["comparison_id"], r["outcome"], r["window"], ev.vocabulary)
     net_by_test = {(r["comparison_id"], r["outcome"], r["window"]): r["network"] for r in sof}
+    say("running the multiverse")
+    mv_summary = MV.multiverse(plain, cfg).summary()
+    mv_texts = multiverse_texts(mv_summary)
     not_used = frame.loc[~frame["used"].astype(bool)][["study_id", "comparison", "outcome", "window", "why_not"]].fillna("")
     excluded_rows = []
     for df, kind in ((ev.arms, "arm"), (ev.contrasts, "contrast")):
@@ -825,18 +913,19 @@ def _render(ev: Evidence, settings: ReportSettings | None = None, *, generated: 
                     "from tau² (from Q for the common-effect model); Q-profile interval for tau²")
     say("writing the HTML")
     html = tpl.render(
-        title="Manual therapy, exercise and combined care for low back pain: what the trials show",
+        title=ev.vocabulary.title,
         generated=generated or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         version=_version(),
         data_source=_display_source(ev.source),
         data_hash=ev.data_hash,
         n_trials=len(ev.studies),
-        key_messages=key_messages(sof, claim_results),
-        scoreboard=scoreboard(claim_results), glance=glance_figure(networks, cfg, over_time),
-        claims=claims_rows(claim_results, net_by_test),
+        key_messages=key_messages(sof, claim_results, ev.vocabulary),
+        scoreboard=scoreboard(claim_results), glance=glance_figure(networks, cfg, over_time, ev.vocabulary),
+        claims=claims_rows(claim_results, net_by_test, mv_texts),
+        multiverse=multiverse_rows(mv_summary, cfg, ev.vocabulary),
         **split_body(sof_tables(sof), figures, claim_results),
-        fade=fade_table(frame, cfg),
-        sensitivity_rows=sensitivity_rows(frame, cfg),
+        fade=fade_table(frame, cfg, ev.vocabulary),
+        sensitivity_rows=sensitivity_rows(frame, cfg, ev.vocabulary),
         network=network, p_score_caveat=SN.N.P_SCORE_CAVEAT,
         safety=safety_section(ev, harms),
         studies=provenance(ev),
@@ -999,7 +1088,8 @@ def sof_csv(sof: list[dict]) -> bytes:
 
 
 def build_report(data: str | Path | None = None, out: str | Path = "reports", config: str | Path | None = None,
-                 progress: Callable[[str], None] | None = None, pdf: bool = True) -> ReportOutput:
+                 progress: Callable[[str], None] | None = None, pdf: bool = True,
+                 vocabulary=None) -> ReportOutput:
     """Load the evidence (bundled when ``data`` is None) and write ``out/index.html``, ``out/report.pdf`` and
     ``out/claims.json`` as one: all are made in a staging folder and swapped in together, so a failure or a
     kill at any point leaves the previous report as it was. ``out`` must be a folder the report created (or a
@@ -1010,9 +1100,9 @@ def build_report(data: str | Path | None = None, out: str | Path = "reports", co
     say = progress or (lambda _msg: None)
     check_report_output(out, data=data)
     say("loading and validating the evidence")
-    ev = load_evidence(data)
+    ev = load_evidence(data, vocabulary)
     check_report_output(out, ev)
-    settings = load_settings(config)
+    settings = load_settings(config, vocabulary=ev.vocabulary)
     html, claim_results, sof, networks = _render(ev, settings, progress=say)
     out = Path(out)
     files = {"index.html": html.encode("utf-8"),

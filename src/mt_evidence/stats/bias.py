@@ -23,7 +23,7 @@ from scipy import stats
 
 from .pooling import pool
 
-__all__ = ["TooFewTrials", "egger_test", "rank_test", "leave_one_out", "influence", "trim_and_fill"]
+__all__ = ["TooFewTrials", "check_studies", "egger_test", "rank_test", "leave_one_out", "influence", "trim_and_fill"]
 
 MIN_K_BIAS = 10
 
@@ -32,16 +32,31 @@ class TooFewTrials(ValueError):
     """A small-study test asked of fewer trials than it needs."""
 
 
-def _arrays(yi, vi, min_k: int | None, what: str):
-    y, v = np.asarray(yi, float), np.asarray(vi, float)
+def check_studies(yi, vi, *, min_k: int | None = None, what: str = "This method") -> tuple[np.ndarray, np.ndarray]:
+    """``yi`` and ``vi`` as float arrays, or a ValueError naming what is wrong (and ``TooFewTrials`` when there are
+    fewer than ``min_k`` studies): one-dimensional, the same length, finite, variances positive."""
+    try:
+        y, v = np.asarray(yi, float), np.asarray(vi, float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"yi and vi must be numeric arrays; could not convert: {exc}") from None
     if y.shape != v.shape or y.ndim != 1:
         raise ValueError(f"yi ({y.shape}) and vi ({v.shape}) must be one-dimensional and of the same length")
-    if not (np.isfinite(y).all() and np.isfinite(v).all() and (v > 0).all()):
-        raise ValueError("yi must be finite and vi finite and positive")
+    for name, a in (("yi", y), ("vi", v)):
+        bad = ~np.isfinite(a)
+        if bad.any():
+            raise ValueError(f"{name} must be finite (no NaN or infinity); got {a[bad][:5].tolist()} at positions "
+                             f"{np.flatnonzero(bad)[:5].tolist()}: drop incomplete studies first")
+    if (v <= 0).any():
+        raise ValueError(f"sampling variances (vi) must be positive; got {v[v <= 0][:5].tolist()} at positions "
+                         f"{np.flatnonzero(v <= 0)[:5].tolist()}")
     if min_k is not None and len(y) < min_k:
         raise TooFewTrials(f"{what} needs at least {min_k} trials (Cochrane Handbook 13.3.5.4: with fewer, chance "
                            f"cannot be told from asymmetry); got {len(y)}. Lower min_k only knowingly.")
     return y, v
+
+
+def _arrays(yi, vi, min_k: int | None, what: str):
+    return check_studies(yi, vi, min_k=min_k, what=what)
 
 
 def egger_test(yi, vi, *, model: str = "lm", method: str = "REML", level: float = 0.95,

@@ -8,6 +8,14 @@ use ``escalc``'s correction (1/2 added to every cell of a table with a zero, tab
 dropped). Both are common-effect methods. ``random=True`` adds the random-effects estimate the way R's meta
 package does: inverse-variance pooling of the corrected per-study estimates with a tau^2 estimator.
 
+RevMan 5 handles 2x2 tables differently in five places; each is a named option of ``pool_binary`` and
+``preset="revman5"`` sets them all (see :data:`BINARY_PRESETS`; checked against RevMan's stored results in
+tests/reference/README.md): tables with no events in both groups are dropped for ratios only (a risk difference of
+0 is kept); a risk difference is computed from the counts as they are, the 1/2 only entering its variance; the
+Mantel-Haenszel OR and RR use the corrected tables (R meta's ``MH.exact = FALSE``); the Mantel-Haenszel risk
+difference has the Greenland-Robins variance with corrected cells in its numerator; and the random-effects tau^2 is
+DerSimonian-Laird's from the Q of the Mantel-Haenszel (or Peto) analysis (R meta's ``Q.Cochrane``).
+
 ``pool_proportions`` pools event proportions within one kind of arm (e.g. adverse events among people given
 manual therapy) as metafor ``rma(measure="PLO" | "PFT")``, back-transformed to proportions (Freeman-Tukey
 with the harmonic mean of the sample sizes, Miller 1978, as metafor's ``transf.ipft.hm``).
@@ -18,16 +26,18 @@ Sign convention: group 1 over (or minus) group 2, as in :func:`effect_size`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from .effects import effect_size
+from .conventions import normalise_method
 from .pooling import PoolResult, pool
 
-__all__ = ["BinaryPoolResult", "ProportionPoolResult", "pool_binary", "pool_proportions", "BINARY_METHODS"]
+__all__ = ["BinaryConventions", "BinaryPoolResult", "ProportionPoolResult", "pool_binary", "pool_proportions",
+           "BINARY_METHODS", "BINARY_PRESETS"]
 
 BINARY_METHODS = {
     "MH": "Mantel-Haenszel (common effect; Robins-Breslow-Greenland variance for OR, "
@@ -35,6 +45,64 @@ BINARY_METHODS = {
     "PETO": "Peto one-step odds ratio (common effect)",
     "IV": "inverse variance on the zero-cell-corrected per-study estimates",
 }
+
+
+#: The conventions of each preset (``pool_binary(preset=...)``); explicit arguments override single ones.
+BINARY_PRESETS: dict[str, dict] = {
+    "metafor": dict(drop00=True, rd_correction="cells", mh_add=False, rd_variance="sato", tau2_from="studies"),
+    "revman5": dict(drop00="ratio", rd_correction="variance", mh_add=True, rd_variance="greenland_robins",
+                    tau2_from="fixed_q", tau2_method="DL", test="z"),
+}
+_CHOICES = {"drop00": (True, False, "ratio"), "rd_correction": ("cells", "variance"), "mh_add": (True, False),
+            "rd_variance": ("sato", "greenland_robins"), "tau2_from": ("studies", "fixed_q")}
+
+
+@dataclass(frozen=True)
+class BinaryConventions:
+    """The 2x2-table conventions a pooled result depends on (see ``pool_binary``); printed with the result."""
+
+    drop00: bool | str = True
+    rd_correction: str = "cells"
+    mh_add: bool = False
+    rd_variance: str = "sato"
+    tau2_from: str = "studies"
+    add: float = 0.5
+    to: str = "only0"
+    preset: str | None = None
+
+    def describe(self) -> str:
+        drop = {True: "tables without events (or only events) in both groups dropped",
+                False: "no table dropped", "ratio": "tables without events (or only events) in both groups "
+                "dropped for OR and RR, kept for RD"}[self.drop00]
+        parts = [f"zero cells: {self.add:g} added ({self.to})", drop,
+                 "RD from the cells as corrected" if self.rd_correction == "cells"
+                 else "RD from the counts as they are (correction in its variance only)",
+                 "Mantel-Haenszel sums on the corrected tables" if self.mh_add
+                 else "Mantel-Haenszel sums on the tables as they are",
+                 "MH RD variance: " + ("Sato-Greenland-Robins" if self.rd_variance == "sato"
+                                       else "Greenland-Robins"),
+                 "random-effects tau^2: " + ("estimated from the per-study estimates" if self.tau2_from == "studies"
+                                             else "DerSimonian-Laird from the Q of the MH/Peto analysis")]
+        if self.preset:
+            parts.insert(0, f"preset: {self.preset}")
+        return "; ".join(parts)
+
+
+def _binary_conventions(preset: str | None, given: dict) -> tuple[BinaryConventions, dict]:
+    """The conventions from a preset (default metafor) with explicit arguments applied; also the preset's
+    pooling arguments (tau2_method, test) not given explicitly."""
+    key = "metafor" if preset is None else str(preset).strip().lower()
+    if key not in BINARY_PRESETS:
+        raise ValueError(f"unknown preset {preset!r}: accepted are {', '.join(BINARY_PRESETS)}")
+    spec = dict(BINARY_PRESETS[key])
+    extra = {k: spec.pop(k) for k in ("tau2_method", "test") if k in spec}
+    for name, value in given.items():
+        if value is None:
+            continue
+        if name in _CHOICES and value not in _CHOICES[name]:
+            raise ValueError(f"unknown {name} {value!r}: accepted are {', '.join(map(repr, _CHOICES[name]))}")
+        spec[name] = value
+    return BinaryConventions(**spec, preset=preset if preset is None else key), extra
 
 
 def _counts(name: str, x) -> np.ndarray:
@@ -99,6 +167,7 @@ class BinaryPoolResult:
     random: PoolResult | None = None
     studies: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
     notes: tuple[str, ...] = ()
+    conventions: BinaryConventions = field(default_factory=BinaryConventions)
 
     @property
     def is_ratio(self) -> bool:
@@ -120,7 +189,8 @@ class BinaryPoolResult:
         return self._back(self.ci_high)
 
     def describe(self) -> str:
-        return f"{self.measure}, {BINARY_METHODS[self.method]}, {100 * self.level:g}% CI (z)"
+        return (f"{self.measure}, {BINARY_METHODS[self.method]}, {100 * self.level:g}% CI (z); "
+                + self.conventions.describe())
 
     def __repr__(self) -> str:
         lvl = f"{100 * self.level:g}%"
@@ -155,6 +225,19 @@ def _het(yi: np.ndarray, vi: np.ndarray, beta: float) -> tuple[float, float, flo
         df = k - 1
         return q, df, float(stats.chi2.sf(q, df)), max(0.0, 100 * (q - df) / q) if q > 0 else 0.0, q / df
     return 0.0, max(k - 1, 0), 1.0, 0.0, 1.0
+
+
+def _rd_greenland_robins_var(raw: tuple, num: tuple) -> float:
+    """Variance of the Mantel-Haenszel risk difference (Greenland & Robins 1985): the sum of
+    (a b n2^3 + c d n1^3) / (n1 n2 N^2) over the tables ``num`` (RevMan 5: zero-cell-corrected), divided by the
+    squared sum of the weights n1 n2 / N of the tables ``raw`` (as they are; for a single table RevMan 5 uses
+    the corrected one, giving the study's own variance)."""
+    a, b, c, d = num
+    n1, n2 = a + b, c + d
+    N = n1 + n2
+    ra, rb, rc, rd = raw
+    W = np.sum((ra + rb) * (rc + rd) / (ra + rb + rc + rd))
+    return float(np.sum((a * b * n2**3 + c * d * n1**3) / (n1 * n2 * N**2)) / W**2)
 
 
 def _mh(measure: str, a, b, c, d, correct: bool) -> dict:
@@ -237,14 +320,19 @@ def pool_binary(
     *,
     method: str = "MH",
     random: bool = False,
-    tau2_method: str = "REML",
-    test: str = "z",
+    tau2_method: str | None = None,
+    test: str | None = None,
     level: float = 0.95,
     add: float = 0.5,
     to: str = "only0",
-    drop00: bool = True,
+    drop00: bool | str | None = None,
     correct: bool = True,
     labels: Sequence[str] | None = None,
+    preset: str | None = None,
+    rd_correction: str | None = None,
+    mh_add: bool | None = None,
+    rd_variance: str | None = None,
+    tau2_from: str | None = None,
 ) -> BinaryPoolResult:
     """Pool 2x2 tables: events and group sizes of group 1 and group 2, one value per study.
 
@@ -273,19 +361,53 @@ def pool_binary(
         raise ValueError(f"unknown method {method!r}: accepted are {', '.join(BINARY_METHODS)}")
     if method == "PETO" and measure != "OR":
         raise ValueError("Peto's method gives an odds ratio only: use measure='OR', or method='MH' for RR and RD")
+    conv, extra_args = _binary_conventions(preset, dict(drop00=drop00, rd_correction=rd_correction, mh_add=mh_add,
+                                                        rd_variance=rd_variance, tau2_from=tau2_from))
+    conv = replace(conv, add=add, to=to)
+    if tau2_method is None:
+        tau2_method = extra_args.get("tau2_method", "REML")
+    if test is None:
+        test = extra_args.get("test", "z")
+    if conv.tau2_from == "fixed_q" and random and normalise_method(tau2_method) != "DL":
+        raise ValueError("tau2_from='fixed_q' gives DerSimonian-Laird's tau^2 from the Q of the MH or Peto analysis; "
+                         f"use tau2_method='DL' (got {tau2_method!r}) or tau2_from='studies'")
+    if measure == "RD" and method == "MH" and conv.mh_add and conv.rd_variance == "sato":
+        raise ValueError("mh_add=True for a Mantel-Haenszel risk difference corrects its Greenland-Robins variance; "
+                         "use rd_variance='greenland_robins' (or mh_add=False)")
     a, b, c, d = _tables(events1, n1, events2, n2)
     k = len(a)
     if labels is not None and len(labels) != k:
         raise ValueError(f"labels has {len(labels)} entries but there are {k} studies")
     es_measure = "PETO" if method == "PETO" else measure
-    es = effect_size(es_measure, a=a, b=b, c=c, d=d, add=add, to=to, drop00=drop00)
+    drop = conv.drop00 if conv.drop00 != "ratio" else measure != "RD"
+    es = effect_size(es_measure, a=a, b=b, c=c, d=d, add=add, to=to, drop00=drop)
     yi, vi = es["yi"].to_numpy(), es["vi"].to_numpy()
+    if measure == "RD" and conv.rd_correction == "variance":
+        yi = np.where(np.isfinite(yi), a / (a + b) - c / (c + d), np.nan)
+    double = ((a == 0) & (c == 0)) | ((b == 0) & (d == 0))
     notes: list[str] = []
     extra: dict = {}
     if method == "MH":
-        r = _mh(measure, a, b, c, d, correct)
+        if conv.mh_add and measure != "RD":
+            keep = ~double if drop else np.ones(k, dtype=bool)
+            corr = ((a == 0) | (b == 0) | (c == 0) | (d == 0)) if to == "only0" else np.ones(k, dtype=bool)
+            if to == "if0all":
+                corr = np.full(k, bool(corr[keep].any()))
+            elif to == "none":
+                corr = np.zeros(k, dtype=bool)
+            cells = [np.where(corr, x + add, x)[keep] for x in (a, b, c, d)]
+            r = _mh(measure, *cells, correct)
+            extra = {key: v for key, v in _mh(measure, a, b, c, d, correct).items() if key not in ("beta", "se")}
+        else:
+            r = _mh(measure, a, b, c, d, correct)
         beta, se = r.pop("beta"), r.pop("se")
-        extra = r
+        if not extra:
+            extra = r
+        if measure == "RD" and conv.rd_variance == "greenland_robins":
+            zero = (a == 0) | (b == 0) | (c == 0) | (d == 0)
+            num = tuple(np.where(zero, x + add, x) for x in (a, b, c, d)) if conv.mh_add else (a, b, c, d)
+            # one table: its own (corrected) variance, as RevMan 5 shows a single study's own result
+            se = float(np.sqrt(_rd_greenland_robins_var(num if k == 1 else (a, b, c, d), num)))
         q, q_df, q_p, i2, h2 = _het(yi, vi, beta)
     elif method == "PETO":
         r = _peto(a, b, c, d)
@@ -315,11 +437,21 @@ def pool_binary(
             notes.append("random effects not estimable: no study gives an estimate")
         else:
             lab = [labels[i] for i in np.flatnonzero(ok)] if labels is not None else None
-            rand = pool(yi[ok], vi[ok], method=tau2_method, test=test, level=level, labels=lab)
+            if conv.tau2_from == "fixed_q":
+                w = 1 / vi[ok]
+                denom = w.sum() - (w**2).sum() / w.sum()
+                dfree = int(ok.sum()) - 1
+                t2 = max(0.0, (q - dfree) / denom) if dfree > 0 and denom > 0 and np.isfinite(q) else 0.0
+                rand = pool(yi[ok], vi[ok], method="DL", test=test, level=level, labels=lab, tau2=t2)
+            else:
+                rand = pool(yi[ok], vi[ok], method=tau2_method, test=test, level=level, labels=lab)
     dropped = int((~ok).sum())
     if dropped:
         notes.append(f"{dropped} table(s) without events (or with only events) in both groups give no per-study "
-                     "estimate; they are kept in the Mantel-Haenszel sums, where they add nothing to a ratio")
+                     "estimate; they are kept in the Mantel-Haenszel sums, where they add nothing to a ratio"
+                     if not (conv.mh_add and method == "MH") else
+                     f"{dropped} table(s) without events (or with only events) in both groups give no estimate and "
+                     "are left out")
     studies = pd.DataFrame({
         "study": list(labels) if labels is not None else [f"study {i + 1}" for i in range(k)],
         "events1": a, "n1": a + b, "events2": c, "n2": c + d, "yi": yi, "vi": vi,
@@ -331,7 +463,7 @@ def pool_binary(
         ci_low=float(beta - zc * se), ci_high=float(beta + zc * se), q=float(q), q_df=float(q_df),
         q_p=float(q_p), i2=float(i2), h2=float(h2), k=k, k_yi=int(ok.sum()),
         k_events=int(((a + c) > 0).sum()), level=level, random=rand, studies=studies, notes=tuple(notes),
-        **extra,
+        conventions=conv, **extra,
     )
 
 

@@ -1,4 +1,6 @@
-"""The batched estimation engine behind ``pool``, ``pool_many``, ``meta_regression`` and ``subgroup``.
+"""The batched estimation engine for models with moderators: ``meta_regression`` and ``subgroup``'s common-tau^2
+test. (Plain pooling, ``pool`` and ``pool_many``, runs on ``intercept``, a faster engine for intercept-only
+models that returns the same numbers: tests/test_engine_snapshot.py.)
 
 One meta-analysis per row. ``Y`` and ``V`` are ``(m, kmax)`` arrays, NaN-padded where rows have fewer studies;
 ``X`` is ``(m, kmax, p)`` (an intercept column for plain pooling). All estimators are small functions over these
@@ -399,11 +401,23 @@ class FitArrays:
     test_used: np.ndarray  # (m,) object: the test actually applied per row
 
 
-def fit(batch: Batch, conv: Conventions) -> FitArrays:
+def i2_h2(q: np.ndarray, dfree: np.ndarray, tau2: np.ndarray, vt: np.ndarray, has_df: np.ndarray, *,
+          from_q: bool) -> tuple[np.ndarray, np.ndarray]:
+    """I² (percent) and H² as metafor: from Q (common-effect model, or ``i2_type="q"``) or from tau² and the typical
+    within-study variance ``vt``; 0 and 1 without degrees of freedom. Call under ``np.errstate``."""
+    if from_q:
+        i2 = np.where(has_df, np.maximum(0.0, 100 * (q - dfree) / q), 0.0)
+        i2 = np.where(has_df & (q == 0), 0.0, i2)
+        return i2, np.where(has_df, q / dfree, 1.0)
+    return np.where(has_df, 100 * tau2 / (vt + tau2), 0.0), np.where(has_df, tau2 / vt + 1, 1.0)
+
+
+def fit(batch: Batch, conv: Conventions, tau2: np.ndarray | None = None) -> FitArrays:
+    """Fit every row; ``tau2`` (one value per row) fixes tau^2 instead of estimating it (metafor ``rma(tau2=)``)."""
     method, test = conv.method, conv.test
     m = len(batch.k)
     k, p = batch.k, batch.p
-    tau2 = estimate_tau2(batch, method)
+    tau2 = np.asarray(tau2, dtype=float) if tau2 is not None else estimate_tau2(batch, method)
     fitw = wls(batch, re_weights(batch, tau2))
     vb = fitw.A.copy()
     b = fitw.b
@@ -442,13 +456,7 @@ def fit(batch: Batch, conv: Conventions) -> FitArrays:
     q_p = np.where(has_df, stats.chi2.sf(q, np.maximum(dfree, 1)), 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         vt = np.where(has_df, dfree / tr_P(batch, fit0), 0.0)
-        if method == "FE" or conv.i2_type == "q":
-            i2 = np.where(has_df, np.maximum(0.0, 100 * (q - dfree) / q), 0.0)
-            i2 = np.where(has_df & (q == 0), 0.0, i2)
-            h2 = np.where(has_df, q / dfree, 1.0)
-        else:
-            i2 = np.where(has_df, 100 * tau2 / (vt + tau2), 0.0)
-            h2 = np.where(has_df, tau2 / vt + 1, 1.0)
+        i2, h2 = i2_h2(q, dfree, tau2, vt, has_df, from_q=method == "FE" or conv.i2_type == "q")
 
     weights = np.where(batch.M > 0, 100 * fitw.w / fitw.w.sum(axis=1, keepdims=True), np.nan)
     ll = loglik(batch, tau2, "REML" if method == "REML" else "ML")
@@ -459,29 +467,6 @@ def fit(batch: Batch, conv: Conventions) -> FitArrays:
         tau2=tau2, tau2_se=t_se, s2w=s2w, q=q, q_df=dfree, q_p=q_p, vt=vt, i2=i2, h2=h2, weights=weights,
         loglik=ll, test_used=test_used,
     )
-
-
-def tau2_ci_qprofile(batch: Batch, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Q-profile confidence interval for tau^2 (metafor ``confint(type="QP")``).
-
-    Lower bound solves Q(tau^2) = chi^2_{1-alpha/2, k-p}; upper bound solves Q(tau^2) = chi^2_{alpha/2, k-p};
-    a bound whose equation has no solution on tau^2 >= 0 is 0. Rows with no residual df get NaN.
-    """
-    dfree = (batch.k - batch.p).astype(float)
-    m = len(dfree)
-    lo = np.full(m, np.nan)
-    hi = np.full(m, np.nan)
-    ok = dfree > 0
-    if not ok.any():
-        return lo, hi
-    sub = batch.subset(ok)
-    alpha = 1 - level
-    d = dfree[ok]
-    crit_u = stats.chi2.isf(alpha / 2, d)
-    crit_l = stats.chi2.ppf(alpha / 2, d)
-    lo[ok] = solve_q_equals(sub, crit_u)
-    hi[ok] = solve_q_equals(sub, crit_l)
-    return lo, hi
 
 
 def i2_ci_higgins(q: np.ndarray, k: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
@@ -500,23 +485,3 @@ def i2_ci_higgins(q: np.ndarray, k: np.ndarray, level: float) -> tuple[np.ndarra
     i_lo = np.where(ok, 100 * (h_lo**2 - 1) / h_lo**2, np.nan)
     i_hi = np.where(ok, 100 * (h_hi**2 - 1) / h_hi**2, np.nan)
     return i_lo, i_hi
-
-
-def prediction_interval(fa: FitArrays, conv: Conventions) -> tuple[np.ndarray, np.ndarray]:
-    """metafor 3.8 ``predict.rma(pi.type=...)`` for the intercept (first coefficient)."""
-    est = fa.b[:, 0]
-    vpred = fa.vb[:, 0, 0]
-    dfree = fa.q_df
-    alpha = 1 - conv.level
-    if conv.pi_type == "default":
-        crit = fa.crit
-    elif conv.pi_type == "simple":
-        crit = np.full(len(est), stats.norm.ppf(1 - alpha / 2))
-        vpred = np.zeros_like(vpred)
-    else:
-        # metafor: "riley" uses ddf - parms + p (= k - p - 1 for one tau^2), "t" uses ddf (= k - p), floored at 1
-        ddf = dfree - 1 if conv.pi_type == "riley" else dfree
-        ddf = np.maximum(ddf, 1)
-        crit = stats.t.ppf(1 - alpha / 2, ddf)
-    half = crit * np.sqrt(vpred + fa.tau2)
-    return est - half, est + half

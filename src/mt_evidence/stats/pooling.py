@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import pandas as pd
 
-from . import engine
+from . import distributed, intercept
 from .conventions import Conventions, resolve
+from .printing import WithConventions
 
 __all__ = ["PoolResult", "PoolManyResult", "pool", "pool_many"]
 
@@ -22,7 +23,14 @@ __all__ = ["PoolResult", "PoolManyResult", "pool", "pool_many"]
 # ------------------------------------------------------------------------------------------------- input
 
 
-def _as_2d(name: str, values, *, allow_nan: bool) -> np.ndarray:
+def _positions(mask: np.ndarray, offset: int) -> list:
+    """Up to five (row, column) positions where ``mask`` holds, rows counted from ``offset``."""
+    pos = np.argwhere(mask)[:5]
+    pos[:, 0] += offset
+    return pos.tolist()
+
+
+def _as_2d(name: str, values, *, allow_nan: bool, offset: int = 0) -> np.ndarray:
     try:
         arr = np.asarray(values, dtype=float)
     except (TypeError, ValueError) as exc:
@@ -32,38 +40,41 @@ def _as_2d(name: str, values, *, allow_nan: bool) -> np.ndarray:
     if arr.ndim != 2:
         raise ValueError(f"{name} must be 1-D (one meta-analysis) or 2-D (one meta-analysis per row); got {arr.ndim}-D")
     if not allow_nan and np.isnan(arr).any():
-        pos = np.argwhere(np.isnan(arr))[:5].tolist()
+        pos = _positions(np.isnan(arr), offset)
         raise ValueError(f"{name} contains NaN at positions {pos}; remove those studies or use pool_many's padding")
     if np.isinf(arr).any():
-        pos = np.argwhere(np.isinf(arr))[:5].tolist()
+        pos = _positions(np.isinf(arr), offset)
         raise ValueError(f"{name} contains infinite values at positions {pos}; every value must be finite")
     return arr
 
 
-def _check_inputs(Y: np.ndarray, V: np.ndarray, *, padded: bool) -> None:
+def _check_inputs(Y: np.ndarray, V: np.ndarray, *, padded: bool, offset: int = 0) -> np.ndarray:
+    """Check yi and vi (rows counted from ``offset`` in messages); returns where yi is NaN (the padding)."""
     if Y.shape != V.shape:
         raise ValueError(f"yi and vi must have the same shape; got {Y.shape} and {V.shape}")
     if Y.shape[1] == 0:
         raise ValueError("no studies given: yi and vi are empty")
+    nan_y = np.isnan(Y)
     if padded:
-        mismatch = np.isnan(Y) != np.isnan(V)
+        mismatch = nan_y != np.isnan(V)
         if mismatch.any():
-            pos = np.argwhere(mismatch)[:5].tolist()
+            pos = _positions(mismatch, offset)
             raise ValueError(
                 f"yi and vi are NaN in different places (e.g. at {pos}); padding must be NaN in both arrays"
             )
-    bad = ~np.isnan(V) & (V <= 0)
+    bad = V <= 0  # (False where NaN)
     if bad.any():
-        pos = np.argwhere(bad)[:5].tolist()
+        pos = _positions(bad, offset)
         vals = V[bad][:5].tolist()
         raise ValueError(
             f"sampling variances must be positive; got {vals} at positions {pos}. "
             "A zero variance usually means a missing SD or a rounding to 0: check the study's data"
         )
-    k = (~np.isnan(Y)).sum(axis=1)
-    if (k == 0).any():
-        rows = np.flatnonzero(k == 0)[:5].tolist()
+    empty = nan_y.all(axis=1)
+    if empty.any():
+        rows = (np.flatnonzero(empty)[:5] + offset).tolist()
         raise ValueError(f"rows {rows} have no studies (all NaN); every meta-analysis needs at least one study")
+    return nan_y
 
 
 def _variances(vi, sei, name_v: str = "vi") -> object:
@@ -81,7 +92,7 @@ def _variances(vi, sei, name_v: str = "vi") -> object:
 
 
 @dataclass(frozen=True)
-class PoolManyResult:
+class PoolManyResult(WithConventions):
     """Every ``PoolResult`` field as an array, one entry per meta-analysis (row)."""
 
     estimate: np.ndarray
@@ -113,18 +124,6 @@ class PoolManyResult:
     weights: np.ndarray
     test_used: np.ndarray
     conventions: Conventions
-
-    @property
-    def method(self) -> str:
-        return self.conventions.method
-
-    @property
-    def test(self) -> str:
-        return self.conventions.test
-
-    @property
-    def level(self) -> float:
-        return self.conventions.level
 
     def __len__(self) -> int:
         return len(self.estimate)
@@ -169,7 +168,7 @@ class PoolManyResult:
 
 
 @dataclass(frozen=True)
-class PoolResult:
+class PoolResult(WithConventions):  # method, test, level: metafor-style accessors
     """One pooled meta-analysis, full precision; printing rounds, the numbers do not.
 
     ``i2`` is in percent. ``weights`` are percent weights of the studies in the pooled estimate.
@@ -208,19 +207,6 @@ class PoolResult:
     vi: np.ndarray | None = field(repr=False, default=None)
     notes: tuple[str, ...] = ()
     conventions: Conventions = field(default_factory=Conventions)
-
-    # metafor-style accessors
-    @property
-    def method(self) -> str:
-        return self.conventions.method
-
-    @property
-    def test(self) -> str:
-        return self.conventions.test
-
-    @property
-    def level(self) -> float:
-        return self.conventions.level
 
     @property
     def tau2_ci(self) -> tuple[float, float]:
@@ -369,70 +355,61 @@ def pool_many(
     """Pool many meta-analyses at once: one per row of ``Y``/``V``, NaN-padded where k differs.
 
     Parameters are those of :func:`pool`, plus ``tau2_ci``: set it to False in batch work that does not need
-    the Q-profile intervals for tau^2, I^2 and H^2 (they are then NaN); it roughly halves the time.
+    the Q-profile intervals for tau^2, I^2 and H^2 (they are then NaN).
     Returns every field as an array (``PoolManyResult``).
+
+    ``Y`` and ``V`` (or ``sei``) may be dask arrays of shape (m, k), chunked by rows (analyses): each chunk is
+    then checked and pooled in its own task (``mt_evidence.stats.distributed.map_analyses``), on a
+    dask.distributed cluster when a Client is active, so memory is bounded by the chunk size; the result is
+    the same ``PoolManyResult``, in memory. dask is needed only then (``pip install mt_evidence[dask]``).
 
     Validated against: metafor 3.8 ``rma.uni(yi, vi, method=, test=)``, ``confint()`` and ``predict()``,
     row by row (tests/reference).
     """
     conv = resolve(preset=preset, method=method, test=test, adhoc=adhoc, level=level, pi_type=pi_type,
                    i2_type=i2_type)
+    if any(distributed.is_dask_collection(a) for a in (Y, V, sei)):
+        return _pool_many_chunks(Y, V, sei, conv, tau2_ci=tau2_ci)
     Vv = _variances(V, sei)
     Yarr = _as_2d("yi", Y, allow_nan=True)
     Varr = _as_2d("vi" if sei is None else "sei", Vv, allow_nan=True)
-    _check_inputs(Yarr, Varr, padded=True)
-    return _pool_arrays(Yarr, Varr, conv, tau2_ci=tau2_ci)
+    pad = _check_inputs(Yarr, Varr, padded=True)
+    return _pool_arrays(Yarr, Varr, conv, tau2_ci=tau2_ci, pad=pad)
 
 
-def _pool_arrays(Y: np.ndarray, V: np.ndarray, conv: Conventions, *, tau2_ci: bool = True) -> PoolManyResult:
-    batch = engine.Batch.from_arrays(Y, V)
-    fa = engine.fit(batch, conv)
-    pi_lo, pi_hi = engine.prediction_interval(fa, conv)
-    if conv.method == "FE" or not tau2_ci:
-        nan = np.full(len(fa.k), np.nan)
-        t_lo, t_hi = nan, nan.copy()
-    else:
-        t_lo, t_hi = engine.tau2_ci_qprofile(batch, conv.level)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if conv.i2_type == "q" or conv.method == "FE":
-            i_lo, i_hi = engine.i2_ci_higgins(fa.q, fa.k, conv.level)
-            h_lo, h_hi = 1 / (1 - i_lo / 100), 1 / (1 - i_hi / 100)
-        else:
-            i_lo = 100 * t_lo / (fa.vt + t_lo)
-            i_hi = 100 * t_hi / (fa.vt + t_hi)
-            h_lo = t_lo / fa.vt + 1
-            h_hi = t_hi / fa.vt + 1
-    return PoolManyResult(
-        estimate=fa.b[:, 0],
-        se=fa.se[:, 0],
-        stat=fa.stat[:, 0],
-        p=fa.pval[:, 0],
-        ci_low=fa.ci_low[:, 0],
-        ci_high=fa.ci_high[:, 0],
-        pi_low=pi_lo,
-        pi_high=pi_hi,
-        tau2=fa.tau2,
-        tau2_se=fa.tau2_se,
-        tau2_ci_low=t_lo,
-        tau2_ci_high=t_hi,
-        tau=np.sqrt(fa.tau2),
-        i2=fa.i2,
-        i2_ci_low=i_lo,
-        i2_ci_high=i_hi,
-        h2=fa.h2,
-        h2_ci_low=h_lo,
-        h2_ci_high=h_hi,
-        q=fa.q,
-        q_df=fa.q_df,
-        q_p=fa.q_p,
-        k=fa.k,
-        df=fa.df,
-        s2w=fa.s2w,
-        loglik=fa.loglik,
-        weights=fa.weights,
-        test_used=fa.test_used,
-        conventions=conv,
-    )
+def _pool_many_chunks(Y, V, sei, conv: Conventions, *, tau2_ci: bool) -> PoolManyResult:
+    """``pool_many`` on dask arrays: one task per chunk of rows (distributed.map_analyses), each checking and
+    pooling its own rows, so that memory is bounded by the chunk size; the result is in memory."""
+    if (V is None) == (sei is None):
+        raise ValueError("give exactly one of vi (sampling variances) or sei (standard errors)")
+    second = V if sei is None else sei
+    for name, a in (("yi", Y), ("vi" if sei is None else "sei", second)):
+        if len(getattr(a, "shape", ())) != 2:
+            raise ValueError(f"{name} as a dask array must be 2-D (one meta-analysis per row); got shape "
+                             f"{getattr(a, 'shape', None)}")
+    if tuple(Y.shape) != tuple(second.shape):
+        raise ValueError(f"yi and vi must have the same shape; got {tuple(Y.shape)} and {tuple(second.shape)}")
+    out = distributed.map_analyses(_pool_block, Y, second, row_offset="offset", conv=conv, tau2_ci=tau2_ci,
+                                   se=sei is not None)
+    return PoolManyResult(**out, conventions=conv)
+
+
+def _pool_block(Y, V, *, conv: Conventions, tau2_ci: bool, se: bool, offset: int = 0) -> dict:
+    """Check and pool one chunk of rows (first row ``offset``): the task behind ``pool_many`` on dask arrays."""
+    Vv = _variances(None, V) if se else V
+    Yarr = _as_2d("yi", Y, allow_nan=True, offset=offset)
+    Varr = _as_2d("sei" if se else "vi", Vv, allow_nan=True, offset=offset)
+    pad = _check_inputs(Yarr, Varr, padded=True, offset=offset)
+    return intercept.pool_columns(intercept.Studies.from_rows(Yarr, Varr, pad), conv, tau2_ci=tau2_ci)
+
+
+def _pool_arrays(Y: np.ndarray, V: np.ndarray, conv: Conventions, *, tau2_ci: bool = True,
+                 pad: np.ndarray | None = None, tau2: np.ndarray | None = None) -> PoolManyResult:
+    """Pool every row; ``tau2`` (one value per row) fixes tau^2 instead of estimating it (metafor ``rma(tau2=)``;
+    then there is no Q-profile interval)."""
+    fields_ = intercept.pool_columns(intercept.Studies.from_rows(Y, V, pad), conv, tau2_ci=tau2_ci and tau2 is None,
+                                     tau2=tau2)
+    return PoolManyResult(**fields_, conventions=conv)
 
 
 def pool(
@@ -448,6 +425,7 @@ def pool(
     i2_type: str | None = None,
     preset: str | None = None,
     labels: Sequence[str] | None = None,
+    tau2: float | None = None,
 ) -> PoolResult:
     """Pool one meta-analysis (inverse-variance, common or random effects).
 
@@ -473,6 +451,12 @@ def pool(
         Set all conventions at once; explicit arguments override single ones.
     labels : sequence of str
         Study labels, kept for tables and plots.
+    tau2 : float, optional
+        A given tau^2 (>= 0) used instead of estimating it, as metafor's ``rma(tau2=)``: e.g. RevMan 5's
+        DerSimonian-Laird tau^2 from a Mantel-Haenszel Q (:func:`pool_binary` with ``preset="revman5"``). The
+        random-effects weights, estimate, CI, prediction interval, I^2 (``i2_type="tau2"``) and the SE of tau^2
+        (``method``'s formula at the given value, as metafor) use it; it has no Q-profile CI (NaN, as metafor's
+        ``confint`` refuses it). Needs a random-effects ``method``.
 
     Returns
     -------
@@ -495,5 +479,16 @@ def pool(
     _check_inputs(y, v, padded=False)
     if labels is not None and len(labels) != y.shape[1]:
         raise ValueError(f"labels has {len(labels)} entries but there are {y.shape[1]} studies")
-    many = _pool_arrays(y, v, conv)
-    return many.row(0, labels=labels, yi=y[0], vi=v[0])
+    if tau2 is None:
+        return _pool_arrays(y, v, conv).row(0, labels=labels, yi=y[0], vi=v[0])
+    try:
+        t = float(tau2)
+    except (TypeError, ValueError):
+        raise TypeError(f"tau2 must be a number (a given tau^2 >= 0); got {tau2!r}") from None
+    if not np.isfinite(t) or t < 0:
+        raise ValueError(f"tau2 must be a finite number >= 0; got {tau2!r}")
+    if conv.method == "FE":
+        raise ValueError("a given tau2 needs a random-effects method (e.g. method='DL'); method='FE' has tau^2 = 0")
+    res = _pool_arrays(y, v, conv, tau2=np.array([t])).row(0, labels=labels, yi=y[0], vi=v[0])
+    notes = tuple(n for n in res.notes if not n.startswith("one study: tau^2 is not estimable"))
+    return replace(res, notes=notes + (f"tau^2 = {t:.6g} given, not estimated (metafor rma(tau2=)); no Q-profile CI",))

@@ -367,6 +367,15 @@ def pool_analysis(yi, vi, labels, config: AnalysisConfig | None = None, **pool_k
 # ------------------------------------------------------------------------------------------ assembling
 
 
+#: why a row is not used when another time point or instrument of its trial is (a candidate of the multiverse)
+OTHER_POINT_USED = "another time point or instrument of this trial is used in this window"
+
+
+def instrument_rank(outcome: str, instrument: str, config: AnalysisConfig) -> int:
+    """Position of an instrument in the outcome's preference list (``[instruments]``; unlisted ones last)."""
+    return _instrument_rank(outcome, instrument, config)
+
+
 def _instrument_rank(outcome: str, instrument: str, config: AnalysisConfig) -> int:
     prefs = config.instruments.get(outcome, [])
     for i, p in enumerate(prefs):
@@ -422,15 +431,44 @@ def has_technique(value, token: str) -> bool:
     return isinstance(value, str) and token in [t.strip() for t in value.replace(",", ";").split(";")]
 
 
-def _sides(g: pd.DataFrame):
+def comparisons_of(vocabulary=None) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """The comparisons of a vocabulary (docs/methods.md section 18); the package's own for the default."""
+    return COMPARISONS if vocabulary is None or vocabulary.is_default else vocabulary.comparison_map()
+
+
+def controls_of(vocabulary=None) -> tuple[str, ...]:
+    return CONTROLS if vocabulary is None or vocabulary.is_default else vocabulary.controls
+
+
+def comparison_order(vocabulary=None) -> tuple[str, ...]:
+    """Every comparison in display order."""
+    return ALL_COMPARISONS if vocabulary is None or vocabulary.is_default else tuple(comparisons_of(vocabulary))
+
+
+def views_of(vocabulary=None) -> tuple[str, ...]:
+    """The labelled "any control" views, never used for a verdict."""
+    return ANY_CONTROL_VIEWS if vocabulary is None or vocabulary.is_default else vocabulary.views()
+
+
+def labels_of(comparison: str, vocabulary=None) -> tuple[str, str]:
+    """(first, second) labels of a comparison."""
+    if vocabulary is not None and not vocabulary.is_default and vocabulary.comparison(comparison) is not None:
+        return vocabulary.comparison_labels(comparison)
+    return COMPARISON_LABELS.get(comparison, (comparison, ""))
+
+
+def _sides(g: pd.DataFrame, vocabulary=None):
     """Yield (comparison, first rows, second rows, control types) for every comparison the arms support."""
     rows = [r for _, r in g.iterrows()]
-    for comp, (first, seconds) in COMPARISONS.items():
+    controls = set(controls_of(vocabulary))
+    for comp, (first, seconds) in comparisons_of(vocabulary).items():
         a_rows = [r for r in rows if r["intervention"] == first]
         b_rows = [r for r in rows if r["intervention"] in seconds]
         if a_rows and b_rows:
-            yield comp, a_rows, b_rows, (sorted({r["intervention"] for r in b_rows}) if set(seconds) <= set(CONTROLS)
+            yield comp, a_rows, b_rows, (sorted({r["intervention"] for r in b_rows}) if set(seconds) <= controls
                                          else [])
+    if vocabulary is not None and not vocabulary.is_default:
+        return  # technique comparisons are manual therapy's own (section 1)
     for comp, (t1, t2) in TECHNIQUE_COMPARISONS.items():
         mt = [r for r in rows if r["intervention"] == "manual_therapy"]
         a_rows = [r for r in mt if has_technique(r["technique"], t1) and not has_technique(r["technique"], t2)]
@@ -450,7 +488,7 @@ def _arm_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
     out = []
     keys = ["study_id", "outcome", "instrument", "timepoint_weeks", "value_type", "adjusted"]
     for key, g in arms.groupby(keys, dropna=False, sort=True):
-        for comp, a_rows, b_rows, controls in _sides(g):
+        for comp, a_rows, b_rows, controls in _sides(g, ev.vocabulary):
             a, note_a = _side_summary(a_rows)
             b, note_b = _side_summary(b_rows)
             hiw = bool(a_rows[0]["higher_is_worse"])
@@ -538,9 +576,9 @@ def _contrast_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
             n1 = arm_n(r["study_id"], a1, r["outcome"], r["timepoint_weeks"])
         if pd.isna(n2):
             n2 = arm_n(r["study_id"], a2, r["outcome"], r["timepoint_weeks"])
-        if intervention_rank(i1) > intervention_rank(i2):
+        if intervention_rank(i1, ev.vocabulary) > intervention_rank(i2, ev.vocabulary):
             est, i1, i2, a1, a2, n1, n2 = -est, i2, i1, a2, a1, n2, n1
-        for comp, (first, seconds) in COMPARISONS.items():
+        for comp, (first, seconds) in comparisons_of(ev.vocabulary).items():
             if i1 != first or i2 not in seconds:
                 continue
             hiw = bool(r["higher_is_worse"])
@@ -554,7 +592,7 @@ def _contrast_effects(ev: Evidence, config: AnalysisConfig) -> list[dict]:
                 study_id=r["study_id"], comparison=comp, outcome=r["outcome"], instrument=r["instrument"],
                 timepoint_weeks=r["timepoint_weeks"], value_type="contrast",
                 adjusted=bool(r["adjusted"]) if not pd.isna(r["adjusted"]) else False,
-                control_type=i2 if set(seconds) <= set(CONTROLS) else "", arm1=a1, arm2=a2, n1=n1, n2=n2,
+                control_type=i2 if set(seconds) <= set(controls_of(ev.vocabulary)) else "", arm1=a1, arm2=a2, n1=n1, n2=n2,
                 technique1=(r["technique1"] if i1 == r["intervention1"] else r["technique2"]) or "",
                 technique2=(r["technique2"] if i1 == r["intervention1"] else r["technique1"]) or "",
                 md=md, md_se=se, **_on_100(md, se, r["instrument"], r["scale_min"], r["scale_max"], config),
@@ -672,14 +710,18 @@ def comparison_frame(ev: Evidence, config: AnalysisConfig | None = None, *, meas
                         kind="mergesort")
     dup = df["used"] & df[df["used"]].duplicated(key, keep="first").reindex(df.index, fill_value=False)
     df.loc[dup, "used"] = False
-    df.loc[dup, "why_not"] = "another time point or instrument of this trial is used in this window"
+    df.loc[dup, "why_not"] = OTHER_POINT_USED
     st = ev.studies.set_index("study_id")
     df["population"] = [st["population"].get(s) for s in df["_trial"]]
     df["rob_overall"] = [st["rob_overall"].get(s) if st["rob_overall"].get(s) else "not assessed"
                          for s in df["_trial"]]
     df["co_intervention_differs"] = [_co_intervention(ev, s, a) for s, a in zip(df["_trial"], df["arm1"])]
     df = df.drop(columns=["_nboth", "_irank", "_dist", "_n1", "_split", "_trial"])
-    return df.sort_values(["comparison", "outcome", "window", "study_id"], kind="mergesort").reset_index(drop=True)
+    df = df.sort_values(["comparison", "outcome", "window", "study_id"], kind="mergesort").reset_index(drop=True)
+    if not ev.vocabulary.is_default:
+        df.attrs["comparison_order"] = comparison_order(ev.vocabulary)
+        df.attrs["views"] = views_of(ev.vocabulary)
+    return df
 
 
 def _co_intervention(ev: Evidence, study_id: str, arm) -> bool:
@@ -715,8 +757,10 @@ def pool_windows(frame: pd.DataFrame, config: AnalysisConfig | None = None, **po
     out = []
     used = frame.loc[frame["used"].astype(bool)]  # .loc: an empty frame must keep its columns
     order = {w.name: i for i, w in enumerate(config.windows)}
+    comps = frame.attrs.get("comparison_order") or ALL_COMPARISONS
+    rank = {c: i for i, c in enumerate(comps)}
     for (comp, outcome, window), g in sorted(used.groupby(["comparison", "outcome", "window"]),
-                                             key=lambda t: (ALL_COMPARISONS.index(t[0][0]), t[0][1],
+                                             key=lambda t: (rank.get(t[0][0], len(rank)), t[0][0], t[0][1],
                                                             order.get(t[0][2], 9))):
         g = g.sort_values("study_id")
         r = pool_analysis(g["yi"].to_numpy(float), g["vi"].to_numpy(float), list(g["study_id"]), config, **pool_kw)

@@ -127,11 +127,12 @@ class ClaimResult:
     context: tuple[dict, ...] = ()
 
 
-def load_claims(path: str | Path | None = None) -> list[Claim]:
-    """Read the claims file (TOML); ``None`` gives the package's nine clinic claims."""
+def load_claims(path: str | Path | None = None, vocabulary=None) -> list[Claim]:
+    """Read the claims file (TOML); ``None`` gives the package's nine clinic claims. ``vocabulary``: a review's
+    own vocabulary, whose comparisons the claims may then test (docs/methods.md section 18)."""
     spec, src = read_toml(path, "claims.toml")
     claims, problems = [], []
-    known = set(A.ALL_COMPARISONS)
+    known = set(A.comparison_order(vocabulary))
     for i, c in enumerate(spec.get("claim", []), start=1):
         if "id" not in c or "text" not in c:
             problems.append(f"claim {i}: needs id and text")
@@ -155,7 +156,7 @@ def load_claims(path: str | Path | None = None) -> list[Claim]:
                 problems.append(f"claim {c['id']} test {j}: unknown comparison {t['comparison']!r} "
                                 f"(known: {', '.join(sorted(known))})")
                 continue
-            if t["comparison"] in A.ANY_CONTROL_VIEWS:
+            if t["comparison"] in A.views_of(vocabulary):
                 problems.append(f"claim {c['id']} test {j}: {t['comparison']!r} pools sham with usual care, advice "
                                 "and wait list, which answer different questions; test the claim on "
                                 f"{t['comparison'].replace('_control', '_sham')!r} and/or "

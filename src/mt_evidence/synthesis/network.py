@@ -29,14 +29,44 @@ _NETWORK_COMPARISONS = tuple(c for c in A.COMPARISONS if c not in A.ANY_CONTROL_
                              and c != "more_vs_fewer_sessions")
 
 
-def _second_node(comparison: str, control_type: str) -> str:
-    first, seconds = A.COMPARISONS[comparison]
-    return control_type if set(seconds) <= set(A.CONTROLS) else seconds[0]
+def nodes_of(vocabulary=None) -> tuple[str, ...]:
+    """The network's treatments: the package's, or a review's declared ones (docs/methods.md section 18)."""
+    return NODES if vocabulary is None or vocabulary.is_default else vocabulary.network_nodes
 
 
-def _arm_nodes(trial: str, a: pd.DataFrame, config: A.AnalysisConfig, left: list[dict]) -> list[dict]:
+def node_labels(vocabulary=None) -> dict[str, str]:
+    return NODE_LABELS if vocabulary is None or vocabulary.is_default else vocabulary.treatment_labels()
+
+
+def components_of(vocabulary=None) -> dict[str, list[str]]:
+    return COMPONENTS if vocabulary is None or vocabulary.is_default else vocabulary.components()
+
+
+def reference_order(vocabulary=None) -> tuple[str, ...]:
+    """Preferred reference nodes: the controls in declared order, then the active cares from the last declared."""
+    if vocabulary is None or vocabulary.is_default:
+        return REFERENCE_ORDER
+    active = [t for t in vocabulary.network_nodes if t not in vocabulary.controls]
+    return tuple(c for c in vocabulary.controls if c in vocabulary.network_nodes) + tuple(reversed(active))
+
+
+def network_comparisons(vocabulary=None) -> tuple[str, ...]:
+    """The pairwise comparisons whose rows carry the network's data (no labelled views, technique or dose rows)."""
+    if vocabulary is None or vocabulary.is_default:
+        return _NETWORK_COMPARISONS
+    return tuple(c for c in A.comparisons_of(vocabulary) if c not in A.views_of(vocabulary))
+
+
+def _second_node(comparison: str, control_type: str, vocabulary=None) -> str:
+    first, seconds = A.comparisons_of(vocabulary)[comparison]
+    return control_type if set(seconds) <= set(A.controls_of(vocabulary)) else seconds[0]
+
+
+def _arm_nodes(trial: str, a: pd.DataFrame, config: A.AnalysisConfig, left: list[dict],
+               nodes_allowed: tuple[str, ...] = NODES) -> list[dict]:
     """One trial's arms at one instrument and time as network nodes (arms of one node combined by the Handbook
     formula), each mean and its variance on 0-100, oriented so that lower is better; [] when fewer than two."""
+    NODES = nodes_allowed  # noqa: N806
     other = a[~a["intervention"].isin(NODES)]
     for r in other.itertuples():
         left.append({"study": trial, "what": f"arm {r.arm}", "why": f"intervention '{r.intervention}' is not "
@@ -77,7 +107,7 @@ def _control_trials(ev: Evidence, arms_all: pd.DataFrame, outcome: str, window: 
     out: list[dict] = []
     sub = arms_all[(arms_all["outcome"] == outcome) & ~arms_all["study_id"].isin(done)]
     for trial, g in sub.groupby("study_id", sort=True):
-        if not set(g["intervention"]) <= set(A.CONTROLS) or g["intervention"].nunique() < 2:
+        if not set(g["intervention"]) <= set(A.controls_of(ev.vocabulary)) or g["intervention"].nunique() < 2:
             continue
         g = g[[t == t and w.contains(t) for t in g["timepoint_weeks"]]]
         if g.empty:
@@ -90,7 +120,7 @@ def _control_trials(ev: Evidence, arms_all: pd.DataFrame, outcome: str, window: 
         key = min(keys, key=lambda k: (A._instrument_rank(outcome, k[0], config), abs(k[1] - w.target), -k[1]))
         a = g[(g["instrument"] == key[0]) & (g["timepoint_weeks"] == key[1]) & (g["value_type"] == key[2])
               & (g["adjusted"].fillna(False).astype(bool) == key[3])]
-        out += _arm_nodes(trial, _flip_change_sign(a), config, left)
+        out += _arm_nodes(trial, _flip_change_sign(a), config, left, nodes_of(ev.vocabulary))
     return out
 
 
@@ -105,7 +135,7 @@ def network_input(ev: Evidence, outcome: str, window: str, config: A.AnalysisCon
     config = config or A.load_config()
     frame = A.comparison_frame(ev, config) if frame is None else frame
     f = frame.loc[frame["used"].astype(bool) & (frame["outcome"] == outcome) & (frame["window"] == window)
-                  & frame["comparison"].isin(_NETWORK_COMPARISONS)].copy()
+                  & frame["comparison"].isin(network_comparisons(ev.vocabulary))].copy()
     f["_trial"] = f["study_id"].str.replace(r" \(.*\)$", "", regex=True)
     arms_all = ev.arms
     arms_all = arms_all[(arms_all["role"].fillna("primary") == "primary") & arms_all["mean"].notna()]
@@ -120,14 +150,14 @@ def network_input(ev: Evidence, outcome: str, window: str, config: A.AnalysisCon
                          & (arms_all["value_type"] == key["value_type"])
                          & (arms_all["adjusted"].fillna(False).astype(bool) == bool(key["adjusted"]))].copy()
             a = _flip_change_sign(a)
-            arm_rows += _arm_nodes(trial, a, config, left)
+            arm_rows += _arm_nodes(trial, a, config, left, nodes_of(ev.vocabulary))
             continue
         # printed differences only
         rows = []
         for r in g.itertuples():
-            first = A.COMPARISONS[r.comparison][0]
+            first = A.comparisons_of(ev.vocabulary)[r.comparison][0]
             rows.append({"study": r.study_id, "trial": trial, "treat1": first,
-                         "treat2": _second_node(r.comparison, r.control_type), "yi": r.yi, "se": np.sqrt(r.vi),
+                         "treat2": _second_node(r.comparison, r.control_type, ev.vocabulary), "yi": r.yi, "se": np.sqrt(r.vi),
                          "n1": r.n1, "n2": r.n2})
         nodes = {x for r in rows for x in (r["treat1"], r["treat2"])}
         split = any(r["study"] != trial for r in rows)
@@ -207,16 +237,17 @@ def analyse_network(ev: Evidence, outcome: str, window: str, config: A.AnalysisC
     c = contrasts[contrasts["study"].isin(studies)].drop(columns=["trial"])
     if len(nodes) < 2:
         return NetworkAnalysis(outcome, window, None, None, arms, contrasts, tuple(left), "fewer than two nodes")
-    reference = next((r for r in REFERENCE_ORDER if r in nodes), sorted(nodes)[0])
+    reference = next((r for r in reference_order(ev.vocabulary) if r in nodes), sorted(nodes)[0])
     data, extra = (a, c if len(c) else None) if len(a) else (c, None)
     try:
         res = N.network_meta(data, contrasts=extra, reference=reference, method=method)
     except N.NetworkInputError as err:
         return NetworkAnalysis(outcome, window, None, None, arms, contrasts, tuple(left), str(err))
     comp = None
-    if "combined" in nodes and {"manual_therapy", "exercise"} & nodes:
+    components = {t: c for t, c in components_of(ev.vocabulary).items() if t in nodes and set(c) & nodes}
+    if components:
         try:
-            comp = N.component_network_meta(data, COMPONENTS, contrasts=extra, reference=reference, method=method)
+            comp = N.component_network_meta(data, components, contrasts=extra, reference=reference, method=method)
         except N.NetworkInputError as err:
             left.append({"study": "", "what": "component model", "why": str(err)})
     return NetworkAnalysis(outcome, window, res, comp, arms, contrasts, tuple(left))
@@ -253,7 +284,10 @@ def network_over_time_input(ev: Evidence, outcome: str, config: A.AnalysisConfig
         left += [{**x, "window": w.name} for x in lo]
         per[w.name] = (arms, con, _parts(arms, con))
     present = {w: set().union(*[p[0] for p in v[2]]) if v[2] else set() for w, v in per.items()}
-    ranked = sorted(REFERENCE_ORDER, key=lambda r: (-sum(r in s for s in present.values()), REFERENCE_ORDER.index(r)))
+    order = reference_order(ev.vocabulary)
+    if not any(r in s for r in order for s in present.values()):
+        order = tuple(sorted(set().union(*present.values()))) or order
+    ranked = sorted(order, key=lambda r: (-sum(r in s for s in present.values()), order.index(r)))
     reference = ranked[0]
     arms_out, con_out = [], []
     for w, (arms, con, parts) in per.items():
@@ -263,7 +297,7 @@ def network_over_time_input(ev: Evidence, outcome: str, config: A.AnalysisConfig
                 continue
             for s in sorted(studies):
                 left.append({"study": s, "what": "trial", "window": w, "why": (
-                    f"not connected to {NODE_LABELS.get(reference, reference)} in this window (its treatments "
+                    f"not connected to {node_labels(ev.vocabulary).get(reference, reference)} in this window (its treatments "
                     f"{', '.join(sorted(nodes))})")})
         if main is None:
             continue

@@ -18,12 +18,16 @@ class ReportSettings:
     claims: list
     overrides: grade.Overrides
     source: str = "default"
+    #: where the claims came from: "default" (the package's clinic claims) or the claims file
+    claims_source: str = "default"
 
 
-def load_settings(path: str | Path | None = None) -> ReportSettings:
+def load_settings(path: str | Path | None = None, vocabulary=None) -> ReportSettings:
     """Report settings: an analysis TOML (windows, thresholds, pooling) with an optional ``[report]`` table
     naming a claims file (``claims``) and a reviewer's certainty overrides file (``overrides``), relative to the
-    settings file."""
+    settings file. With a review's own ``vocabulary`` the package's clinic claims do not apply: no claim is tested
+    unless the settings name a claims file, whose tests may use the review's comparisons (docs/methods.md
+    section 18)."""
     cfg = A.load_config(path)
     claims_path = overrides_path = None
     if path is not None:
@@ -33,11 +37,13 @@ def load_settings(path: str | Path | None = None) -> ReportSettings:
             claims_path = _inside(base, spec["claims"], path, "claims")
         if "overrides" in spec:
             overrides_path = _inside(base, spec["overrides"], path, "overrides")
-    claims = C.load_claims(claims_path)
+    own = vocabulary is not None and not vocabulary.is_default
+    claims = [] if own and claims_path is None else C.load_claims(claims_path, vocabulary)
     problems = claim_window_problems(claims, cfg)
     if problems:
         raise ValueError(f"{claims_path or 'claims.toml (default)'}: " + "; ".join(problems))
-    return ReportSettings(cfg, claims, grade.Overrides.load(overrides_path), "default" if path is None else str(path))
+    return ReportSettings(cfg, claims, grade.Overrides.load(overrides_path), "default" if path is None else str(path),
+                          "default" if claims_path is None else str(claims_path))
 
 
 def _inside(base: Path, value, settings: str | Path, key: str) -> Path:
