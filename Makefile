@@ -61,6 +61,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_pool_many.py
 	$(BIN)/python benchmarks/bench_report.py
 	$(BIN)/python benchmarks/bench_robust.py
+	$(BIN)/python benchmarks/bench_scale.py --rows 1000000
 
 # Regenerate the metafor reference values (needs R with metafor, metadat, jsonlite)
 reference:

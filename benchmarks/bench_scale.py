@@ -6,7 +6,8 @@ Two timings of each: the library calls (``validate_path``; ``build_processed`` o
 the commands as a user runs them (``mt-evidence validate`` and ``mt-evidence build``, which loads and validates
 before building; each in its own process, with its peak memory). The load average is printed before and after:
 the machine has 2 cores shared with other work, so say how busy it was when quoting the numbers.
-Run: ``.venv/bin/python benchmarks/bench_scale.py --rows 1000000`` (default: 100,000 rows; ``make bench`` does not run it).
+Run: ``.venv/bin/python benchmarks/bench_scale.py --rows 1000000`` (default: 100,000 rows; ``make bench`` runs it at
+1,000,000).
 """
 
 from __future__ import annotations
@@ -38,6 +39,16 @@ def make_evidence(folder: Path, arm_rows: int) -> int:
         big["study_id"] = big["study_id"] + "X" + (big.index // len(df)).astype(str)
         big.to_csv(folder / f"{name}.csv", index=False)
     return copies * len(ar)
+
+
+def make_duplicates(folder: Path, duplicates: int) -> None:
+    """The synthetic fixture with its first arm row repeated ``duplicates`` times: each copy is a problem that
+    names the row it repeats (the check was quadratic once: 20,000 duplicates took 416 s)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("studies", "contrasts"):
+        shutil.copy(FIX / f"{name}.csv", folder / f"{name}.csv")
+    ar = pd.read_csv(FIX / "arms.csv", dtype=str, keep_default_na=False)
+    pd.concat([ar] + [ar.iloc[:1]] * duplicates, ignore_index=True).to_csv(folder / "arms.csv", index=False)
 
 
 def best_of(fn, repeat: int) -> float:
@@ -78,6 +89,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--no-build", action="store_true", help="time validate only")
+    ap.add_argument("--duplicates", type=int, default=20_000,
+                    help="also time validate of the fixture with this many duplicate arm rows (0: skip)")
     args = ap.parse_args(argv)
     import mt_evidence as me
 
@@ -95,7 +108,14 @@ def main(argv=None) -> int:
             del ev
             c_build, m_build = best_command(["build", "--data", str(ev_dir), "--out", str(out)], args.repeat)
             shutil.rmtree(out, ignore_errors=True)
+        if args.duplicates:
+            dup_dir = Path(td) / "dup"
+            make_duplicates(dup_dir, args.duplicates)
+            found = []
+            t_dup = best_of(lambda: found.append(len(me.validate_path(dup_dir))), args.repeat)
     print(f"load average (1/5/15 min) after: {load()}")
+    if args.duplicates:
+        print(f"{args.duplicates:,} duplicate arm rows: validate {t_dup:.1f} s, {found[-1]:,} problems named")
     print(f"{n:,} arm rows: validate {t_validate:.1f} s, build {t_build:.1f} s (library calls; build of loaded evidence)")
     print(f"{n:,} arm rows: mt-evidence validate {c_validate:.1f} s (peak {m_validate:,.0f} MB), mt-evidence build "
           f"{c_build:.1f} s (peak {m_build:,.0f} MB) (goal: under 30 s each at 1,000,000)")

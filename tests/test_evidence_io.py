@@ -443,3 +443,24 @@ def test_csv_export_writes_what_pandas_writes():
         assert csv_bytes(frame) == reference(frame)
         # every digit (the RevMan import writes its numbers so): pandas' own text of each float
         assert csv_bytes(frame, float_format=None) == reference(frame, None)
+
+
+def test_validate_and_build_report_each_step_of_their_progress(clean, tmp_path):
+    """The progress bars of `validate` and `build` advance once per declared step: VALIDATE_STEPS messages while
+    loading (reading, each table, rules across rows, plausibility), BUILD_STEPS while building, so that a bar sized
+    by them ends full and never runs past its end."""
+    from mt_evidence.evidence.build import BUILD_STEPS, build_processed
+    from mt_evidence.evidence.io import VALIDATE_STEPS, check_path, load_evidence
+    from mt_evidence.evidence.validation import TABLE_FILES
+
+    said = []
+    assert check_path(clean, progress=said.append) == ([], [])
+    assert len(said) == VALIDATE_STEPS
+    assert said[0] == "reading the files" and said[-1] == "checking plausibility"
+    assert [f"checking {t}" for t in TABLE_FILES] == said[1:1 + len(TABLE_FILES)]
+    loading = []
+    ev = load_evidence(clean, progress=loading.append)
+    assert loading == said
+    building = []
+    build_processed(ev, tmp_path / "processed", progress=building.append)
+    assert len(building) == BUILD_STEPS
