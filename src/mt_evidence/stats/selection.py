@@ -84,10 +84,17 @@ class _Model:
     grp: np.ndarray  # interval of each study (0-based)
     segs: list
     n: int
+    X: np.ndarray | None = None  # design matrix (k x p); None: the mean is one number (p = 1)
 
-    def loglik(self, mu: float, tau2: float, delta: np.ndarray, grad: bool = False):
-        """Log-likelihood and (optionally) its gradient in (mu, tau2, delta_1..delta_N)."""
+    @property
+    def p(self) -> int:
+        return 1 if self.X is None else self.X.shape[1]
+
+    def loglik(self, beta, tau2: float, delta: np.ndarray, grad: bool = False):
+        """Log-likelihood and (optionally) its gradient in (beta, tau2, delta_1..delta_N); without a design matrix
+        ``beta`` is the mean mu, else the means are ``X @ beta``."""
         y, v = self.y, self.v
+        mu = beta if self.X is None else self.X @ beta
         s2 = v + tau2
         s = np.sqrt(s2)
         P = np.empty((len(y), self.n))
@@ -108,39 +115,44 @@ class _Model:
         ll = float(np.sum(np.log(delta[self.grp]) - 0.5 * np.log(2 * np.pi * s2) - 0.5 * r**2 / s2 - np.log(A)))
         if not grad:
             return ll
-        g_mu = np.sum(r / s2 - (dPm @ delta) / A)
+        if self.X is None:
+            g_mu = [np.sum(r / s2 - (dPm @ delta) / A)]
+        else:
+            g_mu = self.X.T @ (r / s2 - (dPm @ delta) / A)
         g_t2 = np.sum(-0.5 / s2 + 0.5 * r**2 / s2**2 - (dPt @ delta) / A)
         counts = np.bincount(self.grp, minlength=self.n)
         g_delta = counts / delta - (P / A[:, None]).sum(axis=0)
-        return ll, np.concatenate([[g_mu, g_t2], g_delta])
+        return ll, np.concatenate([g_mu, [g_t2], g_delta])
 
 
 def _to_delta(x: np.ndarray) -> np.ndarray:
     return DELTA_MAX / (1 + np.exp(-x))
 
 
-def _fit(model: _Model, mu0: float, tau2_0: float | None, *, estimate_tau2: bool) -> tuple[float, float, np.ndarray,
-                                                                                          float, bool]:
-    """Maximise over mu, log tau^2 (when estimated) and the logits of delta_2..delta_N (metafor's scales)."""
+def _fit(model: _Model, beta0, tau2_0: float | None, *, estimate_tau2: bool):
+    """Maximise over beta, log tau^2 (when estimated) and the logits of delta_2..delta_N (metafor's scales).
+    Returns (beta, tau2, delta, loglik, converged); beta is a float without a design matrix, else an array."""
     nd = model.n - 1
+    p = model.p
 
     def unpack(th):
-        mu = th[0]
-        tau2 = float(np.exp(th[1])) if estimate_tau2 else 0.0
-        xd = th[1 + estimate_tau2:]
+        beta = th[0] if model.X is None else th[:p]
+        tau2 = float(np.exp(th[p])) if estimate_tau2 else 0.0
+        xd = th[p + estimate_tau2:]
         delta = np.concatenate([[1.0], _to_delta(xd)])
-        return mu, tau2, delta, xd
+        return beta, tau2, delta, xd
 
     def negll(th):
-        mu, tau2, delta, xd = unpack(th)
+        beta, tau2, delta, xd = unpack(th)
         if estimate_tau2 and tau2 < np.finfo(float).eps * 10:
             tau2 = 0.0
-        ll, g = model.loglik(mu, tau2, delta, grad=True)
-        gd = g[3:] * delta[1:] * (DELTA_MAX - delta[1:]) / DELTA_MAX
-        gt = [g[1] * tau2] if estimate_tau2 else []
-        return -ll, -np.concatenate([[g[0]], gt, gd])
+        ll, g = model.loglik(beta, tau2, delta, grad=True)
+        gd = g[p + 2:] * delta[1:] * (DELTA_MAX - delta[1:]) / DELTA_MAX
+        gt = [g[p] * tau2] if estimate_tau2 else []
+        return -ll, -np.concatenate([g[:p], gt, gd])
 
-    start = [mu0] + ([np.log(tau2_0 + 0.001)] if estimate_tau2 else []) + [np.log(1 / (DELTA_MAX - 1))] * nd
+    start = (list(np.atleast_1d(beta0)) + ([np.log(tau2_0 + 0.001)] if estimate_tau2 else [])
+             + [np.log(1 / (DELTA_MAX - 1))] * nd)
     th = np.asarray(start, float)
     ok = False
     for _ in range(3):  # restart BFGS from its own end point: its inverse-Hessian guess resets
@@ -150,19 +162,21 @@ def _fit(model: _Model, mu0: float, tau2_0: float | None, *, estimate_tau2: bool
             th = res.x
             break
         th = res.x
-    mu, tau2, delta, _ = unpack(th)
+    beta, tau2, delta, _ = unpack(th)
     if estimate_tau2 and tau2 < np.finfo(float).eps * 10:
         tau2 = 0.0
-    return float(mu), float(tau2), delta, model.loglik(mu, tau2, delta), ok
+    beta = float(beta) if model.X is None else np.array(beta, float)
+    return beta, float(tau2), delta, model.loglik(beta, tau2, delta), ok
 
 
-def _num_hessian(fun, x: np.ndarray, rel: float = 1e-4) -> np.ndarray:
-    """Hessian from an analytic gradient by central differences with one Richardson step."""
+def _num_hessian(fun, x: np.ndarray, rel: float = 1e-4, i_tau2: int = 1) -> np.ndarray:
+    """Hessian from an analytic gradient by central differences with one Richardson step (``x[i_tau2]`` is tau^2,
+    never stepped below 0)."""
     p = len(x)
     H = np.empty((p, p))
     for i in range(p):
         h = rel * max(abs(x[i]), 1e-2)
-        if i == 1 and x[i] > 0:  # never step tau^2 below 0
+        if i == i_tau2 and x[i] > 0:  # never step tau^2 below 0
             h = min(h, 0.25 * x[i])
 
         def d(hh, i=i):
