@@ -15,8 +15,8 @@ ctrl <- list(threshold = 1e-12, tol = 1e-12, maxiter = 10000)
 # the estimates stop up to about 1e-4 (relative) short of the optimum, and even with reltol = 1e-15 the crude
 # gradient leaves them up to 4e-4 away (molloy2014, three intervals). The reference uses reltol = 1e-15 and
 # ndeps = 1e-6 (the log-likelihood then agrees with mt_evidence's analytic-gradient optimum to 1e-12), and records
-# what the default control gives (sel_default).
-selctrl <- function(steps) list(reltol = 1e-15, maxit = 100000, ndeps = rep(1e-6, 2 + length(steps)))
+# what the default control gives (sel_default). optim's parameters are the p coefficients, tau^2 and every delta.
+selctrl <- function(steps, p = 1) list(reltol = 1e-15, maxit = 100000, ndeps = rep(1e-6, 1 + p + length(steps)))
 set.seed(20261201)
 
 sets <- list()
@@ -160,6 +160,54 @@ addperm("bcg", "bcg ~ ablat REML z random", s$yi, s$vi, ~ ablat, "REML", "z", FA
 s <- sets$hackshaw1998
 addperm("hackshaw1998", "hackshaw1998 intercept REML z random", s$yi, s$vi, NULL, "REML", "z", FALSE, 5000, seed = 1234)
 
+# Selection models with moderators (the location model mu_i = X_i beta). Each case keeps its moderator columns as
+# passed to mt_evidence (text columns become treatment-coded dummies there, factor() here) and metafor's design
+# matrix. metafor 3.8 fits on scaled moderators (control scaleX) but refits the tau^2 = 0 model for LRT.tau2 with
+# the unscaled moderators from the scaled start values, so with a continuous moderator far from 0 that refit can
+# stop far short of its maximum (hackshaw1998 ~ year: LRT.tau2 = 53.19). The same model fitted directly with
+# tau2 = 0 is recorded too (ll_tau2_0, lrt_tau2_refit): that is the likelihood-ratio test of tau^2 = 0.
+selmods_cases <- list()
+addselmods <- function(id, label, yi, vi, moderators, formula, method, steps, alternative) {
+  fit <- rma(yi, vi, mods = formula, data = as.data.frame(moderators), method = method, control = ctrl)
+  sc <- selctrl(steps, fit$p)
+  sel <- selmodel(fit, type = "stepfun", steps = steps, alternative = alternative, control = sc)
+  seld <- try(suppressWarnings(selmodel(fit, type = "stepfun", steps = steps, alternative = alternative)),
+              silent = TRUE)
+  rec <- function(x) list(
+    beta = unname(c(x$beta)), se = x$se, zval = x$zval, pval = x$pval, ci_low = x$ci.lb, ci_high = x$ci.ub,
+    qm = x$QM, qm_p = x$QMp, tau2 = x$tau2, se_tau2 = x$se.tau2, ci_low_tau2 = x$ci.lb.tau2,
+    ci_high_tau2 = x$ci.ub.tau2, delta = x$delta, se_delta = x$se.delta, zval_delta = x$zval.delta,
+    pval_delta = x$pval.delta, ci_low_delta = x$ci.lb.delta, ci_high_delta = x$ci.ub.delta, ll = x$ll, ll0 = x$ll0,
+    lrt = x$LRT, lrt_df = x$LRTdf, lrt_p = x$LRTp, lrt_tau2 = x$LRT.tau2, lrt_p_tau2 = x$LRTp.tau2,
+    k_per_interval = x$ptable$k)
+  refit <- list(ll_tau2_0 = NULL, lrt_tau2_refit = NULL, lrt_p_tau2_refit = NULL)
+  if (method == "ML") {
+    s0 <- selmodel(fit, type = "stepfun", steps = steps, alternative = alternative, control = sc, tau2 = 0)
+    lr <- max(0, -2 * (s0$ll - sel$ll))
+    refit <- list(ll_tau2_0 = s0$ll, lrt_tau2_refit = lr, lrt_p_tau2_refit = pchisq(lr, 1, lower.tail = FALSE))
+  }
+  selmods_cases[[length(selmods_cases) + 1]] <<- c(
+    list(id = id, label = label, formula = deparse(formula), moderators = moderators, terms = colnames(fit$X),
+         X = unname(fit$X), method = method, steps = steps, alternative = alternative, control = sc),
+    rec(sel), refit, list(sel_default = if (inherits(seld, "try-error")) NULL else rec(seld)))
+  cat(label, "done\n")
+}
+s <- sets$bcg
+addselmods("bcg", "bcg ~ ablat ML less", s$yi, s$vi, list(ablat = s$ablat), ~ ablat, "ML", c(0.025, 1), "less")
+addselmods("bcg", "bcg ~ ablat FE less", s$yi, s$vi, list(ablat = s$ablat), ~ ablat, "FE", c(0.025, 1), "less")
+addselmods("bcg", "bcg ~ factor(alloc) ML less", s$yi, s$vi, list(alloc = s$alloc), ~ factor(alloc), "ML",
+           c(0.025, 1), "less")
+s <- sets$hackshaw1998
+addselmods("hackshaw1998", "hackshaw1998 ~ year ML two-sided, three intervals", s$yi, s$vi, list(year = s$year),
+           ~ year, "ML", c(0.05, 0.5, 1), "two.sided")
+addselmods("hackshaw1998", "hackshaw1998 ~ factor(design) + year FE two-sided", s$yi, s$vi,
+           list(design = dat.hackshaw1998$design, year = s$year), ~ factor(design) + year, "FE", c(0.05, 1),
+           "two.sided")
+s <- sets$molloy2014
+addselmods("molloy2014", "molloy2014 ~ meanage + quality ML greater, three intervals", s$yi, s$vi,
+           list(meanage = dat.molloy2014$meanage, quality = dat.molloy2014$quality), ~ meanage + quality, "ML",
+           c(0.025, 0.5, 1), "greater")
+
 doc <- list(generated_by = "tests/reference/make_robust_reference.R", r_version = R.version.string,
             metafor_version = as.character(packageVersion("metafor")),
             metadat_version = as.character(packageVersion("metadat")), control = ctrl, selmodel_control = selctrl(c(0.025, 1)),
@@ -167,9 +215,11 @@ doc <- list(generated_by = "tests/reference/make_robust_reference.R", r_version 
                          cumul = "cumul(rma(yi, vi, method=, test=), order = year)",
                          baujat = "baujat(rma(yi, vi, method=, test=))",
                          selmodel = "selmodel(rma(yi, vi, method = 'ML'|'FE'), type = 'stepfun', steps=, control = list(reltol = 1e-15))",
+                         selmodel_mods = "selmodel(rma(yi, vi, mods =, method = 'ML'|'FE'), type = 'stepfun', steps=, alternative=, control = list(reltol = 1e-15)); and with tau2 = 0",
                          gosh = "gosh(rma(yi, vi, method=))",
                          permutest = "permutest(rma(yi, vi, mods=, method=, test=), exact=, iter=)"),
-            cases = out, gosh = gosh_cases, permutest = perm_cases)
+            cases = out, gosh = gosh_cases, permutest = perm_cases,
+            selmodel_mods = selmods_cases)
 writeLines(toJSON(doc, digits = NA, auto_unbox = TRUE, null = "null", na = "null"),
            "tests/reference/robust_reference.json")
 cat("wrote tests/reference/robust_reference.json\n")
