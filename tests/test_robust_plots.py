@@ -86,6 +86,9 @@ def test_cumulative_forest_is_the_frame():
     texts = [t.get_text() for t in ax.texts]
     assert f"+ {fr['label'].iloc[0][2:]} (1948)" in texts and fr["text"].iloc[-1] in texts
     ax.figure.canvas.draw()
+    # years given as floats (a table read with missing years) are still printed as years, not 1948.0
+    ax = P.plot_cumulative(me.cumulative(c["yi"], c["vi"], order=np.asarray(c["year"], dtype=float)))
+    assert f"+ {fr['label'].iloc[0][2:]} (1948)" in [t.get_text() for t in ax.texts]
 
 
 def test_plots_draw_onto_given_axes():

@@ -307,6 +307,65 @@ def multiverse(
 
 
 @app.command()
+def robustness(
+    comparison: Annotated[Optional[str], typer.Option(help="The comparison, e.g. exercise_vs_control")] = None,
+    outcome: Annotated[Optional[str], typer.Option(help="The outcome, e.g. disability")] = None,
+    window: Annotated[Optional[str], typer.Option(help="The follow-up window, e.g. short")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Evidence folder or workbook (default: bundled)")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Analysis configuration (TOML)")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder")] = Path("reports/robustness"),
+    measure: Annotated[str, typer.Option(help="md100 (points on 0-100), smd (final values) or smd_change")] = "md100",
+    gosh_method: Annotated[str, typer.Option(help="Model fitted to every GOSH subset: DL, FE or any estimator")] = "DL",
+    permutations: Annotated[int, typer.Option(help="Random permutations when exact enumeration is too large")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of random GOSH subsets and permutations")] = 1,
+    vocabulary: VocabularyOption = None,
+) -> None:
+    """Every robustness check of one analysis (leave-one-out, influence, Baujat, cumulative, GOSH, permutation test,
+    small-study checks) with the plan's conventions: writes summary.txt, the tables as CSV and the figures as PNG.
+    Without --comparison, --outcome and --window it lists the analyses."""
+    from .evidence import atomic
+    from .evidence.atomic import OutputRefused
+    from .evidence.build import protected_inputs
+    from .reporting import robustness as RR
+    from .reporting.figures import MEASURE_LABELS
+    from .synthesis import robustness as R
+    from .synthesis.analysis import comparison_frame, load_config
+
+    if measure not in MEASURE_LABELS:
+        _refused(f"--measure {measure!r}: expected one of {', '.join(MEASURE_LABELS)}")
+    try:
+        atomic.check_output_folder(out, RR.WRITER, protected=protected_inputs(data=data))
+    except OutputRefused as err:
+        _refused(err)
+    ev = _load_or_exit(data, out, vocabulary)
+    try:
+        cfg = load_config(config)
+        frame = comparison_frame(ev, cfg, measure=measure)
+        if None in (comparison, outcome, window):
+            table = R.analyses_table(frame, cfg)
+            Console(soft_wrap=True).print(table.to_string(index=False), markup=False, highlight=False)
+            _refused("name one analysis with --comparison, --outcome and --window (the analyses are listed above)")
+        with _progress() as progress:
+            task = progress.add_task("starting", total=None)
+
+            def step(name: str, done: int, total: int) -> None:
+                progress.update(task, description=name.replace("_", " "), completed=done, total=total)
+
+            result = R.robustness(frame, cfg, comparison, outcome, window, studies=ev.studies,
+                                  gosh_method=gosh_method, permutations=permutations, seed=seed, progress=step)
+        written = RR.write_robustness(result, out, protected=protected_inputs(ev, data),
+                                      xlabel=MEASURE_LABELS[measure])
+    except (OutputRefused, ValueError) as err:
+        _refused(err)
+    except OSError as err:
+        _refused(f"{out}: cannot be written ({err.strerror or err}); nothing was written")
+    ran = len(R.ROBUSTNESS_STEPS) - len(result.skipped)
+    console.print(f"{result.title}: {ran} of {len(R.ROBUSTNESS_STEPS)} checks ran"
+                  + (f" ({', '.join(result.skipped)} did not: see summary.txt)" if result.skipped else "")
+                  + f". Wrote {len(written)} files to {out}", markup=False, highlight=False)
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     from . import __version__

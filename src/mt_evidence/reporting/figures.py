@@ -20,12 +20,16 @@ def _slug(*parts: str) -> str:
     return "_".join(str(p).replace(" ", "-") for p in parts)
 
 
+#: the axis label of each effect measure
+MEASURE_LABELS = {"md100": "Mean difference (points on 0-100)", "smd": "Standardised mean difference (final values)",
+                  "smd_change": "Standardised mean difference (change scores)"}
+
+
 def figure_specs(ev: Evidence, config: A.AnalysisConfig | None = None, measure: str = "md100"):
     """Yield (name, kind, title, alt, draw) for every figure, in report order (draw() returns a Figure)."""
     config = config or A.load_config()
     frame = A.comparison_frame(ev, config, measure=measure)
-    xlabel = {"md100": "Mean difference (points on 0-100)", "smd": "Standardised mean difference (final values)",
-              "smd_change": "Standardised mean difference (change scores)"}[measure]
+    xlabel = MEASURE_LABELS[measure]
     results = A.pool_windows(frame, config)
     vocab = ev.vocabulary
     outcomes = ("pain", "disability") if vocab.is_default else vocab.primary_outcomes

@@ -898,6 +898,13 @@ def cumulative_frame(result, digits: int = 2) -> pd.DataFrame:
     })
 
 
+def _key_text(value) -> str:
+    """A sorting key as text: whole numbers (years) without a decimal point."""
+    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
 @literal_text
 def plot_cumulative(result, ax=None, *, xlabel: str = "Estimate", digits: int = 2, refline: float | None = 0.0,
                     title: str | None = None):
@@ -918,7 +925,7 @@ def plot_cumulative(result, ax=None, *, xlabel: str = "Estimate", digits: int = 
         ax.axvline(refline, color="#7f7f7f", lw=0.8, ls="--")
     trans = ax.get_yaxis_transform()
     for r, yy in zip(fr.itertuples(), ypos):
-        key = f" ({r.order})" if result.order_given else ""
+        key = f" ({_key_text(r.order)})" if result.order_given else ""
         ax.text(-0.03, yy, f"{r.label}{key}", transform=trans, ha="right", va="center", fontsize=8.5)
         ax.text(1.03, yy, r.text, transform=trans, ha="left", va="center", fontsize=8.5)
     ax.text(1.03, n + 0.8, f"Estimate [{100 * result.level:g}% CI]", transform=trans, ha="left", va="bottom",
