@@ -111,6 +111,9 @@ def _fast_block(B: np.ndarray, y: np.ndarray, v: np.ndarray, dl: bool) -> dict:
     return out
 
 
+_COLUMNS = ("k", "q", "i2", "h2", "tau2", "estimate")
+
+
 def _subset_sums(vals: np.ndarray) -> np.ndarray:
     """Sum of ``vals`` over every subset, indexed by bit mask (bit j = element j), by doubling."""
     out = np.zeros(1)
@@ -119,40 +122,53 @@ def _subset_sums(vals: np.ndarray) -> np.ndarray:
     return out
 
 
-def _fast_exact(y: np.ndarray, v: np.ndarray, dl: bool, low_bits: int, advance) -> tuple[dict, np.ndarray]:
-    """FE/DL on every non-empty subset, in metafor's order (by size; ties by bit mask, study 1 lowest).
+def _fast_counts(k: int, low: int, h0: int, h1: int) -> np.ndarray:
+    """How many non-empty subsets of each size (0..k) lie in the blocks h0..h1-1 of :func:`_fast_part`."""
+    from math import comb
 
-    The masks are processed in blocks of 2^low_bits: within a block the high bits are fixed, so the subset sums
-    are a table over the low studies plus a constant, and each row goes straight to its place in the output.
+    hist = np.bincount(_popcount(np.arange(h0, h1, dtype=np.int64), k - low), minlength=k - low + 1)
+    per_block = np.array([comb(low, j) for j in range(low + 1)], dtype=np.int64)
+    counts = np.zeros(k + 1, dtype=np.int64)
+    for p, nh in enumerate(hist):
+        counts[p:p + low + 1] += int(nh) * per_block
+    if h0 == 0 < h1:
+        counts[0] -= 1  # the empty set
+    return counts
+
+
+def _fast_part(y: np.ndarray, v: np.ndarray, dl: bool, low: int, h0: int, h1: int, *,
+               advance=None) -> dict:
+    """FE/DL on every non-empty subset whose high studies (``low`` .. k-1, as a bit mask) are h0 .. h1-1, in
+    metafor's order within them (by size; ties by bit mask, study 1 lowest): columns and ``incl``.
+
+    Block by block (2^low subsets each): within a block the high bits are fixed, so the subset sums are a table
+    over the low studies plus a constant, and each row goes straight to its place in the output. Every number
+    depends only on y, v, ``low`` and its own block, so the blocks can be split between tasks in any way.
     """
     k = len(y)
-    L = min(k, low_bits)
-    nblk = 2 ** (k - L)
     w = 1 / v
     c = float(np.sum(w * y) / np.sum(w))
     yc = y - c
     per = [w, w * yc, w * yc * yc, w * w, np.ones(k)]
-    lo_tab = [_subset_sums(a[:L]) for a in per]
-    lo_bits = ((np.arange(2**L)[:, None] >> np.arange(L)[None, :]) & 1).astype(bool)
-    from math import comb
-
-    sizes = np.array([comb(k, j) for j in range(k + 1)], dtype=np.int64)
-    offset = np.concatenate([[0], np.cumsum(sizes)]) - 1  # rows before size j (the empty set is dropped)
+    lo_tab = [_subset_sums(a[:low]) for a in per]
+    lo_bits = ((np.arange(2**low)[:, None] >> np.arange(low)[None, :]) & 1).astype(bool)
+    counts = _fast_counts(k, low, h0, h1)
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])  # this part's first row of each size
     written = np.zeros(k + 1, dtype=np.int64)
-    n = 2**k - 1
-    cols = {name: np.empty(n) for name in ("k", "q", "i2", "h2", "tau2", "estimate")}
+    n = int(counts.sum())
+    cols = {name: np.empty(n) for name in _COLUMNS}
     incl = np.empty((n, k), dtype=bool)
-    for h in range(nblk):
-        hi = [(h >> (j - L)) & 1 == 1 for j in range(L, k)]
-        hi_idx = [j for j, on in zip(range(L, k), hi) if on]
+    for h in range(h0, h1):
+        hi = [(h >> (j - low)) & 1 == 1 for j in range(low, k)]
+        hi_idx = [j for j, on in zip(range(low, k), hi) if on]
         sums = [t + sum(a[j] for j in hi_idx) for t, a in zip(lo_tab, per)]
         kk = np.rint(sums[4]).astype(np.int64)
         res = _closed_form(kk, sums[0], sums[1], sums[2], sums[3], c, dl)
         if dl:
             t2 = res["tau2"]
-            acc_w = np.zeros(2**L)
-            acc_wy = np.zeros(2**L)
-            for j in range(L):
+            acc_w = np.zeros(2**low)
+            acc_wy = np.zeros(2**low)
+            for j in range(low):
                 sel = (slice(None), 1, slice(None))
                 inv = 1 / (v[j] + t2.reshape(-1, 2, 2**j)[sel])
                 acc_w.reshape(-1, 2, 2**j)[sel] += inv
@@ -168,15 +184,67 @@ def _fast_exact(y: np.ndarray, v: np.ndarray, dl: bool, low_bits: int, advance) 
         order = order[keep[order]]
         ks = kk[order]
         first = np.searchsorted(ks, ks, side="left")
-        dest = offset[ks] + written[ks] + (np.arange(len(ks)) - first)
+        dest = start[ks] + written[ks] + (np.arange(len(ks)) - first)
         written += np.bincount(ks, minlength=k + 1)
         for name in cols:
             cols[name][dest] = res[name][order]
-        incl[dest, :L] = lo_bits[order]
-        if k > L:
-            incl[dest, L:] = np.array(hi, dtype=bool)[None, :]
-        advance(len(ks))
-    return cols, incl
+        incl[dest, :low] = lo_bits[order]
+        if k > low:
+            incl[dest, low:] = np.array(hi, dtype=bool)[None, :]
+        if advance is not None:
+            advance(len(ks))
+    cols["incl"] = incl
+    return cols
+
+
+def _exact_masks(start: int, stop: int, k: int) -> np.ndarray:
+    """Rows start .. stop-1 of every non-empty subset of k studies in metafor's order (by size; ties by bit mask),
+    as bit masks, without the others: the masks of one size in increasing order are the combinations in colex
+    order, unranked by the combinatorial number system."""
+    from math import comb
+
+    binom = np.array([[comb(c, t) for c in range(k)] for t in range(k + 1)], dtype=np.int64)  # binom[t, c]
+    upto = np.cumsum([comb(k, s) for s in range(1, k + 1)])  # subsets of size <= s, for s = 1..k
+    rows = np.arange(start, stop, dtype=np.int64)
+    size = np.searchsorted(upto, rows, side="right") + 1
+    masks = np.zeros(len(rows), dtype=np.int64)
+    for s in np.unique(size):
+        at = size == s
+        rank = rows[at] - (upto[s - 2] if s >= 2 else 0)
+        m = np.zeros(len(rank), dtype=np.int64)
+        for t in range(int(s), 0, -1):
+            c = np.searchsorted(binom[t], rank, side="right") - 1
+            m |= np.left_shift(np.int64(1), c)
+            rank = rank - binom[t][c]
+        masks[at] = m
+    return masks
+
+
+def _general_part(y: np.ndarray, v: np.ndarray, method: str, chunk: int, start: int, stop: int, *,
+                  masks: np.ndarray | None = None, incl: np.ndarray | None = None, advance=None) -> dict:
+    """Rows start .. stop-1 of the subsets, fitted ``chunk`` at a time (blocks on the grid of multiples of
+    ``chunk`` when ``start`` is one): columns and ``incl``. The subsets are every one (metafor's order) unless
+    their bit ``masks`` or membership rows ``incl`` (then not returned again) are given."""
+    k = len(y)
+    n = stop - start
+    cols = {name: np.empty(n) for name in _COLUMNS}
+    out_incl = np.empty((n, k), dtype=bool) if incl is None else None
+    for a in range(0, n, chunk):
+        b = min(n, a + chunk)
+        if incl is None:
+            block_masks = _exact_masks(start + a, start + b, k) if masks is None else masks[a:b]
+            out_incl[a:b] = _bits(block_masks, k)
+            block = out_incl[a:b]
+        else:
+            block = incl[a:b]
+        res = _fast_block(block, y, v, method == "DL") if method in ("FE", "DL") else _engine(block, y, v, method)
+        for name in cols:
+            cols[name][a:b] = res[name]
+        if advance is not None:
+            advance(b - a)
+    if out_incl is not None:
+        cols["incl"] = out_incl
+    return cols
 
 
 def _engine(B: np.ndarray, y: np.ndarray, v: np.ndarray, method: str) -> dict:
@@ -243,14 +311,14 @@ def gosh(yi, vi, *, method: str = "FE", subsets: int | None = None, seed: int | 
     n = n_all if exact else int(limit)
     with progress_reporter(progress, n, f"GOSH ({m}, {n:,} subsets)") as advance:
         if exact and m in ("FE", "DL"):
-            cols, incl = _fast_exact(y, v, m == "DL", max(1, int(chunk).bit_length() - 1), advance)
+            low = min(k, max(1, int(chunk).bit_length() - 1))
+            cols = _fast_part(y, v, m == "DL", low, 0, 2 ** (k - low), advance=advance)
+            incl = cols.pop("incl")
             seed = None
         else:
             masks = incl = None
             if exact:
-                masks = np.arange(1, 2**k, dtype=np.int64)
-                masks = masks[np.argsort(_popcount(masks, k), kind="stable")]
-                seed = None
+                seed = None  # every subset, in metafor's order (_exact_masks)
             else:
                 if seed is None:
                     seed = int(np.random.SeedSequence().entropy % 2**32)
@@ -265,18 +333,9 @@ def gosh(yi, vi, *, method: str = "FE", subsets: int | None = None, seed: int | 
                         incl[empty] = rng.random((int(empty.sum()), k)) < 0.5
                         empty = ~incl.any(axis=1)
                     incl = incl[np.argsort(incl.sum(axis=1), kind="stable")]
+            cols = _general_part(y, v, m, int(chunk), 0, n, masks=masks, incl=incl, advance=advance)
             if incl is None:
-                incl = np.empty((n, k), dtype=bool)
-            cols = {c: np.empty(n) for c in ("k", "q", "i2", "h2", "tau2", "estimate")}
-            for start in range(0, n, chunk):
-                sl = slice(start, min(n, start + chunk))
-                if masks is not None:
-                    incl[sl] = _bits(masks[sl], k)
-                block = incl[sl]
-                res = _fast_block(block, y, v, m == "DL") if m in ("FE", "DL") else _engine(block, y, v, m)
-                for c in cols:
-                    cols[c][sl] = res[c]
-                advance(sl.stop - sl.start)
+                incl = cols.pop("incl")
     table = pd.DataFrame(cols)
     table["k"] = table["k"].astype(int)
     return GoshResult(table=table, incl=incl, labels=tuple(labels), method=m, exact=bool(exact), seed=seed, k=k)
