@@ -184,6 +184,19 @@ def test_gosh_on_dask_local_scheduler_and_progress_per_task(client):
     assert sorted(np.diff([0] + [d for d, _ in seen])) == [100] * 5
 
 
+@pytest.mark.parametrize("method,subsets", [("DL", None), ("FE", 3000), ("REML", None), ("REML", 600)])
+def test_gosh_on_a_cluster_reduced_result(client, method, subsets):
+    y, v = gosh_studies(12 if method != "REML" else 10, seed=10)
+    kw = dict(method=method, chunk=128) if subsets is None else dict(method=method, chunk=128, subsets=subsets,
+                                                                    seed=5)
+    full = me.gosh(y, v, **kw)
+    with dd.get_task_stream(client) as ts:
+        small = me.gosh(y, v, chunk_rows=256, columns=("estimate", "i2"), membership=False, **kw)
+    assert len(gosh_tasks(ts)) > 1 and small.incl is None and list(small.table.columns) == ["i2", "estimate"]
+    for col in ("i2", "estimate"):
+        assert np.array_equal(small.table[col].to_numpy(), full.table[col].to_numpy()), col
+
+
 def test_gosh_tasks_get_only_their_own_subsets(client, monkeypatch):
     from mt_evidence.stats import distributed as dist
     from mt_evidence.stats import gosh as gosh_module
@@ -209,7 +222,7 @@ def test_gosh_tasks_get_only_their_own_subsets(client, monkeypatch):
     assert [c[0][4:6] for c in random_calls] == [(0, 200), (200, 400), (400, 600), (600, 800), (800, 1000)]
     assert [c[1]["masks"].shape for c in random_calls] == [(200,)] * 5 and random_calls[0][1]["incl"] is None
     assert [c[0][4:6] for c in exact_calls] == [(0, 1000), (1000, 2000), (2000, 3000), (3000, 4000), (4000, 4095)]
-    assert all(c[1] == {"masks": None, "incl": None} for c in exact_calls)
+    assert all(c[1] == {"masks": None, "incl": None, "columns": GOSH_FIELDS, "membership": True} for c in exact_calls)
     assert [c[0][4:6] for c in fast_calls] == [(h, h + 2) for h in range(0, 16, 2)]  # 2 blocks of 2^8 a task
 
 

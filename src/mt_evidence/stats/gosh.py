@@ -37,10 +37,11 @@ _MAX_MASK_K = 62  # subsets as bit masks in int64 up to this many studies
 @dataclass(frozen=True)
 class GoshResult:
     """Every fitted subset: ``table`` (k, q, i2 in percent, h2, tau2, estimate; one row per subset, ordered by k
-    as metafor) and ``incl``, the membership matrix (subsets x studies, bool), with the study ``labels``."""
+    as metafor) and ``incl``, the membership matrix (subsets x studies, bool), with the study ``labels``.
+    ``gosh(columns=, membership=False)`` keeps only some of the table's columns, and no ``incl`` (None)."""
 
     table: pd.DataFrame
-    incl: np.ndarray = field(repr=False)
+    incl: np.ndarray | None = field(repr=False)
     labels: tuple[str, ...]
     method: str
     exact: bool
@@ -51,22 +52,28 @@ class GoshResult:
     def n_subsets(self) -> int:
         return len(self.table)
 
-    def to_frame(self, membership: bool = True) -> pd.DataFrame:
-        """The table, with one boolean column per study (named by its label) when ``membership``."""
+    def to_frame(self, membership: bool | None = None) -> pd.DataFrame:
+        """The table, with one boolean column per study (named by its label) when ``membership`` (by default,
+        when the result kept the membership)."""
+        if membership and self.incl is None:
+            raise ValueError("this GOSH result kept no membership (gosh(membership=False))")
         out = self.table.copy()
-        if membership:
+        if membership or (membership is None and self.incl is not None):
             out = pd.concat([out, pd.DataFrame(self.incl, columns=list(self.labels))], axis=1)
         return out
 
     def __repr__(self) -> str:
         t = self.table
         how = "all subsets" if self.exact else f"random subsets (seed {self.seed})"
-        q = t[["estimate", "i2", "tau2"]].quantile([0.0, 0.25, 0.5, 0.75, 1.0])
-        q.index = ["min", "25%", "median", "75%", "max"]
+        shown = [c for c in ("estimate", "i2", "tau2") if c in t]
+        quantiles = []
+        if shown:
+            q = t[shown].quantile([0.0, 0.25, 0.5, 0.75, 1.0])
+            q.index = ["min", "25%", "median", "75%", "max"]
+            quantiles = [q.T.to_string(float_format=lambda x: f"{x:.4f}"), ""]
         return "\n".join([
             f"GOSH: {self.n_subsets:,} models fitted to {how} of {self.k} studies "
-            f"({self.method}: {METHOD_NAMES[self.method]})", "",
-            q.T.to_string(float_format=lambda x: f"{x:.4f}"), "",
+            f"({self.method}: {METHOD_NAMES[self.method]})", "", *quantiles,
             "Conventions: metafor's GOSH (k, Q, I^2, H^2, tau^2, estimate per subset; for FE and DL, I^2 and H^2 "
             "from Q as metafor's fast path)"])
 
@@ -140,9 +147,10 @@ def _fast_counts(k: int, low: int, h0: int, h1: int) -> np.ndarray:
 
 
 def _fast_part(y: np.ndarray, v: np.ndarray, dl: bool, low: int, h0: int, h1: int, *,
-               advance=None) -> dict:
+               columns: tuple[str, ...] = _COLUMNS, membership: bool = True, advance=None) -> dict:
     """FE/DL on every non-empty subset whose high studies (``low`` .. k-1, as a bit mask) are h0 .. h1-1, in
-    metafor's order within them (by size; ties by bit mask, study 1 lowest): columns and ``incl``.
+    metafor's order within them (by size; ties by bit mask, study 1 lowest): the ``columns`` asked for, and
+    ``incl`` when ``membership``.
 
     Block by block (2^low subsets each): within a block the high bits are fixed, so the subset sums are a table
     over the low studies plus a constant, and each row goes straight to its place in the output. Every number
@@ -159,8 +167,8 @@ def _fast_part(y: np.ndarray, v: np.ndarray, dl: bool, low: int, h0: int, h1: in
     start = np.concatenate([[0], np.cumsum(counts)[:-1]])  # this part's first row of each size
     written = np.zeros(k + 1, dtype=np.int64)
     n = int(counts.sum())
-    cols = {name: np.empty(n) for name in _COLUMNS}
-    incl = np.empty((n, k), dtype=bool)
+    cols = {name: np.empty(n) for name in columns}
+    incl = np.empty((n, k), dtype=bool) if membership else None
     for h in range(h0, h1):
         hi = [(h >> (j - low)) & 1 == 1 for j in range(low, k)]
         hi_idx = [j for j, on in zip(range(low, k), hi) if on]
@@ -191,12 +199,14 @@ def _fast_part(y: np.ndarray, v: np.ndarray, dl: bool, low: int, h0: int, h1: in
         written += np.bincount(ks, minlength=k + 1)
         for name in cols:
             cols[name][dest] = res[name][order]
-        incl[dest, :low] = lo_bits[order]
-        if k > low:
-            incl[dest, low:] = np.array(hi, dtype=bool)[None, :]
+        if membership:
+            incl[dest, :low] = lo_bits[order]
+            if k > low:
+                incl[dest, low:] = np.array(hi, dtype=bool)[None, :]
         if advance is not None:
             advance(len(ks))
-    cols["incl"] = incl
+    if membership:
+        cols["incl"] = incl
     return cols
 
 
@@ -224,20 +234,25 @@ def _exact_masks(start: int, stop: int, k: int) -> np.ndarray:
 
 
 def _general_part(y: np.ndarray, v: np.ndarray, method: str, chunk: int, start: int, stop: int, *,
-                  masks: np.ndarray | None = None, incl: np.ndarray | None = None, advance=None) -> dict:
+                  masks: np.ndarray | None = None, incl: np.ndarray | None = None,
+                  columns: tuple[str, ...] = _COLUMNS, membership: bool = True, advance=None) -> dict:
     """Rows start .. stop-1 of the subsets, fitted ``chunk`` at a time (blocks on the grid of multiples of
-    ``chunk`` when ``start`` is one): columns and ``incl``. The subsets are every one (metafor's order) unless
-    their bit ``masks`` or membership rows ``incl`` (then not returned again) are given."""
+    ``chunk`` when ``start`` is one): the ``columns`` asked for, and ``incl`` when ``membership``. The subsets
+    are every one (metafor's order) unless their bit ``masks`` or membership rows ``incl`` (then not returned
+    again) are given."""
     k = len(y)
     n = stop - start
-    cols = {name: np.empty(n) for name in _COLUMNS}
-    out_incl = np.empty((n, k), dtype=bool) if incl is None else None
+    cols = {name: np.empty(n) for name in columns}
+    out_incl = np.empty((n, k), dtype=bool) if incl is None and membership else None
     for a in range(0, n, chunk):
         b = min(n, a + chunk)
         if incl is None:
             block_masks = _exact_masks(start + a, start + b, k) if masks is None else masks[a:b]
-            out_incl[a:b] = _bits(block_masks, k)
-            block = out_incl[a:b]
+            if out_incl is not None:
+                out_incl[a:b] = _bits(block_masks, k)
+                block = out_incl[a:b]
+            else:
+                block = _bits(block_masks, k)
         else:
             block = incl[a:b]
         res = _fast_block(block, y, v, method == "DL") if method in ("FE", "DL") else _engine(block, y, v, method)
@@ -255,7 +270,8 @@ def _engine(B: np.ndarray, y: np.ndarray, v: np.ndarray, method: str) -> dict:
     return {"k": r.k, "q": r.q, "i2": r.i2, "h2": r.h2, "tau2": r.tau2, "estimate": r.estimate}
 
 
-def _fast_on_dask(y: np.ndarray, v: np.ndarray, dl: bool, low: int, blocks_per_task: int, advance) -> dict:
+def _fast_on_dask(y: np.ndarray, v: np.ndarray, dl: bool, low: int, blocks_per_task: int,
+                  columns: tuple[str, ...], membership: bool, advance) -> dict:
     """:func:`_fast_part` as one dask task per ``blocks_per_task`` blocks; each part's rows of each size are
     copied to their place in the output (known in advance from the sizes of the subsets in every block)."""
     k = len(y)
@@ -265,8 +281,9 @@ def _fast_on_dask(y: np.ndarray, v: np.ndarray, dl: bool, low: int, blocks_per_t
     total = counts.sum(axis=0)
     base = np.concatenate([[0], np.cumsum(total)[:-1]])[None, :] + np.cumsum(counts, axis=0) - counts
     n = int(total.sum())
-    cols = {name: np.empty(n) for name in _COLUMNS}
-    cols["incl"] = np.empty((n, k), dtype=bool)
+    cols = {name: np.empty(n) for name in columns}
+    if membership:
+        cols["incl"] = np.empty((n, k), dtype=bool)
 
     def place(i: int, part: dict) -> None:
         c = counts[i]
@@ -277,21 +294,24 @@ def _fast_on_dask(y: np.ndarray, v: np.ndarray, dl: bool, low: int, blocks_per_t
                 cols[name][dst] = part[name][sl]
         advance(int(c.sum()))
 
-    distributed.run_tasks(_fast_part, [((y, v, dl, low, h0, h1), {}) for h0, h1 in ranges], place)
+    distributed.run_tasks(_fast_part, [((y, v, dl, low, h0, h1), {"columns": columns, "membership": membership})
+                                       for h0, h1 in ranges], place)
     return cols
 
 
 def _general_on_dask(y: np.ndarray, v: np.ndarray, method: str, chunk: int, rows_per_task: int, n: int,
-                     masks: np.ndarray | None, incl: np.ndarray | None, advance) -> dict:
+                     masks: np.ndarray | None, incl: np.ndarray | None, columns: tuple[str, ...],
+                     membership: bool, advance) -> dict:
     """:func:`_general_part` as one dask task per ``rows_per_task`` rows (a multiple of ``chunk``); a task gets
     y, v and its range of rows (every subset), or its own rows of ``masks`` or ``incl`` (random subsets)."""
     k = len(y)
     ranges = [(a, min(n, a + rows_per_task)) for a in range(0, n, rows_per_task)]
-    cols = {name: np.empty(n) for name in _COLUMNS}
-    if incl is None:
+    cols = {name: np.empty(n) for name in columns}
+    if incl is None and membership:
         cols["incl"] = np.empty((n, k), dtype=bool)
     calls = [((y, v, method, chunk, a, b), {"masks": None if masks is None else masks[a:b],
-                                             "incl": None if incl is None else incl[a:b]}) for a, b in ranges]
+                                             "incl": None if incl is None else incl[a:b],
+                                             "columns": columns, "membership": membership}) for a, b in ranges]
 
     def place(i: int, part: dict) -> None:
         a, b = ranges[i]
@@ -304,7 +324,8 @@ def _general_on_dask(y: np.ndarray, v: np.ndarray, method: str, chunk: int, rows
 
 
 def gosh(yi, vi, *, method: str = "FE", subsets: int | None = None, seed: int | None = None, labels=None,
-         progress=False, chunk: int | None = None, chunk_rows: int | None = None) -> GoshResult:
+         progress=False, chunk: int | None = None, chunk_rows: int | None = None, columns=None,
+         membership: bool = True) -> GoshResult:
     """Fit the model to every subset of the studies (or to a random sample of subsets), as metafor's ``gosh``.
 
     Parameters
@@ -344,12 +365,21 @@ def gosh(yi, vi, *, method: str = "FE", subsets: int | None = None, seed: int | 
         this process (see Returns for its size); random subsets also keep their masks here while running.
         ``progress`` advances as each task finishes.
 
+    columns : str or sequence of str, optional
+        Keep only these of the table's columns (k, q, i2, h2, tau2, estimate; kept in that order), e.g.
+        ``("estimate", "i2")`` for the GOSH plot: 8 bytes per subset each. Every column by default.
+    membership : bool
+        Keep the membership matrix ``incl`` (k bytes per subset; default True). False leaves ``incl`` None: the
+        plot then cannot ``highlight`` a study.
+
     Returns
     -------
     GoshResult
         ``table`` (k, q, i2, h2, tau2, estimate per subset, ordered by subset size, ties in metafor's order) and
         ``incl``, the membership matrix: in memory, (6 * 8 + k) bytes per subset, e.g. 73 MB for the 10^6
-        default, 2.4 GB for every one of the 33.5 million subsets of 25 studies.
+        default, 2.4 GB for every one of the 33.5 million subsets of 25 studies (537 MB with
+        ``columns=("estimate", "i2"), membership=False``). The table is built on the computed arrays without a
+        copy, so the peak is about the result's size plus one block.
 
     Validated against: metafor 3.8 ``gosh(rma(yi, vi, method=))``, every subset of 9 and 13 studies (FE, DL,
     REML), all columns and the membership.
@@ -378,6 +408,18 @@ def gosh(yi, vi, *, method: str = "FE", subsets: int | None = None, seed: int | 
         if not (isinstance(chunk_rows, int | np.integer) and not isinstance(chunk_rows, bool) and chunk_rows >= 1):
             raise ValueError(f"chunk_rows must be a positive whole number of subsets per dask task; got {chunk_rows!r}")
         distributed.require_dask("gosh(chunk_rows=)")
+    if columns is None:
+        keep = _COLUMNS
+    else:
+        asked = [columns] if isinstance(columns, str) else list(columns)
+        unknown = [c for c in asked if c not in _COLUMNS]
+        if unknown or not asked:
+            raise ValueError(f"columns must name at least one of {', '.join(_COLUMNS)}; got {columns!r}")
+        keep = tuple(c for c in _COLUMNS if c in asked)
+    if not isinstance(membership, bool | np.bool_):
+        raise ValueError(f"membership must be True or False; got {membership!r}")
+    membership = bool(membership)
+    todo = dict(columns=keep, membership=membership)
 
     if exact and k > _MAX_MASK_K:  # pragma: no cover - 2^63 subsets cannot be asked for
         raise ValueError("too many studies to fit every subset")
@@ -386,10 +428,10 @@ def gosh(yi, vi, *, method: str = "FE", subsets: int | None = None, seed: int | 
         if exact and m in ("FE", "DL"):
             low = min(k, max(1, chunk.bit_length() - 1))
             if chunk_rows is None:
-                cols = _fast_part(y, v, m == "DL", low, 0, 2 ** (k - low), advance=advance)
+                cols = _fast_part(y, v, m == "DL", low, 0, 2 ** (k - low), advance=advance, **todo)
             else:
-                cols = _fast_on_dask(y, v, m == "DL", low, max(1, int(chunk_rows) >> low), advance)
-            incl = cols.pop("incl")
+                cols = _fast_on_dask(y, v, m == "DL", low, max(1, int(chunk_rows) >> low), advance=advance, **todo)
+            incl = cols.pop("incl", None)
             seed = None
         else:
             masks = incl = None
@@ -410,12 +452,13 @@ def gosh(yi, vi, *, method: str = "FE", subsets: int | None = None, seed: int | 
                         empty = ~incl.any(axis=1)
                     incl = incl[np.argsort(incl.sum(axis=1), kind="stable")]
             if chunk_rows is None:
-                cols = _general_part(y, v, m, chunk, 0, n, masks=masks, incl=incl, advance=advance)
+                cols = _general_part(y, v, m, chunk, 0, n, masks=masks, incl=incl, advance=advance, **todo)
             else:
                 cols = _general_on_dask(y, v, m, chunk, max(1, int(chunk_rows) // chunk) * chunk, n, masks, incl,
-                                        advance)
-            if incl is None:
-                incl = cols.pop("incl")
-    table = pd.DataFrame(cols)
-    table["k"] = table["k"].astype(int)
+                                        advance=advance, **todo)
+            incl = cols.pop("incl", None) if incl is None else (incl if membership else None)
+    table = pd.DataFrame(cols, index=pd.RangeIndex(n), copy=False)  # no copy: the output is the largest thing here
+    del cols
+    if "k" in table:
+        table["k"] = table["k"].astype(int)
     return GoshResult(table=table, incl=incl, labels=tuple(labels), method=m, exact=bool(exact), seed=seed, k=k)
