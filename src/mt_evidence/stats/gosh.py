@@ -357,14 +357,13 @@ def gosh(yi, vi, *, method: str = "FE", subsets: int | None = None, seed: int | 
         gets only y, v and its range of subsets (every subset: the range alone; random subsets: its own rows of
         the bit masks drawn from ``seed``, 8 bytes a subset) and fits them block by block exactly as the
         in-memory run does, so the result is the same to the bit as without ``chunk_rows`` (same ``chunk``,
-        same ``seed``). A task holds its part of the output, about chunk_rows * (48 + k) bytes, plus one
-        block's working memory (FE/DL: a few arrays of 2^j floats; other estimators: the batch engine on a
+        same ``seed``). A task holds its part of the output, chunk_rows * (8 per kept column + k with the
+        membership) bytes (73 per subset for 25 studies and every column), plus one block's working memory (FE/DL: a few arrays of 2^j floats; other estimators: the batch engine on a
         chunk x k matrix, a few dozen times chunk * k * 8 bytes). With a Client, twice as many tasks as its
         worker threads are in flight at a time, each result copied into the output and released as it
         arrives; the local scheduler runs waves of as many tasks as it has workers. The output is assembled in
         this process (see Returns for its size); random subsets also keep their masks here while running.
         ``progress`` advances as each task finishes.
-
     columns : str or sequence of str, optional
         Keep only these of the table's columns (k, q, i2, h2, tau2, estimate; kept in that order), e.g.
         ``("estimate", "i2")`` for the GOSH plot: 8 bytes per subset each. Every column by default.
@@ -376,10 +375,11 @@ def gosh(yi, vi, *, method: str = "FE", subsets: int | None = None, seed: int | 
     -------
     GoshResult
         ``table`` (k, q, i2, h2, tau2, estimate per subset, ordered by subset size, ties in metafor's order) and
-        ``incl``, the membership matrix: in memory, (6 * 8 + k) bytes per subset, e.g. 73 MB for the 10^6
-        default, 2.4 GB for every one of the 33.5 million subsets of 25 studies (537 MB with
+        ``incl``, the membership matrix: in memory, (6 * 8 + k) bytes per subset, e.g. 73 MB for 10^6 subsets
+        of 25 studies, 2.4 GB for every one of their 33.5 million subsets (537 MB with
         ``columns=("estimate", "i2"), membership=False``). The table is built on the computed arrays without a
-        copy, so the peak is about the result's size plus one block.
+        copy, so the peak is about the result's size plus one block (random subsets: plus their bit masks, 8
+        bytes a subset, and up to 4 times that while they are drawn and sorted).
 
     Validated against: metafor 3.8 ``gosh(rma(yi, vi, method=))``, every subset of 9 and 13 studies (FE, DL,
     REML), all columns and the membership.
