@@ -118,6 +118,16 @@ def test_the_multiverse_on_a_cluster_equals_the_in_memory_run(client):
         multiverse(frame, cfg, chunk_rows=0)
 
 
+def test_the_multiverse_on_dask_without_dask_names_the_extra(monkeypatch):
+    import sys
+
+    from mt_evidence.synthesis.multiverse import multiverse
+
+    monkeypatch.setitem(sys.modules, "dask", None)  # as if dask were not installed
+    with pytest.raises(ImportError, match=r"multiverse\(chunk_rows=\) runs on dask.*mt_evidence\[dask\]"):
+        multiverse(None, None, chunk_rows=7)
+
+
 # ---------------------------------------------------------------------------------------------- GOSH on dask
 GOSH_FIELDS = ("k", "q", "i2", "h2", "tau2", "estimate")
 
