@@ -74,3 +74,42 @@ def test_gosh_progress_and_errors():
         me.gosh(c["yi"], c["vi"], method="XX")
     with pytest.raises(ValueError, match="progress must be"):
         me.gosh(c["yi"], c["vi"], progress="yes")
+
+
+@pytest.mark.parametrize("method,subsets", [("FE", None), ("DL", None), ("DL", 300), ("REML", None), ("REML", 300)])
+def test_gosh_reduced_result_keeps_the_same_numbers(method, subsets):
+    c = CASES["normand1999"]
+    kw = dict(method=method, chunk=100) if subsets is None else dict(method=method, subsets=subsets, seed=2)
+    full = me.gosh(c["yi"], c["vi"], **kw)
+    small = me.gosh(c["yi"], c["vi"], columns=("i2", "estimate"), membership=False, **kw)
+    assert list(small.table.columns) == ["i2", "estimate"] and small.incl is None  # kept in the table's order
+    assert small.n_subsets == full.n_subsets and small.table.index.equals(full.table.index)
+    for col in ("i2", "estimate"):
+        assert np.array_equal(small.table[col].to_numpy(), full.table[col].to_numpy()), col
+    assert list(small.to_frame().columns) == ["i2", "estimate"]
+    with pytest.raises(ValueError, match="kept no membership"):
+        small.to_frame(membership=True)
+    assert "estimate" in repr(small) and "tau2" not in repr(small)
+    only_k = me.gosh(c["yi"], c["vi"], columns="k", **kw)
+    assert list(only_k.table.columns) == ["k"] and only_k.table["k"].dtype == full.table["k"].dtype
+    assert np.array_equal(only_k.table["k"], full.table["k"]) and np.array_equal(only_k.incl, full.incl)
+    assert "models fitted" in repr(only_k) and only_k.to_frame().shape == (full.n_subsets, 1 + 9)
+
+
+def test_gosh_reduced_result_errors_and_many_studies():
+    c = CASES["normand1999"]
+    for bad in ((), ("estimate", "I2"), "se"):
+        with pytest.raises(ValueError, match="columns must name at least one of k, q, i2, h2, tau2, estimate"):
+            me.gosh(c["yi"], c["vi"], columns=bad)
+    with pytest.raises(ValueError, match="membership must be True or False"):
+        me.gosh(c["yi"], c["vi"], membership="no")
+    y, v = np.r_[c["yi"], c["yi"]][:70], np.r_[c["vi"], c["vi"]][:70]  # random memberships, not masks
+    full = me.gosh(y, v, method="DL", subsets=200, seed=1)
+    small = me.gosh(y, v, method="DL", subsets=200, seed=1, columns=["estimate"], membership=False)
+    assert small.incl is None and np.array_equal(small.table["estimate"], full.table["estimate"])
+    from mt_evidence.stats.gosh import _fast_part, _general_part  # what a dask task returns: only what is kept
+
+    y9, v9 = np.asarray(c["yi"], float), np.asarray(c["vi"], float)
+    assert set(_fast_part(y9, v9, True, 4, 0, 32, columns=("i2",), membership=False)) == {"i2"}
+    assert set(_general_part(y9, v9, "REML", 100, 0, 511, columns=("i2",), membership=False)) == {"i2"}
+    assert set(_general_part(y9, v9, "FE", 100, 0, 511)) == {"k", "q", "i2", "h2", "tau2", "estimate", "incl"}

@@ -10,6 +10,7 @@ def test_import_is_light_and_has_no_side_effects(tmp_path):
         "assert 'matplotlib' not in sys.modules, 'matplotlib imported'; "
         "assert 'pandera' not in sys.modules, 'pandera imported at import time'; "
         "me.pool_many([[0.1, 0.3, 0.5]], [[0.01, 0.02, 0.03]]); "
+        "me.gosh([0.1, 0.3, 0.5], [0.01, 0.02, 0.03], method='REML'); "
         "assert not [m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')], 'dask imported'; "
         "assert os.listdir('.') == [], 'files written'; "
         "print(len(me.__all__))"

@@ -97,3 +97,15 @@ def test_plots_draw_onto_given_axes():
     assert P.plot_gosh(me.gosh(c["yi"], c["vi"]), ax=axes[0]) is axes[0]
     assert P.plot_baujat(me.baujat(c["yi"], c["vi"]), ax=axes[1]) is axes[1]
     assert P.plot_cumulative(me.cumulative(c["yi"], c["vi"]), ax=axes[2]) is axes[2]
+
+
+def test_gosh_plot_of_a_reduced_result():
+    c = CASES["normand1999"]
+    r = me.gosh(c["yi"], c["vi"], method="DL", columns=("estimate", "i2"), membership=False)
+    assert list(P.gosh_frame(r).columns) == ["estimate", "i2"]
+    pts = P.plot_gosh(r).collections[0].get_offsets()
+    np.testing.assert_array_equal(pts[:, 0], r.table["estimate"])
+    with pytest.raises(ValueError, match="highlight needs the membership"):
+        P.plot_gosh(r, highlight="3")
+    with pytest.raises(ValueError, match="has no i2"):
+        P.plot_gosh(me.gosh(c["yi"], c["vi"], columns=("estimate", "k")))

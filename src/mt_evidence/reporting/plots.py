@@ -786,13 +786,16 @@ GOSH_HEXBIN_FROM = 50_000  # more subsets than this are drawn as hexagonal bins 
 
 
 def gosh_frame(result) -> pd.DataFrame:
-    """The points of a GOSH plot: one row per fitted subset (estimate, i2, and k, q, h2, tau2)."""
-    return result.table[["estimate", "i2", "k", "q", "h2", "tau2"]].copy()
+    """The points of a GOSH plot: one row per fitted subset (estimate, i2, and k, q, h2, tau2: those the result
+    kept, ``gosh(columns=)``)."""
+    return result.table[[c for c in ("estimate", "i2", "k", "q", "h2", "tau2") if c in result.table]].copy()
 
 
 def _gosh_highlight(result, highlight) -> tuple[np.ndarray | None, str]:
     if highlight is None:
         return None, ""
+    if result.incl is None:
+        raise ValueError("highlight needs the membership of every subset: run gosh() with membership=True")
     labels = list(result.labels)
     if isinstance(highlight, int | np.integer) and not isinstance(highlight, bool):
         j = int(highlight)
@@ -818,6 +821,10 @@ def plot_gosh(result, ax=None, *, highlight=None, hexbin: bool | None = None, gr
     """
     plt = _plt()
     fr = gosh_frame(result)
+    missing = [c for c in ("estimate", "i2") if c not in fr]
+    if missing:
+        raise ValueError(f"the GOSH plot needs the estimate and I² of every subset; this result has no "
+                         f"{' or '.join(missing)} (gosh(columns=) must keep them)")
     if ax is None:
         fig = plt.figure(figsize=(7, 6.5))
         ax = fig.add_axes([0.12, 0.10, 0.62, 0.62])

@@ -3,25 +3,107 @@ when a Client is active).
 
 ``map_analyses`` applies a batch function (one analysis per row of every input) chunk by chunk and
 concatenates what it returns, so that only one chunk of the inputs is in a worker's memory at a time.
-``pool_many`` uses it for dask arrays; GOSH and multiverse analyses, which fit very many analyses, can use it
-the same way.
+``pool_many`` uses it for dask arrays, and the multiverse through ``pool_many``. ``run_tasks`` runs work whose
+inputs are made inside each task (GOSH: a range of subsets), one task per call, and hands each result back as it
+arrives, so that only the output and the results in flight are in the caller's memory.
 
-dask is optional (``pip install mt_evidence[dask]``) and is imported only when a dask collection is passed.
+dask is optional (``pip install mt_evidence[dask]``) and is imported only when a dask collection is passed or a
+chunked computation is asked for; ``require_dask`` says which extra to install when it is missing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["is_dask_collection", "map_analyses"]
+__all__ = ["is_dask_collection", "map_analyses", "require_dask", "run_tasks"]
 
 
 def is_dask_collection(x: Any) -> bool:
     """Whether ``x`` is a dask collection (array, dataframe, delayed), checked without importing dask."""
     return hasattr(type(x), "__dask_graph__") and x.__dask_graph__() is not None
+
+
+def require_dask(feature: str) -> None:
+    """Raise an ImportError naming the extra to install when dask is missing (``feature``: what needs it)."""
+    try:
+        import dask  # noqa: F401
+    except ImportError as err:
+        raise ImportError(f"{feature} runs on dask, which is not installed: pip install 'mt_evidence[dask]' "
+                          "(dask and dask.distributed)") from err
+
+
+def active_client():
+    """The dask.distributed Client that dask's current scheduler belongs to, or None (dask's local scheduler)."""
+    if "distributed" not in sys.modules:  # no Client can exist without the module
+        return None
+    import dask.base
+    from distributed import Client
+
+    owner = getattr(dask.base.get_scheduler(), "__self__", None)
+    return owner if isinstance(owner, Client) else None
+
+
+def run_tasks(func: Callable[..., Any], calls: Sequence[tuple[tuple, Mapping[str, Any]]],
+              on_result: Callable[[int, Any], object]) -> None:
+    """Run ``func(*args, **kwargs)`` for every ``(args, kwargs)`` in ``calls``, each as one dask task, and call
+    ``on_result(i, result)`` (in the caller's thread) for call ``i`` as its result arrives.
+
+    With a ``dask.distributed.Client`` active (dask's current scheduler) the tasks are submitted to its cluster
+    a few at a time (twice as many as it has worker threads in flight, a new one as each finishes) and each
+    result is handed over and released as soon as it finishes, so the cluster holds only the tasks in flight;
+    otherwise dask's local scheduler runs them in waves of as many tasks as it has workers, each wave's results
+    handed over in order. Either way the caller holds only the results in flight besides what ``on_result``
+    keeps; an error in a task is raised here (with a client, the tasks in flight are then cancelled). ``func``
+    must be a module-level function (picklable) to run on a cluster; the arguments travel with each task, so
+    they should be only what it needs.
+    """
+    require_dask("run_tasks")
+    client = active_client()
+    if client is None:
+        import dask
+
+        call = dask.delayed(func, pure=True)
+        wave = max(1, int(dask.config.get("num_workers", None) or dask.system.CPU_COUNT))
+        for first in range(0, len(calls), wave):
+            tasks = [call(*args, **dict(kwargs)) for args, kwargs in calls[first:first + wave]]
+            for i, result in enumerate(dask.compute(*tasks), start=first):
+                on_result(i, result)
+        return
+    from distributed import as_completed
+
+    window = max(2, 2 * sum(client.nthreads().values()))
+    pending = iter(enumerate(calls))
+    index: dict[int, int] = {}
+    running = []
+
+    def submit() -> None:
+        for i, (args, kwargs) in pending:
+            fut = client.submit(func, *args, pure=True, **dict(kwargs))
+            index[id(fut)] = i
+            running.append(fut)
+            return
+
+    for _ in range(window):
+        submit()
+    done = as_completed(list(running))
+    try:
+        for fut in done:
+            result = fut.result()
+            running.remove(fut)
+            i = index.pop(id(fut))
+            fut.release()
+            before = len(running)
+            submit()
+            if len(running) > before:
+                done.add(running[-1])
+            on_result(i, result)
+    except BaseException:
+        client.cancel(running)
+        raise
 
 
 def map_analyses(

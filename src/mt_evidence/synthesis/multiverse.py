@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..stats.distributed import require_dask
 from ..stats.pooling import pool_many
 from ..stats.progress import progress_reporter
 from . import analysis as A
@@ -115,6 +116,8 @@ def multiverse(frame: pd.DataFrame, config: A.AnalysisConfig | None = None, *, m
     """
     if chunk_rows is not None and (not isinstance(chunk_rows, int) or chunk_rows < 1):
         raise ValueError(f"chunk_rows must be a positive whole number of sets per dask chunk; got {chunk_rows!r}")
+    if chunk_rows is not None:
+        require_dask("multiverse(chunk_rows=)")
     config = config or A.load_config()
     plan = plan_choices(config)
     ch = {k: tuple(v) for k, v in CHOICES.items()}
