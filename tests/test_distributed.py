@@ -52,6 +52,18 @@ def test_pool_many_on_a_cluster_equals_the_in_memory_run(client, method):
     assert len(pooled) == 4  # one task per chunk of rows, run on the cluster
 
 
+def test_pool_many_dask_with_chosen_fields_sends_back_only_those(client):
+    Y, V = random_rows(900, seed=4)
+    chosen = ("estimate", "se", "tau2", "i2_ci_high")
+    got = me.pool_many(da.from_array(Y, chunks=(250, -1)), da.from_array(V, chunks=(250, -1)), method="REML",
+                       fields=chosen)
+    full = me.pool_many(Y, V, method="REML")
+    assert set(got.computed) == set(chosen) | {"k"}
+    for f in chosen + ("k",):
+        np.testing.assert_array_equal(getattr(got, f), getattr(full, f), err_msg=f)
+    assert got.p is None and got.weights is None
+
+
 def test_pool_many_dask_with_standard_errors_and_a_numpy_partner(client):
     Y, V = random_rows(300, seed=2)
     got = me.pool_many(da.from_array(Y, chunks=(100, -1)), sei=np.sqrt(V), method="REML", preset="revman")

@@ -91,49 +91,55 @@ def _variances(vi, sei, name_v: str = "vi") -> object:
 # ------------------------------------------------------------------------------------------------ results
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PoolManyResult(WithConventions):
-    """Every ``PoolResult`` field as an array, one entry per meta-analysis (row)."""
+    """Every ``PoolResult`` field as an array, one entry per meta-analysis (row); with ``pool_many(fields=)`` only
+    those fields (and ``k``), the others ``None``."""
 
-    estimate: np.ndarray
-    se: np.ndarray
-    stat: np.ndarray
-    p: np.ndarray
-    ci_low: np.ndarray
-    ci_high: np.ndarray
-    pi_low: np.ndarray
-    pi_high: np.ndarray
-    tau2: np.ndarray
-    tau2_se: np.ndarray
-    tau2_ci_low: np.ndarray
-    tau2_ci_high: np.ndarray
-    tau: np.ndarray
-    i2: np.ndarray
-    i2_ci_low: np.ndarray
-    i2_ci_high: np.ndarray
-    h2: np.ndarray
-    h2_ci_low: np.ndarray
-    h2_ci_high: np.ndarray
-    q: np.ndarray
-    q_df: np.ndarray
-    q_p: np.ndarray
+    estimate: np.ndarray | None = None
+    se: np.ndarray | None = None
+    stat: np.ndarray | None = None
+    p: np.ndarray | None = None
+    ci_low: np.ndarray | None = None
+    ci_high: np.ndarray | None = None
+    pi_low: np.ndarray | None = None
+    pi_high: np.ndarray | None = None
+    tau2: np.ndarray | None = None
+    tau2_se: np.ndarray | None = None
+    tau2_ci_low: np.ndarray | None = None
+    tau2_ci_high: np.ndarray | None = None
+    tau: np.ndarray | None = None
+    i2: np.ndarray | None = None
+    i2_ci_low: np.ndarray | None = None
+    i2_ci_high: np.ndarray | None = None
+    h2: np.ndarray | None = None
+    h2_ci_low: np.ndarray | None = None
+    h2_ci_high: np.ndarray | None = None
+    q: np.ndarray | None = None
+    q_df: np.ndarray | None = None
+    q_p: np.ndarray | None = None
     k: np.ndarray
-    df: np.ndarray
-    s2w: np.ndarray
-    loglik: np.ndarray
-    weights: np.ndarray
-    test_used: np.ndarray
+    df: np.ndarray | None = None
+    s2w: np.ndarray | None = None
+    loglik: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    test_used: np.ndarray | None = None
     conventions: Conventions
 
     def __len__(self) -> int:
-        return len(self.estimate)
+        return len(self.k)
+
+    @property
+    def computed(self) -> tuple[str, ...]:
+        """The fields this result holds (every one unless ``pool_many(fields=)`` chose some)."""
+        return tuple(f.name for f in fields(self) if f.name != "conventions" and getattr(self, f.name) is not None)
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per meta-analysis, one column per scalar field."""
+        """One row per meta-analysis, one column per scalar field (those computed)."""
         cols = {
             f.name: getattr(self, f.name)
             for f in fields(self)
-            if f.name not in ("weights", "conventions")
+            if f.name not in ("weights", "conventions") and getattr(self, f.name) is not None
         }
         df = pd.DataFrame(cols)
         df["method"] = self.method
@@ -142,6 +148,10 @@ class PoolManyResult(WithConventions):
         return df
 
     def row(self, i: int, *, labels: Sequence[str] | None = None, yi=None, vi=None) -> PoolResult:
+        missing = [f.name for f in fields(self) if f.name != "conventions" and getattr(self, f.name) is None]
+        if missing:
+            raise ValueError(f"row() needs every field; this result was computed with pool_many(fields=) and lacks "
+                             f"{', '.join(missing)}")
         kwargs = {}
         for f in fields(PoolResult):
             if f.name in ("conventions", "weights", "labels", "yi", "vi", "notes", "data"):
@@ -351,12 +361,17 @@ def pool_many(
     i2_type: str | None = None,
     preset: str | None = None,
     tau2_ci: bool = True,
+    fields: Sequence[str] | None = None,
 ) -> PoolManyResult:
     """Pool many meta-analyses at once: one per row of ``Y``/``V``, NaN-padded where k differs.
 
     Parameters are those of :func:`pool`, plus ``tau2_ci``: set it to False in batch work that does not need
-    the Q-profile intervals for tau^2, I^2 and H^2 (they are then NaN).
-    Returns every field as an array (``PoolManyResult``).
+    the Q-profile intervals for tau^2, I^2 and H^2 (they are then NaN); and ``fields``: the names of the fields
+    to compute (e.g. ``("estimate", "se", "tau2")`` in a simulation study), the others left ``None``: what is not
+    asked for is not computed (p-values, weights, log-likelihood, the SE of tau^2 and the Q-profile intervals take
+    most of the time after tau^2 itself) nor kept in memory. Every field asked for is the same to the bit as
+    without ``fields``; ``k`` is always there.
+    Returns every field (or those asked for) as an array (``PoolManyResult``).
 
     ``Y`` and ``V`` (or ``sei``) may be dask arrays of shape (m, k), chunked by rows (analyses): each chunk is
     then checked and pooled in its own task (``mt_evidence.stats.distributed.map_analyses``), on a
@@ -368,16 +383,34 @@ def pool_many(
     """
     conv = resolve(preset=preset, method=method, test=test, adhoc=adhoc, level=level, pi_type=pi_type,
                    i2_type=i2_type)
+    chosen = _chosen_fields(fields)
     if any(distributed.is_dask_collection(a) for a in (Y, V, sei)):
-        return _pool_many_chunks(Y, V, sei, conv, tau2_ci=tau2_ci)
+        return _pool_many_chunks(Y, V, sei, conv, tau2_ci=tau2_ci, fields=chosen)
     Vv = _variances(V, sei)
     Yarr = _as_2d("yi", Y, allow_nan=True)
     Varr = _as_2d("vi" if sei is None else "sei", Vv, allow_nan=True)
     pad = _check_inputs(Yarr, Varr, padded=True)
-    return _pool_arrays(Yarr, Varr, conv, tau2_ci=tau2_ci, pad=pad)
+    return _pool_arrays(Yarr, Varr, conv, tau2_ci=tau2_ci, pad=pad, fields=chosen)
 
 
-def _pool_many_chunks(Y, V, sei, conv: Conventions, *, tau2_ci: bool) -> PoolManyResult:
+def _chosen_fields(fields_: Sequence[str] | None) -> frozenset | None:
+    """``pool_many``'s ``fields`` checked against the fields there are (None: every field)."""
+    if fields_ is None:
+        return None
+    if isinstance(fields_, str):
+        fields_ = (fields_,)
+    chosen = frozenset(fields_)
+    unknown = sorted(chosen - set(intercept.FIELDS))
+    if unknown:
+        raise ValueError(f"pool_many(fields=): unknown field(s) {', '.join(map(repr, unknown))}; the fields are "
+                         f"{', '.join(intercept.FIELDS)}")
+    if not chosen:
+        raise ValueError("pool_many(fields=) is empty: name at least one field (or None for every field)")
+    return chosen
+
+
+def _pool_many_chunks(Y, V, sei, conv: Conventions, *, tau2_ci: bool, fields: frozenset | None = None
+                      ) -> PoolManyResult:
     """``pool_many`` on dask arrays: one task per chunk of rows (distributed.map_analyses), each checking and
     pooling its own rows, so that memory is bounded by the chunk size; the result is in memory."""
     if (V is None) == (sei is None):
@@ -390,25 +423,27 @@ def _pool_many_chunks(Y, V, sei, conv: Conventions, *, tau2_ci: bool) -> PoolMan
     if tuple(Y.shape) != tuple(second.shape):
         raise ValueError(f"yi and vi must have the same shape; got {tuple(Y.shape)} and {tuple(second.shape)}")
     out = distributed.map_analyses(_pool_block, Y, second, row_offset="offset", conv=conv, tau2_ci=tau2_ci,
-                                   se=sei is not None)
+                                   se=sei is not None, fields=fields)
     return PoolManyResult(**out, conventions=conv)
 
 
-def _pool_block(Y, V, *, conv: Conventions, tau2_ci: bool, se: bool, offset: int = 0) -> dict:
+def _pool_block(Y, V, *, conv: Conventions, tau2_ci: bool, se: bool, offset: int = 0,
+                fields: frozenset | None = None) -> dict:
     """Check and pool one chunk of rows (first row ``offset``): the task behind ``pool_many`` on dask arrays."""
     Vv = _variances(None, V) if se else V
     Yarr = _as_2d("yi", Y, allow_nan=True, offset=offset)
     Varr = _as_2d("sei" if se else "vi", Vv, allow_nan=True, offset=offset)
     pad = _check_inputs(Yarr, Varr, padded=True, offset=offset)
-    return intercept.pool_columns(intercept.Studies.from_rows(Yarr, Varr, pad), conv, tau2_ci=tau2_ci)
+    return intercept.pool_columns(intercept.Studies.from_rows(Yarr, Varr, pad), conv, tau2_ci=tau2_ci, fields=fields)
 
 
 def _pool_arrays(Y: np.ndarray, V: np.ndarray, conv: Conventions, *, tau2_ci: bool = True,
-                 pad: np.ndarray | None = None, tau2: np.ndarray | None = None) -> PoolManyResult:
+                 pad: np.ndarray | None = None, tau2: np.ndarray | None = None,
+                 fields: frozenset | None = None) -> PoolManyResult:
     """Pool every row; ``tau2`` (one value per row) fixes tau^2 instead of estimating it (metafor ``rma(tau2=)``;
     then there is no Q-profile interval)."""
     fields_ = intercept.pool_columns(intercept.Studies.from_rows(Y, V, pad), conv, tau2_ci=tau2_ci and tau2 is None,
-                                     tau2=tau2)
+                                     tau2=tau2, fields=fields)
     return PoolManyResult(**fields_, conventions=conv)
 
 
