@@ -32,10 +32,20 @@ Solvers (every one on all columns at once):
   (to 1e-12 relative: next to the root a sign may be left open over that width). Intervals that prove
   nothing are split; the few columns still unproven (likelihoods with several local maxima, or a score
   that only touches zero) are solved on ``engine.tau2_likelihood``'s score grid, as before.
+
+Memory: the (K, m) arrays of a fit live only while the fit is used, and a fit is made many times over (every
+iterate). They come from a scratch buffer of the thread (``scratch``; a stack: a scope gives back what was taken
+in it), so that the same memory is used again instead of being fresh from the operating system each time:
+fresh pages cost about as much as the arithmetic itself (measured in benchmarks/README.md). The buffer grows to
+what a call needs, up to ``SCRATCH_MAX_BYTES``; beyond, arrays are allocated as usual. ``release_scratch()`` frees
+it. Nothing that leaves the engine is scratch memory (every result is a new array).
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,6 +55,66 @@ from . import engine
 from .conventions import Conventions
 
 _EPS = np.finfo(float).eps
+
+# ------------------------------------------------------------------------------------------ scratch memory
+
+#: the largest scratch buffer a thread keeps (a call that needs more allocates the rest as usual)
+SCRATCH_MAX_BYTES = 64 * 2**20
+
+
+class _ScratchState(threading.local):
+    def __init__(self) -> None:
+        self.buf = np.empty(0)
+        self.top = 0  # first free element
+        self.depth = 0  # scopes open
+        self.want = 0  # elements the last outermost scope would have used
+        self.poison = False  # tests: fill what a scope gives back with NaN (a use after it shows)
+
+
+_SCRATCH = _ScratchState()
+
+
+@contextmanager
+def scratch() -> Iterator[None]:
+    """A scope of scratch memory: arrays ``_empty`` makes inside it are valid until it ends (scopes nest)."""
+    s = _SCRATCH
+    if s.depth == 0 and s.want > len(s.buf):  # grow between calls only (no array in use then)
+        s.buf = np.empty(min(s.want, SCRATCH_MAX_BYTES // 8))
+    if s.depth == 0:
+        s.want = 0
+    mark = s.top
+    s.depth += 1
+    try:
+        yield
+    finally:
+        s.depth -= 1
+        if s.poison:
+            s.buf[mark:s.top] = np.nan
+        s.top = mark
+
+
+def _empty(shape: tuple[int, ...]) -> np.ndarray:
+    """An uninitialised float array: from the thread's scratch buffer inside a ``scratch`` scope, else new."""
+    s = _SCRATCH
+    n = 1
+    for d in shape:
+        n *= int(d)
+    if s.depth == 0:
+        return np.empty(shape)
+    start, end = s.top, s.top + -(-n // 8) * 8  # 64-byte aligned starts
+    s.top = end  # also past the buffer's end, so that ``want`` is what the scope would use
+    s.want = max(s.want, end)
+    if end > len(s.buf):
+        return np.empty(shape)
+    return s.buf[start:start + n].reshape(shape)
+
+
+def release_scratch() -> None:
+    """Free this thread's scratch buffer (it is made again, as large as needed, by the next call)."""
+    if _SCRATCH.depth == 0:
+        _SCRATCH.buf = np.empty(0)
+        _SCRATCH.want = 0
+
 _NEWTON_TOL = 32 * _EPS  # a Newton step this small (relative) has converged, as in solvers.root_decreasing
 _MAXITER = 100
 
@@ -102,8 +172,10 @@ class Studies:
     def from_rows(cls, Y: np.ndarray, V: np.ndarray, pad: np.ndarray | None = None) -> Studies:
         """From validated (m, K) arrays, NaN where a row has fewer studies (``pool_many``'s input); ``pad``:
         where Y is NaN, when already known."""
-        Yt = np.array(Y.T, dtype=float, order="C")  # copies: the caller's arrays are never written
-        Vt = np.array(V.T, dtype=float, order="C")
+        Yt = _empty(Y.T.shape)  # copies (scratch memory in a scope): the caller's arrays are never written
+        Yt[...] = Y.T
+        Vt = _empty(V.T.shape)
+        Vt[...] = V.T
         pad = np.isnan(Yt) if pad is None else np.ascontiguousarray(pad.T)
         if pad.any():
             Yt[pad] = 0.0
@@ -113,7 +185,9 @@ class Studies:
     def take(self, cols: np.ndarray) -> Studies:
         # (np.take keeps the (K, n) arrays C-ordered; a[:, cols] would return them in Fortran order, on which
         # every sum over studies is several times slower)
-        return Studies(Y=np.take(self.Y, cols, axis=1), V=np.take(self.V, cols, axis=1), k=self.k[cols])
+        shape = (self.Y.shape[0], len(cols))
+        return Studies(Y=np.take(self.Y, cols, axis=1, out=_empty(shape)),
+                       V=np.take(self.V, cols, axis=1, out=_empty(shape)), k=self.k[cols])
 
     def batch(self) -> engine.Batch:
         """The same data as ``engine.Batch`` (rows layout), for the general engine."""
@@ -163,12 +237,18 @@ class _Fit:
 
 
 def _fit(st: Studies, tau2: np.ndarray | None) -> _Fit:
-    """The fit at ``tau2`` (None: at 0, where the weights are 1/v)."""
-    w = np.reciprocal(st.V) if tau2 is None else st.weights(tau2)
+    """The fit at ``tau2`` (None: at 0, where the weights are 1/v); its (K, m) arrays are scratch memory inside a
+    ``scratch`` scope."""
+    w = _empty(st.V.shape)
+    if tau2 is None:
+        np.reciprocal(st.V, out=w)
+    else:
+        np.add(st.V, tau2, out=w)
+        np.reciprocal(w, out=w)
     sw = _sum(w)
     mu = _dot(w, st.Y) / sw
-    e = st.Y - mu
-    r = w * e
+    e = np.subtract(st.Y, mu, out=_empty(st.V.shape))
+    r = np.multiply(w, e, out=_empty(st.V.shape))
     return _Fit(w=w, sw=sw, mu=mu, e=e, r=r, q=_dot(r, e))
 
 
@@ -238,8 +318,9 @@ def solve_q(st: Studies, target: np.ndarray, x0: np.ndarray | None = None, q0: n
                 keep = np.flatnonzero(act)
                 cols, ca, d_prev, x_prev, xa = (a[keep] for a in (cols, ca, d_prev, x_prev, xa))
                 sub, act = sub.take(keep), np.ones(n_act, dtype=bool)
-            f = _fit(sub, xa)
-            q, u = f.q, _dot(f.r, f.r)
+            with scratch():
+                f = _fit(sub, xa)
+                q, u = f.q, _dot(f.r, f.r)
     # not reached in practice (the iteration is monotone and quadratic); the bracketed solver as a safeguard
     out[cols] = engine.solve_q_equals(sub.batch(), ca)  # pragma: no cover
     return out  # pragma: no cover
@@ -275,7 +356,8 @@ def _score_of(f: _Fit, t: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray
 
 
 def _score(st: Studies, t: np.ndarray, kind: str) -> np.ndarray:
-    return _score_of(_fit(st, t), t, kind)[0]
+    with scratch():  # the fit is needed only for its score pieces (a new (7, m) array)
+        return _score_of(_fit(st, t), t, kind)[0]
 
 
 def _upper_bound(st: Studies, kind: str) -> np.ndarray:
@@ -700,6 +782,13 @@ _CI_FIELDS = ("tau2_ci_low", "tau2_ci_high", "i2_ci_low", "i2_ci_high", "h2_ci_l
 
 def pool_columns(st: Studies, conv: Conventions, *, tau2_ci: bool = True,
                  tau2: np.ndarray | None = None, fields: frozenset | None = None) -> dict[str, np.ndarray]:
+    """Every field of ``PoolManyResult`` for every column (:func:`_pool_columns`), the fits in scratch memory."""
+    with scratch():
+        return _pool_columns(st, conv, tau2_ci=tau2_ci, tau2=tau2, fields=fields)
+
+
+def _pool_columns(st: Studies, conv: Conventions, *, tau2_ci: bool = True,
+                  tau2: np.ndarray | None = None, fields: frozenset | None = None) -> dict[str, np.ndarray]:
     """Every field of ``PoolManyResult`` (except the conventions) for every column, as metafor 3.8 computes it;
     ``tau2`` (one value per column) fixes tau^2 instead of estimating it (metafor ``rma(tau2=)``). ``fields``: only
     these (and ``k``) are returned, and the costly ones not asked for (p-values, weights, log-likelihood, the SE

@@ -434,7 +434,9 @@ def _pool_block(Y, V, *, conv: Conventions, tau2_ci: bool, se: bool, offset: int
     Yarr = _as_2d("yi", Y, allow_nan=True, offset=offset)
     Varr = _as_2d("sei" if se else "vi", Vv, allow_nan=True, offset=offset)
     pad = _check_inputs(Yarr, Varr, padded=True, offset=offset)
-    return intercept.pool_columns(intercept.Studies.from_rows(Yarr, Varr, pad), conv, tau2_ci=tau2_ci, fields=fields)
+    with intercept.scratch():  # the studies x analyses copies live only for the fit
+        return intercept.pool_columns(intercept.Studies.from_rows(Yarr, Varr, pad), conv, tau2_ci=tau2_ci,
+                                      fields=fields)
 
 
 def _pool_arrays(Y: np.ndarray, V: np.ndarray, conv: Conventions, *, tau2_ci: bool = True,
@@ -442,8 +444,9 @@ def _pool_arrays(Y: np.ndarray, V: np.ndarray, conv: Conventions, *, tau2_ci: bo
                  fields: frozenset | None = None) -> PoolManyResult:
     """Pool every row; ``tau2`` (one value per row) fixes tau^2 instead of estimating it (metafor ``rma(tau2=)``;
     then there is no Q-profile interval)."""
-    fields_ = intercept.pool_columns(intercept.Studies.from_rows(Y, V, pad), conv, tau2_ci=tau2_ci and tau2 is None,
-                                     tau2=tau2, fields=fields)
+    with intercept.scratch():  # the studies x analyses copies live only for the fit
+        fields_ = intercept.pool_columns(intercept.Studies.from_rows(Y, V, pad), conv,
+                                         tau2_ci=tau2_ci and tau2 is None, tau2=tau2, fields=fields)
     return PoolManyResult(**fields_, conventions=conv)
 
 
