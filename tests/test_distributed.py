@@ -9,21 +9,13 @@ import pytest
 
 import mt_evidence as me
 from mt_evidence.stats.distributed import map_analyses
+from synthetic_batches import random_rows
 
 FIELDS = ("estimate", "se", "stat", "p", "ci_low", "ci_high", "pi_low", "pi_high", "tau2", "tau2_se",
           "tau2_ci_low", "tau2_ci_high", "tau", "i2", "i2_ci_low", "i2_ci_high", "h2", "h2_ci_low", "h2_ci_high",
           "q", "q_df", "q_p", "k", "df", "s2w", "loglik", "weights")
 
 
-def random_rows(m, seed, kmax=15):
-    rng = np.random.default_rng(seed)
-    k = rng.integers(1, kmax + 1, size=m)
-    V = rng.uniform(0.005, 0.5, size=(m, kmax))
-    Y = rng.normal(0.2, np.sqrt(V + rng.choice([0.0, 0.05, 0.3], size=(m, 1))))
-    pad = np.arange(kmax)[None, :] >= k[:, None]
-    Y[pad] = np.nan
-    V[pad] = np.nan
-    return Y, V
 
 
 @pytest.fixture(scope="module")

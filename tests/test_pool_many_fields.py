@@ -12,21 +12,13 @@ import mt_evidence as me
 from mt_evidence.stats import intercept
 from mt_evidence.stats.conventions import METHODS
 from mt_evidence.stats.pooling import PoolManyResult
+from synthetic_batches import random_rows
 
 CHOICES = [("estimate", "se", "tau2"), ("p",), ("q_p", "i2"), ("tau2_ci_low",), ("i2_ci_high", "h2_ci_low"),
            ("weights",), ("loglik", "tau2_se"), ("test_used", "df", "s2w"), ("pi_low", "pi_high", "stat"),
            intercept.FIELDS]
 
 
-def random_rows(m=300, seed=16, kmax=12):
-    rng = np.random.default_rng(seed)
-    k = rng.integers(1, kmax + 1, size=m)
-    V = rng.uniform(0.005, 0.5, size=(m, kmax))
-    Y = rng.normal(0.2, np.sqrt(V + rng.choice([0.0, 0.05, 0.3], size=(m, 1))))
-    pad = np.arange(kmax)[None, :] >= k[:, None]
-    Y[pad] = np.nan
-    V[pad] = np.nan
-    return Y, V
 
 
 def same(a, b) -> bool:
@@ -41,7 +33,7 @@ def test_the_engine_fields_are_the_result_fields():
 @pytest.mark.parametrize("conv", [dict(test="hksj"), dict(test="z", i2_type="q", pi_type="riley"),
                                   dict(test="t", tau2_ci=False)])
 def test_each_field_asked_for_is_the_same_to_the_bit(method, conv):
-    Y, V = random_rows()
+    Y, V = random_rows(300, 16, 12)
     full = me.pool_many(Y, V, method=method, **conv)
     for chosen in CHOICES:
         part = me.pool_many(Y, V, method=method, fields=chosen, **conv)
@@ -56,7 +48,7 @@ def test_each_field_asked_for_is_the_same_to_the_bit(method, conv):
 
 
 def test_what_is_left_out_is_not_computed(monkeypatch):
-    Y, V = random_rows()
+    Y, V = random_rows(300, 16, 12)
     calls = []
     for name in ("tau2_se", "solve_q"):
         real = getattr(intercept, name)
@@ -70,7 +62,7 @@ def test_what_is_left_out_is_not_computed(monkeypatch):
 
 
 def test_a_partial_result_in_a_frame_and_row_refuses():
-    Y, V = random_rows()
+    Y, V = random_rows(300, 16, 12)
     part = me.pool_many(Y, V, fields="estimate")
     assert part.computed == ("estimate", "k")
     frame = part.to_frame()
@@ -82,7 +74,7 @@ def test_a_partial_result_in_a_frame_and_row_refuses():
 
 
 def test_unknown_or_no_fields_are_named():
-    Y, V = random_rows(m=5)
+    Y, V = random_rows(5, 16, 12)
     with pytest.raises(ValueError, match="unknown field\\(s\\) 'estimat', 'pval'; the fields are estimate, se"):
         me.pool_many(Y, V, fields=("estimat", "pval", "se"))
     with pytest.raises(ValueError, match="is empty"):

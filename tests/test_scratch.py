@@ -13,17 +13,9 @@ import pytest
 import mt_evidence as me
 from mt_evidence.stats import intercept
 from mt_evidence.stats.conventions import METHODS
+from synthetic_batches import random_rows
 
 
-def random_rows(m=400, seed=3, kmax=14):
-    rng = np.random.default_rng(seed)
-    k = rng.integers(1, kmax + 1, size=m)
-    V = rng.uniform(0.005, 0.5, size=(m, kmax))
-    Y = rng.normal(0.2, np.sqrt(V + rng.choice([0.0, 0.05, 0.3], size=(m, 1))))
-    pad = np.arange(kmax)[None, :] >= k[:, None]
-    Y[pad] = np.nan
-    V[pad] = np.nan
-    return Y, V
 
 
 def fresh(Y, V, **kw):
@@ -46,7 +38,7 @@ def assert_same(a, b):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_scratch_memory_gives_the_same_numbers_and_nothing_escapes(method, monkeypatch):
-    Y, V = random_rows()
+    Y, V = random_rows(400, 3, 14)
     want = fresh(Y, V, method=method, test="hksj")
     monkeypatch.setattr(intercept._SCRATCH, "poison", True)
     for _ in range(3):  # the first call sizes the buffer, the next ones use it
@@ -59,7 +51,7 @@ def test_scratch_memory_gives_the_same_numbers_and_nothing_escapes(method, monke
 
 
 def test_a_capped_buffer_falls_back_to_fresh_memory(monkeypatch):
-    Y, V = random_rows(seed=5)
+    Y, V = random_rows(400, 5, 14)
     want = fresh(Y, V, method="REML", test="hksj")
     intercept.release_scratch()
     monkeypatch.setattr(intercept, "SCRATCH_MAX_BYTES", 64 * 1024)  # room for a few arrays, not for all
@@ -71,7 +63,7 @@ def test_a_capped_buffer_falls_back_to_fresh_memory(monkeypatch):
 
 
 def test_threads_have_their_own_buffers():
-    data = [random_rows(seed=s) for s in range(6)]
+    data = [random_rows(400, s, 14) for s in range(6)]
     want = [fresh(Y, V, method="REML", test="hksj", fields=("estimate", "tau2", "tau2_ci_high")) for Y, V in data]
     with ThreadPoolExecutor(3) as pool:
         got = list(pool.map(lambda d: me.pool_many(*d, method="REML", test="hksj",

@@ -20,6 +20,17 @@ def close_p(ours, theirs, z):
     assert ours == pytest.approx(theirs, rel=RTOL * max(1.0, z * z)), (ours, theirs, z)
 
 
+def assert_deltas_match(r, ref):
+    """The estimated selection weights (delta_2 ...), their SEs, z, CIs and p-values, against metafor's."""
+    ses = r.delta_se[1:]
+    np.testing.assert_allclose(ses, arr(ref["se_delta"])[1:], rtol=RTOL)
+    np.testing.assert_allclose(r.intervals["zval"].iloc[1:], arr(ref["zval_delta"])[1:], rtol=RTOL)
+    for col, key in (("ci_low", "ci_low_delta"), ("ci_high", "ci_high_delta")):
+        np.testing.assert_allclose(r.intervals[col].iloc[1:], arr(ref[key])[1:], rtol=RTOL, atol=RTOL * ses.max())
+    for p_ours, p_ref, z in zip(r.intervals["p"].iloc[1:], arr(ref["pval_delta"])[1:], r.intervals["zval"].iloc[1:]):
+        close_p(p_ours, p_ref, z)
+
+
 SEL = [(cid, j) for cid in sorted(CASES) for j, r in enumerate(CASES[cid]["selmodel"]) if "error" not in r]
 SEL_REFUSED = [(cid, j) for cid in sorted(CASES) for j, r in enumerate(CASES[cid]["selmodel"]) if "error" in r]
 
@@ -43,13 +54,7 @@ def test_selection_model_matches_selmodel(case, j):
     for ours, theirs in ((r.ci_low, "ci_low"), (r.ci_high, "ci_high")):
         assert ours == pytest.approx(ref[theirs], rel=RTOL, abs=RTOL * r.se), theirs
     close_p(r.p, ref["pval"], r.zval)
-    ses = r.delta_se[1:]
-    np.testing.assert_allclose(ses, arr(ref["se_delta"])[1:], rtol=RTOL)
-    np.testing.assert_allclose(r.intervals["zval"].iloc[1:], arr(ref["zval_delta"])[1:], rtol=RTOL)
-    for col, key in (("ci_low", "ci_low_delta"), ("ci_high", "ci_high_delta")):
-        np.testing.assert_allclose(r.intervals[col].iloc[1:], arr(ref[key])[1:], rtol=RTOL, atol=RTOL * ses.max())
-    for p_ours, p_ref, z in zip(r.intervals["p"].iloc[1:], arr(ref["pval_delta"])[1:], r.intervals["zval"].iloc[1:]):
-        close_p(p_ours, p_ref, z)
+    assert_deltas_match(r, ref)
     if ref["method"] == "ML":
         assert r.tau2 == pytest.approx(ref["tau2"], rel=1e-6)
         assert r.tau2_se == pytest.approx(ref["se_tau2"], rel=RTOL)
@@ -184,13 +189,7 @@ def test_selection_model_with_moderators_matches_selmodel(j):
     assert r.lrt_df == ref["lrt_df"]
     assert r.intervals["k"].tolist() == arr(ref["k_per_interval"]).astype(int).tolist()
     np.testing.assert_allclose(r.delta, arr(ref["delta"]), rtol=1e-6)
-    ses = r.delta_se[1:]
-    np.testing.assert_allclose(ses, arr(ref["se_delta"])[1:], rtol=RTOL)
-    np.testing.assert_allclose(r.intervals["zval"].iloc[1:], arr(ref["zval_delta"])[1:], rtol=RTOL)
-    for col, key in (("ci_low", "ci_low_delta"), ("ci_high", "ci_high_delta")):
-        np.testing.assert_allclose(r.intervals[col].iloc[1:], arr(ref[key])[1:], rtol=RTOL, atol=RTOL * ses.max())
-    for p_ours, p_ref, z in zip(r.intervals["p"].iloc[1:], arr(ref["pval_delta"])[1:], r.intervals["zval"].iloc[1:]):
-        close_p(p_ours, p_ref, z)
+    assert_deltas_match(r, ref)
     if ref["method"] == "ML":
         assert r.tau2 == pytest.approx(ref["tau2"], rel=1e-6)
         assert r.tau2_se == pytest.approx(ref["se_tau2"], rel=RTOL)

@@ -34,6 +34,19 @@ def _load_or_exit(data: Optional[Path], out: Path, vocabulary: Optional[Path] = 
         raise typer.Exit(1) from None
 
 
+def _owned_output_and_evidence(out: Path, writer: str, data: Optional[Path], vocabulary: Optional[Path]):
+    """Refuse ``out`` unless ``writer`` may replace it (before any work), then load the evidence or exit 1."""
+    from .evidence import atomic
+    from .evidence.atomic import OutputRefused
+    from .evidence.build import protected_inputs
+
+    try:
+        atomic.check_output_folder(out, writer, protected=protected_inputs(data=data))
+    except OutputRefused as err:
+        _refused(err)
+    return _load_or_exit(data, out, vocabulary)
+
+
 def _progress() -> Progress:
     """A transient progress bar on standard error (hidden when not a terminal)."""
     return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -276,17 +289,12 @@ def multiverse(
 ) -> None:
     """Every combination of reasonable analysis choices for every analysis (docs/methods.md section 19): writes
     multiverse.csv (one row per combination) and multiverse_summary.csv (how many agree with the plan)."""
-    from .evidence import atomic
     from .evidence.atomic import OutputRefused
     from .evidence.build import protected_inputs
     from .synthesis import multiverse as MV
     from .synthesis.analysis import comparison_frame, load_config
 
-    try:
-        atomic.check_output_folder(out, MV.WRITER, protected=protected_inputs(data=data))
-    except OutputRefused as err:
-        _refused(err)
-    ev = _load_or_exit(data, out, vocabulary)
+    ev = _owned_output_and_evidence(out, MV.WRITER, data, vocabulary)
     try:
         cfg = load_config(config)
         frame = comparison_frame(ev, cfg, measure=measure)
@@ -323,7 +331,6 @@ def robustness(
     """Every robustness check of one analysis (leave-one-out, influence, Baujat, cumulative, GOSH, permutation test,
     small-study checks) with the plan's conventions: writes summary.txt, the tables as CSV and the figures as PNG.
     Without --comparison, --outcome and --window it lists the analyses."""
-    from .evidence import atomic
     from .evidence.atomic import OutputRefused
     from .evidence.build import protected_inputs
     from .reporting import robustness as RR
@@ -333,11 +340,7 @@ def robustness(
 
     if measure not in MEASURE_LABELS:
         _refused(f"--measure {measure!r}: expected one of {', '.join(MEASURE_LABELS)}")
-    try:
-        atomic.check_output_folder(out, RR.WRITER, protected=protected_inputs(data=data))
-    except OutputRefused as err:
-        _refused(err)
-    ev = _load_or_exit(data, out, vocabulary)
+    ev = _owned_output_and_evidence(out, RR.WRITER, data, vocabulary)
     try:
         cfg = load_config(config)
         frame = comparison_frame(ev, cfg, measure=measure)
