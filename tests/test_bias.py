@@ -33,6 +33,7 @@ def test_egger_matches_regtest(case):
 def test_rank_test_matches_ranktest(case):
     c = CASES[case]
     r = B.rank_test(c["yi"], c["vi"], min_k=None)
+    assert B.begg_test(c["yi"], c["vi"], min_k=None) == r  # the same test by its authors' name
     assert r["tau"] == pytest.approx(c["rank"]["tau"], rel=RTOL, abs=1e-12)
     assert r["pval"] == pytest.approx(c["rank"]["pval"], rel=RTOL)
 

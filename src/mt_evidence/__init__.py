@@ -20,7 +20,7 @@ from .stats.effects import (
     se_from_ci,
     se_from_p,
 )
-from .stats.bias import egger_test, influence, leave_one_out, rank_test, trim_and_fill
+from .stats.bias import begg_test, egger_test, influence, leave_one_out, rank_test, trim_and_fill
 from .stats.gosh import GoshResult, gosh
 from .stats.permutation import PermutationResult, permutation_test
 from .stats.robust import BaujatResult, CumulativeResult, PetPeeseResult, baujat, cumulative, pet_peese
@@ -64,6 +64,7 @@ __all__ = [
     "subgroup",
     "egger_test",
     "rank_test",
+    "begg_test",
     "leave_one_out",
     "influence",
     "trim_and_fill",

@@ -2,7 +2,7 @@
 
 * :func:`egger_test`: Egger's regression test (metafor ``regtest``): ``model="lm"`` the weighted regression of the
   effects on their standard errors (Egger 1997), ``model="rma"`` the meta-regression with the SE as moderator.
-* :func:`rank_test`: Begg and Mazumdar's rank correlation (metafor ``ranktest``).
+* :func:`rank_test` (also :func:`begg_test`): Begg and Mazumdar's rank correlation (metafor ``ranktest``).
 * :func:`leave_one_out`: the pooled result without each trial in turn (metafor ``leave1out``).
 * :func:`trim_and_fill`: Duval and Tweedie's trim and fill (metafor ``trimfill``; L0, R0, Q0).
 * :func:`influence`: influence diagnostics (metafor ``influence``): studentised deleted residuals, DFFITS, Cook's
@@ -23,7 +23,7 @@ from scipy import stats
 
 from .pooling import pool
 
-__all__ = ["TooFewTrials", "check_studies", "egger_test", "rank_test", "leave_one_out", "influence", "trim_and_fill"]
+__all__ = ["TooFewTrials", "check_studies", "egger_test", "rank_test", "begg_test", "leave_one_out", "influence", "trim_and_fill"]
 
 MIN_K_BIAS = 10
 
@@ -108,6 +108,12 @@ def rank_test(yi, vi, *, min_k: int | None = MIN_K_BIAS) -> dict:
     ties = len(np.unique(ystar)) < len(ystar) or len(np.unique(v)) < len(v)
     res = stats.kendalltau(ystar, v, method="asymptotic" if ties or len(y) >= 50 else "exact")
     return {"tau": float(res.statistic), "pval": float(res.pvalue), "exact": not (ties or len(y) >= 50)}
+
+
+def begg_test(yi, vi, *, min_k: int | None = MIN_K_BIAS) -> dict:
+    """Begg and Mazumdar's test (Begg 1994) by its authors' name: the same as :func:`rank_test` (metafor
+    ``ranktest``)."""
+    return rank_test(yi, vi, min_k=min_k)
 
 
 def leave_one_out(yi, vi, *, method: str = "REML", test: str = "z", labels=None, **pool_kw) -> pd.DataFrame:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..stats.bias import egger_test, influence, leave_one_out, rank_test, trim_and_fill
+from ..stats.bias import begg_test, egger_test, influence, leave_one_out, trim_and_fill
 from ..stats.gosh import GoshResult, gosh
 from ..stats.permutation import PermutationResult, permutation_test
 from ..stats.pooling import PoolResult
@@ -196,7 +196,7 @@ def robustness(frame: pd.DataFrame, config: AnalysisConfig | None, comparison: s
                                             labels=labels, progress=step_progress("gosh")))
     out.permutation = attempt("permutation", lambda: permutation_test(
         yi, vi, iter=permutations, seed=seed, progress=step_progress("permutation"), **plan))
-    checks = {"egger": lambda: egger_test(yi, vi), "begg": lambda: rank_test(yi, vi),
+    checks = {"egger": lambda: egger_test(yi, vi), "begg": lambda: begg_test(yi, vi),
               "trim_and_fill": lambda: trim_and_fill(yi, vi, method=method),
               "pet_peese": lambda: pet_peese(yi, vi),
               # effects are oriented so that negative favours the first-named care: selection favours small p-values
