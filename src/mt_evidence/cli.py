@@ -18,6 +18,10 @@ app = typer.Typer(
 console = Console(stderr=True, soft_wrap=True)  # messages with paths are never broken mid-line
 
 
+DataOption = Annotated[Optional[Path], typer.Option(help="Evidence folder or workbook (default: bundled)")]
+ConfigOption = Annotated[Optional[Path], typer.Option(help="Analysis configuration (TOML)")]
+MeasureOption = Annotated[str, typer.Option(
+    help="md100 (points on 0-100), smd (final values) or smd_change (change scores)")]
 VocabularyOption = Annotated[Optional[Path], typer.Option(
     "--vocabulary", help="A review.toml declaring the review's treatments, outcomes, populations and comparisons "
                          "(default: the evidence folder's review.toml, else manual therapy for back pain)")]
@@ -141,7 +145,7 @@ def import_wide(
 
 @app.command()
 def build(
-    data: Annotated[Optional[Path], typer.Option(help="Evidence folder or workbook (default: bundled)")] = None,
+    data: DataOption = None,
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("data/processed"),
     vocabulary: VocabularyOption = None,
 ) -> None:
@@ -173,7 +177,7 @@ def build(
 
 @app.command()
 def report(
-    data: Annotated[Optional[Path], typer.Option(help="Evidence folder or workbook (default: bundled)")] = None,
+    data: DataOption = None,
     config: Annotated[Optional[Path], typer.Option(
         help="Settings (TOML): windows, thresholds, pooling, and a [report] table naming a claims file and a "
              "reviewer's certainty overrides (see src/mt_evidence/data/analysis.toml)")] = None,
@@ -209,10 +213,10 @@ def report(
 
 @app.command()
 def figures(
-    data: Annotated[Optional[Path], typer.Option(help="Evidence folder or workbook (default: bundled)")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="Analysis configuration (TOML)")] = None,
+    data: DataOption = None,
+    config: ConfigOption = None,
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("reports/figures"),
-    measure: Annotated[str, typer.Option(help="md100 (points on 0-100), smd (final values) or smd_change (change scores)")] = "md100",
+    measure: MeasureOption = "md100",
     vocabulary: VocabularyOption = None,
 ) -> None:
     """Write every figure (forest, short-vs-long, funnel, risk of bias) as PNG (300 dpi), SVG and PDF."""
@@ -281,10 +285,10 @@ def revman(
 
 @app.command()
 def multiverse(
-    data: Annotated[Optional[Path], typer.Option(help="Evidence folder or workbook (default: bundled)")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="Analysis configuration (TOML)")] = None,
+    data: DataOption = None,
+    config: ConfigOption = None,
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("reports/multiverse"),
-    measure: Annotated[str, typer.Option(help="md100 (points on 0-100), smd (final values) or smd_change")] = "md100",
+    measure: MeasureOption = "md100",
     vocabulary: VocabularyOption = None,
 ) -> None:
     """Every combination of reasonable analysis choices for every analysis (docs/methods.md section 19): writes
@@ -319,10 +323,10 @@ def robustness(
     comparison: Annotated[Optional[str], typer.Option(help="The comparison, e.g. exercise_vs_control")] = None,
     outcome: Annotated[Optional[str], typer.Option(help="The outcome, e.g. disability")] = None,
     window: Annotated[Optional[str], typer.Option(help="The follow-up window, e.g. short")] = None,
-    data: Annotated[Optional[Path], typer.Option(help="Evidence folder or workbook (default: bundled)")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="Analysis configuration (TOML)")] = None,
+    data: DataOption = None,
+    config: ConfigOption = None,
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("reports/robustness"),
-    measure: Annotated[str, typer.Option(help="md100 (points on 0-100), smd (final values) or smd_change")] = "md100",
+    measure: MeasureOption = "md100",
     gosh_method: Annotated[str, typer.Option(help="Model fitted to every GOSH subset: DL, FE or any estimator")] = "DL",
     permutations: Annotated[int, typer.Option(help="Random permutations when exact enumeration is too large")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of random GOSH subsets and permutations")] = 1,
