@@ -23,7 +23,8 @@ from scipy import stats
 
 from .pooling import pool
 
-__all__ = ["TooFewTrials", "check_studies", "egger_test", "rank_test", "begg_test", "leave_one_out", "influence", "trim_and_fill"]
+__all__ = ["TooFewTrials", "check_studies", "weighted_least_squares", "egger_test", "rank_test", "begg_test",
+           "leave_one_out", "influence", "trim_and_fill"]
 
 MIN_K_BIAS = 10
 
@@ -59,6 +60,26 @@ def _arrays(yi, vi, min_k: int | None, what: str):
     return check_studies(yi, vi, min_k=min_k, what=what)
 
 
+def weighted_least_squares(y: np.ndarray, x: np.ndarray, v: np.ndarray, level: float,
+                           names: tuple[str, str]) -> pd.DataFrame:
+    """Weighted least squares of y on (1, x), weights 1/v, residual variance estimated (R's ``lm`` with weights):
+    estimate, se, t statistic, p, CI (t with k - 2 df) and df per term (``names``). Egger's test and PET-PEESE."""
+    X = np.column_stack([np.ones_like(y), x])
+    w = 1 / v
+    XtW = X.T * w
+    A = np.linalg.inv(XtW @ X)
+    b = A @ XtW @ y
+    r = y - X @ b
+    df = len(y) - 2
+    s2 = float(np.sum(w * r**2) / df)
+    se = np.sqrt(np.diag(A) * s2)
+    t = b / se
+    q = stats.t.ppf(1 - (1 - level) / 2, df)
+    return pd.DataFrame({"estimate": b, "se": se, "stat": t, "p": 2 * stats.t.sf(np.abs(t), df),
+                         "ci_low": b - q * se, "ci_high": b + q * se, "df": float(df)},
+                        index=pd.Index(list(names), name="term"))
+
+
 def egger_test(yi, vi, *, model: str = "lm", method: str = "REML", level: float = 0.95,
                min_k: int | None = MIN_K_BIAS) -> dict:
     """Egger's regression test for funnel-plot asymmetry.
@@ -71,21 +92,12 @@ def egger_test(yi, vi, *, model: str = "lm", method: str = "REML", level: float 
     """
     y, v = _arrays(yi, vi, min_k, "Egger's test")
     sei = np.sqrt(v)
-    X = np.column_stack([np.ones_like(y), sei])
     if model == "lm":
-        w = 1 / v
-        XtW = X.T * w
-        A = np.linalg.inv(XtW @ X)
-        b = A @ XtW @ y
-        r = y - X @ b
-        df = len(y) - 2
-        s2 = float(np.sum(w * r**2) / df)
-        se = np.sqrt(np.diag(A) * s2)
-        t = b / se
-        q = stats.t.ppf(1 - (1 - level) / 2, df)
-        return {"model": "lm", "coef": float(b[1]), "zval": float(t[1]), "pval": float(2 * stats.t.sf(abs(t[1]), df)),
-                "dfs": df,
-                "est": float(b[0]), "ci_low": float(b[0] - q * se[0]), "ci_high": float(b[0] + q * se[0])}
+        fit = weighted_least_squares(y, sei, v, level, ("intrcpt", "sei"))
+        a, b = fit.iloc[0], fit.iloc[1]
+        return {"model": "lm", "coef": float(b["estimate"]), "zval": float(b["stat"]), "pval": float(b["p"]),
+                "dfs": len(y) - 2, "est": float(a["estimate"]), "ci_low": float(a["ci_low"]),
+                "ci_high": float(a["ci_high"])}
     if model == "rma":
         from .regression import meta_regression
 

@@ -19,7 +19,7 @@ import pandas as pd
 from scipy import stats
 
 from .printing import PrintedResult, WithConventions, format_p
-from .bias import MIN_K_BIAS, check_studies
+from .bias import MIN_K_BIAS, check_studies, weighted_least_squares
 from .conventions import Conventions
 from .pooling import pool, pool_many
 
@@ -43,24 +43,6 @@ PET_PEESE_RULES = {
     "greater": "PEESE when PET's intercept is above 0 in a one-sided t test at alpha",
     "less": "PEESE when PET's intercept is below 0 in a one-sided t test at alpha",
 }
-
-
-def _wls(y: np.ndarray, x: np.ndarray, v: np.ndarray, level: float, names: tuple[str, str]) -> pd.DataFrame:
-    """Weighted least squares of y on (1, x), weights 1/v, residual variance estimated (R's lm with weights)."""
-    X = np.column_stack([np.ones_like(y), x])
-    w = 1 / v
-    XtW = X.T * w
-    A = np.linalg.inv(XtW @ X)
-    b = A @ (XtW @ y)
-    r = y - X @ b
-    df = len(y) - 2
-    s2 = float(np.sum(w * r**2) / df)
-    se = np.sqrt(np.diag(A) * s2)
-    t = b / se
-    q = stats.t.ppf(1 - (1 - level) / 2, df)
-    return pd.DataFrame({"estimate": b, "se": se, "stat": t, "p": 2 * stats.t.sf(np.abs(t), df),
-                         "ci_low": b - q * se, "ci_high": b + q * se, "df": float(df)},
-                        index=pd.Index(list(names), name="term"))
 
 
 @dataclass(frozen=True, repr=False)
@@ -162,8 +144,8 @@ def pet_peese(yi, vi, *, rule: str = "two-sided", alpha: float = 0.05, level: fl
         raise ValueError(f"PET-PEESE needs at least 3 studies (two coefficients and a residual variance); got {len(y)}")
     if np.ptp(v) == 0:
         raise ValueError("PET-PEESE needs studies of different precision: every vi is the same")
-    pet = _wls(y, np.sqrt(v), v, level, ("intrcpt", "sei"))
-    peese = _wls(y, v, v, level, ("intrcpt", "vi"))
+    pet = weighted_least_squares(y, np.sqrt(v), v, level, ("intrcpt", "sei"))
+    peese = weighted_least_squares(y, v, v, level, ("intrcpt", "vi"))
     t, df = float(pet["stat"].iloc[0]), float(pet["df"].iloc[0])
     rule_p = {"two-sided": 2 * stats.t.sf(abs(t), df), "greater": stats.t.sf(t, df),
               "less": stats.t.cdf(t, df)}[rule]
