@@ -149,7 +149,7 @@ def test_egger_matches_regression_by_hand():
     assert b0 == pytest.approx(fit.params[0]) and p == pytest.approx(fit.pvalues[0])
 
 
-def test_html_in_headless_chromium(built):
+def test_html_in_headless_chromium(built, tmp_path):
     from playwright.sync_api import sync_playwright
 
     errors, external = [], []
@@ -173,8 +173,7 @@ def test_html_in_headless_chromium(built):
                 assert broken == 0 and n_images >= 3 and no_alt == 0
                 assert n_tables >= 5 and sof_rows >= 5
                 assert overflow <= 1, f"page wider than a {width}px screen by {overflow}px"
-                shot = ROOT / "reports" / name
-                shot.parent.mkdir(exist_ok=True)
+                shot = tmp_path / name  # never in the project's reports/: `make report` owns that folder
                 page.screenshot(path=str(shot))
                 assert shot.stat().st_size > 10_000
                 page.close()
