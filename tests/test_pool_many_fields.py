@@ -50,15 +50,15 @@ def test_each_field_asked_for_is_the_same_to_the_bit(method, conv):
 def test_what_is_left_out_is_not_computed(monkeypatch):
     Y, V = random_rows(300, 16, 12)
     calls = []
-    for name in ("tau2_se", "solve_q"):
+    for name in ("tau2_se", "_qprofile_bounds"):
         real = getattr(intercept, name)
         monkeypatch.setattr(intercept, name, lambda *a, _n=name, _r=real, **k: calls.append(_n) or _r(*a, **k))
     me.pool_many(Y, V, method="DL", fields=("estimate", "se", "tau2"))
     assert calls == []
     me.pool_many(Y, V, method="DL", fields=("tau2_ci_high",))
-    assert calls == ["solve_q"]
+    assert calls == ["_qprofile_bounds"]
     me.pool_many(Y, V, method="DL", fields=("tau2_se",))
-    assert calls == ["solve_q", "tau2_se"]
+    assert calls == ["_qprofile_bounds", "tau2_se"]
 
 
 def test_a_partial_result_in_a_frame_and_row_refuses():

@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
 
-from . import engine
+from . import compiled, engine
 from .conventions import Conventions
 
 _EPS = np.finfo(float).eps
@@ -609,7 +609,10 @@ def _certify(st: Studies, records: list, kind: str, rounds: int = 3) -> np.ndarr
 
 def tau2_likelihood(st: Studies, kind: str, f0: _Fit | None = None, probe: dict | None = None) -> np.ndarray:
     """Global maximiser of the ML or REML likelihood over tau^2 >= 0, for columns with k >= 2 (``f0``: the
-    fit at tau^2 = 0, when already made; ``probe``: see ``estimate_tau2``)."""
+    fit at tau^2 = 0, when already made; ``probe``: see ``estimate_tau2``). Large batches run on the compiled
+    solvers (``compiled``; the same numbers)."""
+    if compiled.use_for(st.m):
+        return _tau2_likelihood_compiled(st, kind, probe)
     m = st.m
     zero = np.zeros(m)
     s0, sums0 = _score_of(_fit(st, None) if f0 is None else f0, zero, kind)
@@ -665,6 +668,40 @@ def tau2_likelihood(st: Studies, kind: str, f0: _Fit | None = None, probe: dict 
         bad = np.flatnonzero(~proved)
         tau[bad] = _grid_likelihood(st.take(bad), kind)
     return tau
+
+
+def _tau2_likelihood_compiled(st: Studies, kind: str, probe: dict | None) -> np.ndarray:
+    """``tau2_likelihood`` on the compiled solvers: the same root, certificate and probe, column by column; the
+    columns left unproven are solved on the score grid here."""
+    likelihood_columns, _ = compiled.kernels()
+    m = st.m
+    tau = np.empty(m)
+    proved = np.empty(m, dtype=np.int8)
+    far = np.empty((3, m))
+    likelihood_columns(st.Y, st.V, st.k, kind == "REML", tau, proved, far)
+    if (proved < 0).any():
+        raise RuntimeError("the ML/REML root search did not converge")  # pragma: no cover - bisection converges
+    if probe is not None:
+        probe.update(t=far[0], q=far[1], u=far[2])
+    bad = np.flatnonzero(proved == 0)
+    if len(bad):
+        tau[bad] = _grid_likelihood(st.take(bad), kind)
+    return tau
+
+
+def _qprofile_compiled(st: Studies, cols: np.ndarray, tau2: np.ndarray, crit_u: np.ndarray, crit_l: np.ndarray,
+                       probe: dict) -> tuple[np.ndarray, np.ndarray]:
+    """``_qprofile_bounds`` on the compiled solvers (the same starts and Newton steps, column by column)."""
+    _, qprofile_columns = compiled.kernels()
+    far = np.stack([probe["t"], probe["q"], probe["u"]]) if "t" in probe else np.full((3, st.m), np.nan)
+    out = np.empty((2, len(cols)))
+    qprofile_columns(st.Y, st.V, np.asarray(cols, dtype=np.int64), np.ascontiguousarray(tau2, dtype=float),
+                     np.stack([crit_u, crit_l]), far, out)
+    stuck = np.isnan(out)
+    if stuck.any():  # pragma: no cover - not reached in practice (as in solve_q): the bracketed solver
+        b, c = np.nonzero(stuck)
+        out[b, c] = engine.solve_q_equals(st.take(cols[c]).batch(), np.stack([crit_u, crit_l])[b, c])
+    return out[0], out[1]
 
 
 # ------------------------------------------------------------------------------------------ estimators
@@ -777,6 +814,56 @@ def _per_value(fn, x: np.ndarray) -> np.ndarray:
     return np.asarray(fn(u))[inv]
 
 
+def _qprofile_bounds(st: Studies, cols: np.ndarray, tau2: np.ndarray, crit_u: np.ndarray, crit_l: np.ndarray,
+                     f0: _Fit, f: _Fit, probe: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The Q-profile bounds of tau^2 for the columns ``cols``: the lower solves Q = crit_u, the upper Q = crit_l (0
+    where Q(0) <= the target); ``f0``, ``f``: the fits at 0 and at tau^2-hat; ``probe``: see ``estimate_tau2``."""
+    if compiled.use_for(st.m):
+        return _qprofile_compiled(st, cols, tau2, crit_u, crit_l, probe)
+    # both bounds in one solve: the lower solves Q = crit_u, the upper Q = crit_l; where Q(0) <= the
+    # target the bound is 0
+    target = np.concatenate([crit_u, crit_l])
+    col2 = np.concatenate([cols, cols])
+    need = f0.q[col2] > target
+    nc, target = col2[need], target[need]
+    x0, qs, us = tau2[nc], f.q[nc], _dot(f.r, f.r)[nc]
+    # starts: within (0, tau^2-hat), or within (tau^2-hat, t) for a point t beyond it evaluated by the ML/REML
+    # search, the root of the cubic Hermite interpolant of 1/Q on that interval; beyond t, t itself; else
+    # tau^2-hat (Newton on 1/Q from the left)
+    left = qs < target
+    lo_t, hi_t = np.zeros(len(nc)), x0.copy()
+    g0, d0, g1, d1 = (np.full(len(nc), np.nan) for _ in range(4))
+    if left.any():
+        ii = nc[left]
+        r0 = np.take(f0.r, ii, axis=1)
+        q0, u0 = f0.q[ii], _dot(r0, r0)
+        g0[left], d0[left], g1[left], d1[left] = 1 / q0, u0 / q0**2, 1 / qs[left], us[left] / qs[left] ** 2
+    right = np.zeros(len(nc), dtype=bool)
+    if "t" in probe:
+        pt, pq, pu = probe["t"][nc], probe["q"][nc], probe["u"][nc]
+        far = ~left & (pt > x0) & np.isfinite(pq)
+        right = far & (pq < target)
+        beyond = far & ~right
+        lo_t[right], hi_t[right] = x0[right], pt[right]
+        g0[right], d0[right] = 1 / qs[right], us[right] / qs[right] ** 2
+        g1[right], d1[right] = 1 / pq[right], pu[right] / pq[right] ** 2
+        x0[beyond], qs[beyond], us[beyond] = pt[beyond], pq[beyond], pu[beyond]
+    herm = left | right
+    if herm.any():
+        xi = lo_t[herm] + _hermite_root(hi_t[herm] - lo_t[herm], g0[herm], d0[herm], g1[herm], d1[herm],
+                                        1 / target[herm])
+        fi = _fit(st.take(nc[herm]), xi)
+        x0[herm], qs[herm], us[herm] = xi, fi.q, _dot(fi.r, fi.r)
+    res = solve_q(st.take(nc), target, x0, qs, us)
+    t_lo = np.zeros(len(cols))
+    t_hi = np.zeros(len(cols))
+    lo_part = np.flatnonzero(need) < len(cols)
+    pos = np.concatenate([np.arange(len(cols))] * 2)[need]
+    t_lo[pos[lo_part]] = res[lo_part]
+    t_hi[pos[~lo_part]] = res[~lo_part]
+    return t_lo, t_hi
+
+
 #: the fields of ``pool_columns`` (those of ``PoolManyResult`` but the conventions)
 FIELDS = ("estimate", "se", "stat", "p", "ci_low", "ci_high", "pi_low", "pi_high", "tau2", "tau2_se", "tau2_ci_low",
           "tau2_ci_high", "tau", "i2", "i2_ci_low", "i2_ci_high", "h2", "h2_ci_low", "h2_ci_high", "q", "q_df", "q_p",
@@ -881,46 +968,7 @@ def _pool_columns(st: Studies, conv: Conventions, *, tau2_ci: bool = True,
         d = dfree[cols]
         crit_u = _per_value(lambda x: special.chdtri(x, alpha / 2), d)
         crit_l = _per_value(lambda x: 2 * special.gammaincinv(x / 2, alpha / 2), d)
-        # both bounds in one solve: the lower solves Q = crit_u, the upper Q = crit_l; where Q(0) <= the
-        # target the bound is 0
-        target = np.concatenate([crit_u, crit_l])
-        col2 = np.concatenate([cols, cols])
-        need = f0.q[col2] > target
-        nc, target = col2[need], target[need]
-        x0, qs, us = tau2[nc], f.q[nc], _dot(f.r, f.r)[nc]
-        # starts: within (0, tau^2-hat), or within (tau^2-hat, t) for a point t beyond it evaluated by the ML/REML
-        # search, the root of the cubic Hermite interpolant of 1/Q on that interval; beyond t, t itself; else
-        # tau^2-hat (Newton on 1/Q from the left)
-        left = qs < target
-        lo_t, hi_t = np.zeros(len(nc)), x0.copy()
-        g0, d0, g1, d1 = (np.full(len(nc), np.nan) for _ in range(4))
-        if left.any():
-            ii = nc[left]
-            r0 = np.take(f0.r, ii, axis=1)
-            q0, u0 = f0.q[ii], _dot(r0, r0)
-            g0[left], d0[left], g1[left], d1[left] = 1 / q0, u0 / q0**2, 1 / qs[left], us[left] / qs[left] ** 2
-        right = np.zeros(len(nc), dtype=bool)
-        if "t" in probe:
-            pt, pq, pu = probe["t"][nc], probe["q"][nc], probe["u"][nc]
-            far = ~left & (pt > x0) & np.isfinite(pq)
-            right = far & (pq < target)
-            beyond = far & ~right
-            lo_t[right], hi_t[right] = x0[right], pt[right]
-            g0[right], d0[right] = 1 / qs[right], us[right] / qs[right] ** 2
-            g1[right], d1[right] = 1 / pq[right], pu[right] / pq[right] ** 2
-            x0[beyond], qs[beyond], us[beyond] = pt[beyond], pq[beyond], pu[beyond]
-        herm = left | right
-        if herm.any():
-            xi = lo_t[herm] + _hermite_root(hi_t[herm] - lo_t[herm], g0[herm], d0[herm], g1[herm], d1[herm],
-                                            1 / target[herm])
-            fi = _fit(st.take(nc[herm]), xi)
-            x0[herm], qs[herm], us[herm] = xi, fi.q, _dot(fi.r, fi.r)
-        res = solve_q(st.take(nc), target, x0, qs, us)
-        t_lo[cols] = 0.0
-        t_hi[cols] = 0.0
-        lo_part = np.flatnonzero(need) < len(cols)
-        t_lo[nc[lo_part]] = res[lo_part]
-        t_hi[nc[~lo_part]] = res[~lo_part]
+        t_lo[cols], t_hi[cols] = _qprofile_bounds(st, cols, tau2, crit_u, crit_l, f0, f, probe)
     with np.errstate(divide="ignore", invalid="ignore"):
         if not wanted(*_CI_FIELDS):
             i_lo = i_hi = h_lo = h_hi = None
