@@ -5,14 +5,16 @@ the bit as ``intercept``'s NumPy code, several times faster on large batches.
 certificate's points and splits, the Q-profile bounds) in which each step is a dozen NumPy calls on (K, m) arrays,
 so that at k = 20 most of the time goes to NumPy's cost per call and to passes over memory. Here each solver runs
 through one column to the end before the next, with every sum in registers: the REML/ML root with its certificate
-of the global maximum (``likelihood_columns``) and the Q-profile bounds of tau^2 (``qprofile_columns``).
+of the global maximum (``likelihood_columns``), the score grid for the columns the certificate leaves unproven
+(``grid_columns``) and the Q-profile bounds of tau^2 (``qprofile_columns``).
 
 Same to the bit: every formula is written here in the same order of operations as in ``intercept`` (its sums over
 studies add the K rows in order, as NumPy's column sums and ``einsum`` do; products of three factors are taken
 left to right, as ``einsum`` does), only + - * / and sqrt are used (correctly rounded in both; no log or exp, whose
 implementations differ), and the functions are compiled without ``fastmath`` (no reassociation, no fused
 multiply-add). ``tests/test_compiled.py`` checks every field of many batches, edge cases included, to the bit.
-Columns whose certificate fails are returned unproven, and ``intercept`` solves them on its score grid as before.
+Columns whose certificate fails go to the score grid (compiled too); the best of its maxima is chosen in NumPy,
+with the NumPy engine's log-likelihood.
 
 numba is optional (the ``fast`` extra): without it, or for small batches (``MIN_COLUMNS``), the NumPy code runs.
 The functions are compiled on first use and cached on disk (numba's ``cache=True``).
@@ -37,8 +39,8 @@ def use_for(m: int) -> bool:
 
 
 def kernels():
-    """The compiled functions ``likelihood_columns`` and ``qprofile_columns`` (numba compiles them on first use, or
-    loads them from its cache)."""
+    """The compiled functions ``likelihood_columns``, ``qprofile_columns`` and ``grid_columns`` (numba compiles them on
+    first use, or loads them from its cache)."""
     from . import numba_kernels
 
-    return numba_kernels.likelihood_columns, numba_kernels.qprofile_columns
+    return numba_kernels.likelihood_columns, numba_kernels.qprofile_columns, numba_kernels.grid_columns

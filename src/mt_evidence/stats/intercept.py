@@ -453,6 +453,11 @@ def _loglik(st: Studies, t: np.ndarray, kind: str) -> np.ndarray:
     return ll - 0.5 * np.log(f.sw) if kind == "REML" else ll
 
 
+def _grid_rel(n_grid: int) -> np.ndarray:
+    """The score grid's points relative to its top: 0 and ``n_grid`` from 1e-9 to 1, evenly in log."""
+    return np.concatenate([[0.0], np.logspace(-9, 0, n_grid)])
+
+
 def _grid_likelihood(st: Studies, kind: str, n_grid: int = 24) -> np.ndarray:
     """The score grid of ``engine.tau2_likelihood`` (for the columns the certificate leaves unproven): every
     sign change from + to - of the score on ``[0, hi * logspace(-9, 0, 24)]`` (hi: where the score is <= 0,
@@ -461,7 +466,7 @@ def _grid_likelihood(st: Studies, kind: str, n_grid: int = 24) -> np.ndarray:
     m = st.m
     d = st.deviations()
     hi = np.maximum(2.0 * _dot(d, d) + st.v0().max(axis=0), 1e-8)
-    rel = np.concatenate([[0.0], np.logspace(-9, 0, n_grid)])
+    rel = _grid_rel(n_grid)
     n = len(rel)
     grid = hi[:, None] * rel[None, :]
     D = np.empty((7, m, n))
@@ -476,8 +481,7 @@ def _grid_likelihood(st: Studies, kind: str, n_grid: int = 24) -> np.ndarray:
         grid[redo] = hi[redo, None] * rel[None, :]
     S = D[_S]
     rows, j = np.nonzero((S[:, :-1] > 0) & (S[:, 1:] <= 0))
-    best_t = np.zeros(m)
-    best_ll = np.where(S[:, 0] <= 0, _loglik(st, np.zeros(m), kind), -np.inf)
+    t = np.zeros(0)
     if len(rows):
         sub = st.take(rows)
         A, B = D[:, rows, j], D[:, rows, j + 1]
@@ -491,7 +495,17 @@ def _grid_likelihood(st: Studies, kind: str, n_grid: int = 24) -> np.ndarray:
         start = _score(sub, x, kind)
         pos = start[_S] > 0
         t, _ = _score_root(sub, start, np.where(pos, x, lo), np.where(pos, hi, x), kind)
-        ll = _loglik(sub, t, kind)
+    return _best_likelihood(st, kind, S[:, 0] <= 0, rows, t)
+
+
+def _best_likelihood(st: Studies, kind: str, zero_ok: np.ndarray, rows: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Per column, the maximum of highest likelihood among 0 (where ``zero_ok``: the score is <= 0 there) and the
+    maxima ``t`` found in the columns ``rows`` (the score grid's candidates)."""
+    m = st.m
+    best_t = np.zeros(m)
+    best_ll = np.where(zero_ok, _loglik(st, np.zeros(m), kind), -np.inf)
+    if len(rows):
+        ll = _loglik(st.take(rows), t, kind)
         for i in np.argsort(ll):  # ascending, so the best of a row is written last
             if ll[i] > best_ll[rows[i]]:
                 best_t[rows[i]], best_ll[rows[i]] = t[i], ll[i]
@@ -673,7 +687,7 @@ def tau2_likelihood(st: Studies, kind: str, f0: _Fit | None = None, probe: dict 
 def _tau2_likelihood_compiled(st: Studies, kind: str, probe: dict | None) -> np.ndarray:
     """``tau2_likelihood`` on the compiled solvers: the same root, certificate and probe, column by column; the
     columns left unproven are solved on the score grid here."""
-    likelihood_columns, _ = compiled.kernels()
+    likelihood_columns = compiled.kernels()[0]
     m = st.m
     tau = np.empty(m)
     proved = np.empty(m, dtype=np.int8)
@@ -685,14 +699,27 @@ def _tau2_likelihood_compiled(st: Studies, kind: str, probe: dict | None) -> np.
         probe.update(t=far[0], q=far[1], u=far[2])
     bad = np.flatnonzero(proved == 0)
     if len(bad):
-        tau[bad] = _grid_likelihood(st.take(bad), kind)
+        tau[bad] = _grid_likelihood_compiled(st.take(bad), kind)
     return tau
+
+
+def _grid_likelihood_compiled(st: Studies, kind: str, n_grid: int = 24) -> np.ndarray:
+    """``_grid_likelihood`` on the compiled solvers: the same grid and maxima, and the same choice among them."""
+    grid_columns = compiled.kernels()[2]
+    m = st.m
+    zero_ok = np.empty(m, dtype=bool)
+    rows = np.empty(m * n_grid, dtype=np.int64)
+    t = np.empty(m * n_grid)
+    n = grid_columns(st.Y, st.V, st.k, kind == "REML", _grid_rel(n_grid), zero_ok, rows, t)
+    if n < 0:
+        raise RuntimeError("the ML/REML root search did not converge")  # pragma: no cover - bisection converges
+    return _best_likelihood(st, kind, zero_ok, rows[:n], t[:n])
 
 
 def _qprofile_compiled(st: Studies, cols: np.ndarray, tau2: np.ndarray, crit_u: np.ndarray, crit_l: np.ndarray,
                        probe: dict) -> tuple[np.ndarray, np.ndarray]:
     """``_qprofile_bounds`` on the compiled solvers (the same starts and Newton steps, column by column)."""
-    _, qprofile_columns = compiled.kernels()
+    qprofile_columns = compiled.kernels()[1]
     far = np.stack([probe["t"], probe["q"], probe["u"]]) if "t" in probe else np.full((3, st.m), np.nan)
     out = np.empty((2, len(cols)))
     qprofile_columns(st.Y, st.V, np.asarray(cols, dtype=np.int64), np.ascontiguousarray(tau2, dtype=float),

@@ -215,6 +215,43 @@ def certify(y, v, w, reml, P, n, vmin, rounds, pts, pa, pb):
 
 
 @jit
+def score_root(y, v, w, reml, P, n, cur, lo, hi):
+    """intercept._score_root for one column (y, v; w: scratch) from the point P[cur], inside [lo, hi]: the points
+    it evaluates are appended to P from n on. Returns the root, the new n, and whether Newton ended."""
+    d_prev = np.nan
+    x_prev = np.nan
+    for it in range(_MAXITER):
+        x = P[cur, _T]
+        Sx = P[cur, _S]
+        U = P[cur, _U]
+        L = P[cur, _L]
+        d = (P[cur, _DL] * U - L * P[cur, _DU]) / (U * U)
+        step = Sx / (U * d)
+        xn = x + step
+        inside = (xn > lo) and (xn < hi)
+        tol = _NEWTON_TOL * x
+        conv = (abs(step) <= tol) or ((hi - lo) <= 4 * _EPS * hi)
+        if it > 0:
+            conv = conv or (inside and (abs((d - d_prev) / (x - x_prev)) * (step * step) <= (2 * tol) * abs(d)))
+        if conv:
+            return (xn if inside else x), n, True
+        if not inside:
+            xn = 0.5 * (lo + hi)
+        d_prev = d if inside else np.nan
+        x_prev = x
+        if n >= _MAXPTS - 8:
+            break
+        pieces(y, v, xn, reml, P[n], w)
+        cur = n
+        n += 1
+        if P[cur, _S] > 0:
+            lo = xn
+        else:
+            hi = xn
+    return np.nan, n, False
+
+
+@jit
 def likelihood_columns(Y, V, k, reml, tau, proved, probe):
     """intercept.tau2_likelihood's root and certificate for every column (k >= 2): tau^2 into ``tau``,
     1 into ``proved`` where the certificate holds (0: to be solved on the grid; -1: Newton did not end),
@@ -230,21 +267,7 @@ def likelihood_columns(Y, V, k, reml, tau, proved, probe):
     for j in range(m):
         column(Y, V, j, y, v)
         kf = float(k[j])
-        # deviations from the unweighted mean (intercept.Studies.deviations), v_min and v_max
-        sy = 0.0
-        for i in range(K):
-            sy += y[i]
-        ybar = sy / k[j]
-        ss = 0.0
-        vmin = np.inf
-        vmax = 0.0
-        for i in range(K):
-            vi = v[i]
-            d = 0.0 if vi == np.inf else y[i] - ybar
-            ss += d * d
-            vmin = min(vmin, vi)
-            if vi != np.inf:
-                vmax = max(vmax, vi)
+        ss, vmin, vmax = deviations(y, v, k[j])
         pieces(y, v, 0.0, reml, P[0], w)
         n = 1
         root = 0.0
@@ -272,40 +295,7 @@ def likelihood_columns(Y, V, k, reml, tau, proved, probe):
                 else:
                     hi = x
             # intercept._score_root
-            d_prev = np.nan
-            x_prev = np.nan
-            ended = False
-            for it in range(_MAXITER):
-                x = P[cur, _T]
-                Sx = P[cur, _S]
-                U = P[cur, _U]
-                L = P[cur, _L]
-                d = (P[cur, _DL] * U - L * P[cur, _DU]) / (U * U)
-                step = Sx / (U * d)
-                xn = x + step
-                inside = (xn > lo) and (xn < hi)
-                tol = _NEWTON_TOL * x
-                conv = (abs(step) <= tol) or ((hi - lo) <= 4 * _EPS * hi)
-                if it > 0:
-                    conv = conv or (inside and (abs((d - d_prev) / (x - x_prev)) * (step * step)
-                                                <= (2 * tol) * abs(d)))
-                if conv:
-                    root = xn if inside else x
-                    ended = True
-                    break
-                if not inside:
-                    xn = 0.5 * (lo + hi)
-                d_prev = d if inside else np.nan
-                x_prev = x
-                if n >= _MAXPTS - 8:
-                    break
-                pieces(y, v, xn, reml, P[n], w)
-                cur = n
-                n += 1
-                if P[cur, _S] > 0:
-                    lo = xn
-                else:
-                    hi = xn
+            root, n, ended = score_root(y, v, w, reml, P, n, cur, lo, hi)
             if not ended:
                 proved[j] = -1
                 tau[j] = np.nan
@@ -430,3 +420,75 @@ def qprofile_columns(Y, V, cols, tau2, targets, probe, out):
                 x0 = lo_t + hermite_root(hi_t - lo_t, g0, d0, g1, d1, 1 / c)
                 qs, us = qu(y, v, x0, w)
             out[b, c_i] = solve_q(y, v, w, c, x0, qs, us)
+
+
+@jit
+def deviations(y, v, kj):
+    """The sum of squared deviations from the unweighted mean (intercept.Studies.deviations), and v_min and v_max
+    (padded studies, v = inf, left out)."""
+    sy = 0.0
+    for i in range(len(y)):
+        sy += y[i]
+    ybar = sy / kj
+    ss = 0.0
+    vmin = np.inf
+    vmax = 0.0
+    for i in range(len(y)):
+        vi = v[i]
+        d = 0.0 if vi == np.inf else y[i] - ybar
+        ss += d * d
+        vmin = min(vmin, vi)
+        if vi != np.inf:
+            vmax = max(vmax, vi)
+    return ss, vmin, vmax
+
+
+@jit
+def grid_columns(Y, V, k, reml, rel, zero_ok, cand_col, cand_t):
+    """intercept._grid_likelihood's search for every column: whether the score is <= 0 at 0 (``zero_ok``), and
+    every maximum found from a sign change of the score on the grid (``cand_col``, ``cand_t``; by column, then by
+    t). Returns how many (-1: a Newton search did not end). The caller picks the best by likelihood (NumPy's log,
+    so that the choice is the NumPy engine's)."""
+    K, m = Y.shape
+    n_grid = len(rel)
+    G = np.empty((n_grid, 9))
+    P = np.empty((_MAXPTS, 9))
+    y = np.empty(K)
+    v = np.empty(K)
+    w = np.empty(K)
+    nc = 0
+    for j in range(m):
+        column(Y, V, j, y, v)
+        ss, _, vmax = deviations(y, v, k[j])
+        top = nmax(2.0 * ss + vmax, 1e-8)
+        for _ in range(200):  # the grid's last point is top; where the score is still > 0 there, top times 4
+            for g in range(n_grid):
+                pieces(y, v, top * rel[g], reml, G[g], w)
+            if not (G[n_grid - 1, _S] > 0):
+                break
+            top *= 4
+        zero_ok[j] = G[0, _S] <= 0
+        for g in range(n_grid - 1):
+            if not (G[g, _S] > 0 and G[g + 1, _S] <= 0):
+                continue
+            lo = G[g, _T]
+            hi = G[g + 1, _T]
+            # start from the root of the cubic Hermite interpolant of L/U - 1 on the bracket
+            ga = G[g, _L] / G[g, _U] - 1
+            gb = G[g + 1, _L] / G[g + 1, _U] - 1
+            da = (G[g, _DL] * G[g, _U] - G[g, _L] * G[g, _DU]) / (G[g, _U] * G[g, _U])
+            db = (G[g + 1, _DL] * G[g + 1, _U] - G[g + 1, _L] * G[g + 1, _DU]) / (G[g + 1, _U] * G[g + 1, _U])
+            x = lo + hermite_root(hi - lo, ga, da, gb, db, 0.0)
+            if not (x > lo and x < hi):
+                x = 0.5 * (lo + hi)
+            pieces(y, v, x, reml, P[0], w)
+            if P[0, _S] > 0:
+                root, _, ended = score_root(y, v, w, reml, P, 1, 0, x, hi)
+            else:
+                root, _, ended = score_root(y, v, w, reml, P, 1, 0, lo, x)
+            if not ended:
+                return -1
+            cand_col[nc] = j
+            cand_t[nc] = root
+            nc += 1
+    return nc
