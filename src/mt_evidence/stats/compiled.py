@@ -39,8 +39,9 @@ def use_for(m: int) -> bool:
 
 
 def kernels():
-    """The compiled functions ``likelihood_columns``, ``qprofile_columns`` and ``grid_columns`` (numba compiles them on
-    first use, or loads them from its cache)."""
+    """The compiled functions ``likelihood_columns``, ``qprofile_columns``, ``grid_columns`` and ``fit_columns``
+    (numba compiles them on first use, or loads them from its cache)."""
     from . import numba_kernels
 
-    return numba_kernels.likelihood_columns, numba_kernels.qprofile_columns, numba_kernels.grid_columns
+    return (numba_kernels.likelihood_columns, numba_kernels.qprofile_columns, numba_kernels.grid_columns,
+            numba_kernels.fit_columns)

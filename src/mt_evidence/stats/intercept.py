@@ -213,15 +213,38 @@ class Studies:
 
 @dataclass
 class _Fit:
-    """The weighted fit of every column at one tau^2."""
+    """The weighted fit of every column at one tau^2: its sums, and its (K, m) arrays (made on first use when the
+    fit came from the compiled sums, ``_fit_sums``)."""
 
-    w: np.ndarray  # (K, m)
     sw: np.ndarray
     mu: np.ndarray
-    e: np.ndarray  # (K, m) residuals y - mu (not zero where padded; the weight is)
-    r: np.ndarray  # (K, m) P y = w e
     q: np.ndarray  # y'Py
+    _w: np.ndarray | None = field(default=None, repr=False)  # (K, m) weights
+    _e: np.ndarray | None = field(default=None, repr=False)  # (K, m) residuals y - mu (not 0 where padded; w is)
+    _r: np.ndarray | None = field(default=None, repr=False)  # (K, m) P y = w e
     _sw2: np.ndarray | None = field(default=None, repr=False)
+    _sw3: np.ndarray | None = field(default=None, repr=False)
+    _u: np.ndarray | None = field(default=None, repr=False)
+    _st: Studies | None = field(default=None, repr=False)  # the studies and tau^2 of the arrays still to make
+    _t: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def w(self) -> np.ndarray:
+        if self._w is None:
+            self._w = _weights_at(self._st, self._t)
+        return self._w
+
+    @property
+    def e(self) -> np.ndarray:
+        if self._e is None:
+            self._e = np.subtract(self._st.Y, self.mu, out=_empty(self._st.V.shape))
+        return self._e
+
+    @property
+    def r(self) -> np.ndarray:
+        if self._r is None:
+            self._r = np.multiply(self.w, self.e, out=_empty(self.e.shape))
+        return self._r
 
     @property
     def sw2(self) -> np.ndarray:
@@ -230,26 +253,64 @@ class _Fit:
             self._sw2 = _dot(self.w, self.w)
         return self._sw2
 
+    @property
+    def sw3(self) -> np.ndarray:
+        """sum w^3 (computed once)."""
+        if self._sw3 is None:
+            self._sw3 = _dot3(self.w, self.w, self.w)
+        return self._sw3
+
+    @property
+    def u(self) -> np.ndarray:
+        """y'PPy = sum (w e)^2 (computed once)."""
+        if self._u is None:
+            self._u = _dot(self.r, self.r)
+        return self._u
+
     def take(self, cols: np.ndarray) -> _Fit:
-        return _Fit(w=np.take(self.w, cols, axis=1), sw=self.sw[cols], mu=self.mu[cols],
-                    e=np.take(self.e, cols, axis=1), r=np.take(self.r, cols, axis=1),
-                    q=self.q[cols], _sw2=None if self._sw2 is None else self._sw2[cols])
+        def sub(a):
+            return None if a is None else a[cols]
+
+        if self._st is not None:  # arrays still to make: on the columns taken
+            return _Fit(sw=self.sw[cols], mu=self.mu[cols], q=self.q[cols], _sw2=sub(self._sw2),
+                        _sw3=sub(self._sw3), _u=sub(self._u), _st=self._st.take(cols), _t=sub(self._t))
+        return _Fit(sw=self.sw[cols], mu=self.mu[cols], q=self.q[cols], _w=np.take(self.w, cols, axis=1),
+                    _e=np.take(self.e, cols, axis=1), _r=np.take(self.r, cols, axis=1), _sw2=sub(self._sw2),
+                    _sw3=sub(self._sw3), _u=sub(self._u))
 
 
-def _fit(st: Studies, tau2: np.ndarray | None) -> _Fit:
-    """The fit at ``tau2`` (None: at 0, where the weights are 1/v); its (K, m) arrays are scratch memory inside a
-    ``scratch`` scope."""
+def _weights_at(st: Studies, tau2: np.ndarray | None) -> np.ndarray:
+    """1 / (v + tau^2) (tau2 None: 1 / v), scratch memory inside a ``scratch`` scope."""
     w = _empty(st.V.shape)
     if tau2 is None:
         np.reciprocal(st.V, out=w)
     else:
         np.add(st.V, tau2, out=w)
         np.reciprocal(w, out=w)
+    return w
+
+
+def _fit(st: Studies, tau2: np.ndarray | None) -> _Fit:
+    """The fit at ``tau2`` (None: at 0, where the weights are 1/v); its (K, m) arrays are scratch memory inside a
+    ``scratch`` scope."""
+    w = _weights_at(st, tau2)
     sw = _sum(w)
     mu = _dot(w, st.Y) / sw
     e = np.subtract(st.Y, mu, out=_empty(st.V.shape))
     r = np.multiply(w, e, out=_empty(st.V.shape))
-    return _Fit(w=w, sw=sw, mu=mu, e=e, r=r, q=_dot(r, e))
+    return _Fit(sw=sw, mu=mu, q=_dot(r, e), _w=w, _e=e, _r=r)
+
+
+def _fit_sums(st: Studies, tau2: np.ndarray | None) -> _Fit:
+    """``_fit`` from the compiled sums (the same numbers to the bit) when the batch runs on the compiled solvers,
+    its (K, m) arrays made only if used; else ``_fit``."""
+    if not compiled.use_for(st.m):
+        return _fit(st, tau2)
+    out = np.empty((6, st.m))
+    t = np.zeros(st.m) if tau2 is None else np.ascontiguousarray(tau2, dtype=float)
+    compiled.kernels()[3](st.Y, st.V, t, tau2 is None, out)
+    return _Fit(sw=out[0], mu=out[1], q=out[2], _u=out[3], _sw2=out[4], _sw3=out[5], _st=st,
+                _t=None if tau2 is None else t)
 
 
 # ------------------------------------------------------------------------------------ Q(tau^2) = c
@@ -287,7 +348,7 @@ def solve_q(st: Studies, target: np.ndarray, x0: np.ndarray | None = None, q0: n
     c = np.broadcast_to(np.asarray(target, dtype=float), (m,)).copy()
     if q0 is None or u0 is None:
         f = _fit(st, x)
-        q, u = f.q, _dot(f.r, f.r)
+        q, u = f.q, f.u
     else:
         q, u = np.asarray(q0, dtype=float), np.asarray(u0, dtype=float)
     out = x.copy()
@@ -320,7 +381,7 @@ def solve_q(st: Studies, target: np.ndarray, x0: np.ndarray | None = None, q0: n
                 sub, act = sub.take(keep), np.ones(n_act, dtype=bool)
             with scratch():
                 f = _fit(sub, xa)
-                q, u = f.q, _dot(f.r, f.r)
+                q, u = f.q, f.u
     # not reached in practice (the iteration is monotone and quadratic); the bracketed solver as a safeguard
     out[cols] = engine.solve_q_equals(sub.batch(), ca)  # pragma: no cover
     return out  # pragma: no cover
@@ -800,13 +861,13 @@ def tau2_se(st: Studies, tau2: np.ndarray, method: str, f0: _Fit, f: _Fit) -> np
         if method == "ML":
             return np.sqrt(2.0 / f.sw2)
         if method == "REML":
-            return np.sqrt(2.0 / _tr_pp(f.sw, f.sw2, _dot3(f.w, f.w, f.w)))
+            return np.sqrt(2.0 / _tr_pp(f.sw, f.sw2, f.sw3))
         if method in ("EB", "PM"):
             return np.sqrt(2 * k**2 / (k - 1) / f.sw**2)
         if method in ("DL", "HS"):
             sw2 = f0.sw2
             trp = f0.sw - sw2 / f0.sw
-            spp = _tr_pp(f0.sw, sw2, _dot3(f0.w, f0.w, f0.w))
+            spp = _tr_pp(f0.sw, sw2, f0.sw3)
             core = 2 * (k - 1) + 4 * t * trp + 2 * t**2 * spp
             return np.sqrt(core / trp**2) if method == "DL" else np.sqrt(core / f0.sw**2)
         if method == "HE":
@@ -853,7 +914,7 @@ def _qprofile_bounds(st: Studies, cols: np.ndarray, tau2: np.ndarray, crit_u: np
     col2 = np.concatenate([cols, cols])
     need = f0.q[col2] > target
     nc, target = col2[need], target[need]
-    x0, qs, us = tau2[nc], f.q[nc], _dot(f.r, f.r)[nc]
+    x0, qs, us = tau2[nc], f.q[nc], f.u[nc]
     # starts: within (0, tau^2-hat), or within (tau^2-hat, t) for a point t beyond it evaluated by the ML/REML
     # search, the root of the cubic Hermite interpolant of 1/Q on that interval; beyond t, t itself; else
     # tau^2-hat (Newton on 1/Q from the left)
@@ -862,8 +923,7 @@ def _qprofile_bounds(st: Studies, cols: np.ndarray, tau2: np.ndarray, crit_u: np
     g0, d0, g1, d1 = (np.full(len(nc), np.nan) for _ in range(4))
     if left.any():
         ii = nc[left]
-        r0 = np.take(f0.r, ii, axis=1)
-        q0, u0 = f0.q[ii], _dot(r0, r0)
+        q0, u0 = f0.q[ii], f0.u[ii]
         g0[left], d0[left], g1[left], d1[left] = 1 / q0, u0 / q0**2, 1 / qs[left], us[left] / qs[left] ** 2
     right = np.zeros(len(nc), dtype=bool)
     if "t" in probe:
@@ -880,7 +940,7 @@ def _qprofile_bounds(st: Studies, cols: np.ndarray, tau2: np.ndarray, crit_u: np
         xi = lo_t[herm] + _hermite_root(hi_t[herm] - lo_t[herm], g0[herm], d0[herm], g1[herm], d1[herm],
                                         1 / target[herm])
         fi = _fit(st.take(nc[herm]), xi)
-        x0[herm], qs[herm], us[herm] = xi, fi.q, _dot(fi.r, fi.r)
+        x0[herm], qs[herm], us[herm] = xi, fi.q, fi.u
     res = solve_q(st.take(nc), target, x0, qs, us)
     t_lo = np.zeros(len(cols))
     t_hi = np.zeros(len(cols))
@@ -925,10 +985,10 @@ def _pool_columns(st: Studies, conv: Conventions, *, tau2_ci: bool = True,
         return fields is None or any(n in fields for n in names)
     dfree = (k - 1).astype(float)
     has_df = dfree > 0
-    f0 = _fit(st, None)
+    f0 = _fit_sums(st, None)
     probe: dict = {}
     tau2 = estimate_tau2(st, method, f0, probe) if tau2 is None else np.asarray(tau2, dtype=float)
-    f = f0 if method == "FE" else _fit(st, tau2)
+    f = f0 if method == "FE" else _fit_sums(st, tau2)
     b, sw = f.mu, f.sw
     alpha = 1.0 - conv.level
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):

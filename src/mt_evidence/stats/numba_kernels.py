@@ -492,3 +492,35 @@ def grid_columns(Y, V, k, reml, rel, zero_ok, cand_col, cand_t):
             cand_t[nc] = root
             nc += 1
     return nc
+
+
+@jit
+def fit_columns(Y, V, t, zero, out):
+    """intercept._fit's sums for every column at t[j] (at 0 when ``zero``): sum w, mu, Q = y'Py, y'PPy, sum w^2 and
+    sum w^3 into out[0:6]. Unlike the solvers, across the columns (the inner loop, which the compiler vectorises:
+    the columns are independent), each column's sums still adding the studies in order."""
+    K, m = Y.shape
+    sw, mu, q, u, sw2, sw3 = out[0], out[1], out[2], out[3], out[4], out[5]
+    for j in range(m):
+        sw[j] = 0.0
+        mu[j] = 0.0
+        q[j] = 0.0
+        u[j] = 0.0
+        sw2[j] = 0.0
+        sw3[j] = 0.0
+    for i in range(K):
+        for j in range(m):
+            w = 1.0 / (V[i, j] + (0.0 if zero else t[j]))
+            sw[j] += w
+            mu[j] += w * Y[i, j]
+    for j in range(m):
+        mu[j] = mu[j] / sw[j]
+    for i in range(K):
+        for j in range(m):
+            w = 1.0 / (V[i, j] + (0.0 if zero else t[j]))
+            e = Y[i, j] - mu[j]
+            r = w * e
+            q[j] += r * e
+            u[j] += r * r
+            sw2[j] += w * w
+            sw3[j] += w * w * w
