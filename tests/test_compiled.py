@@ -121,3 +121,29 @@ def test_any_batch_is_the_numpy_engines(monkeypatch, seed, k, scale, method):
     V = 10.0 ** (scale + rng.uniform(-2, 2, size=(80, k)))
     Y = rng.normal(0, np.sqrt(V + 10.0 ** scale * rng.choice([0, 0.3, 3], size=(80, 1))))
     assert_same(*both(monkeypatch, Y, V, method=method, test="hksj"))
+
+
+def test_a_broken_numba_warns_and_the_numpy_engine_runs(monkeypatch):
+    """numba installed but failing to import (e.g. built for another NumPy): one warning, then the NumPy engine."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def broken(name, *args, **kwargs):
+        if name == "numba":
+            raise ImportError("numba built for another NumPy")
+        return real_import(name, *args, **kwargs)
+
+    compiled.available.cache_clear()
+    monkeypatch.setattr(builtins, "__import__", broken)
+    try:
+        with pytest.warns(RuntimeWarning, match="numba is installed but cannot be imported.*NumPy engine"):
+            assert not compiled.available()
+        rng = np.random.default_rng(6)
+        V = rng.uniform(0.01, 0.5, size=(100, 8))
+        Y = rng.normal(0, np.sqrt(V + 0.1))
+        assert np.isfinite(me.pool_many(Y, V).tau2).all()
+    finally:
+        monkeypatch.undo()
+        compiled.available.cache_clear()
+    assert compiled.available()

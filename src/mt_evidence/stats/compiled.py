@@ -22,15 +22,27 @@ The functions are compiled on first use and cached on disk (numba's ``cache=True
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import warnings
 
 #: batches with fewer columns use the NumPy engine (the same numbers; no compilation for a single analysis)
 MIN_COLUMNS = 64
 
 
+@functools.cache
 def available() -> bool:
-    """Whether numba can be imported (the ``fast`` extra)."""
-    return importlib.util.find_spec("numba") is not None
+    """Whether numba can be imported (the ``fast`` extra). Installed but broken (e.g. built for another NumPy): a
+    warning says so, once, and the NumPy engine runs."""
+    if importlib.util.find_spec("numba") is None:
+        return False
+    try:
+        import numba  # noqa: F401
+    except Exception as exc:  # an installed numba that cannot be imported must not stop pool_many
+        warnings.warn(f"numba is installed but cannot be imported ({type(exc).__name__}: {exc}); pool_many runs on "
+                      "its NumPy engine (the same numbers, slower)", RuntimeWarning, stacklevel=3)
+        return False
+    return True
 
 
 def use_for(m: int) -> bool:
