@@ -20,34 +20,42 @@ _T, _S, _U, _DU, _L, _DL, _Q, _SW, _SW2 = range(9)
 
 
 jit = numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=False)
+#: small functions called in the solvers' loops, inlined by numba (a call costs as much as a short loop)
+inline = numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=False, inline="always")
 
 
-@jit
+@inline
 def nmax(a, b):  # np.maximum: NaN when either is NaN
     if a != a or b != b:
         return np.nan
     return a if a >= b else b
 
 
-@jit
+@inline
 def nmin(a, b):
     if a != a or b != b:
         return np.nan
     return a if a <= b else b
 
 
-@jit
+@inline
+def weighted_mean(y, v, t, w):
+    """The weights 1 / (v + t) of a column into w, and their sum and the weighted mean of y (intercept._fit)."""
+    sw = 0.0
+    swy = 0.0
+    for i in range(len(y)):
+        w[i] = 1.0 / (v[i] + t)
+        sw += w[i]
+        swy += w[i] * y[i]
+    return sw, swy / sw
+
+
+@inline
 def pieces(y, v, t, reml, out, w):
     """Score pieces of a column (y, v: its studies) at t (intercept._score_of), and sum w, sum w^2, into
     out[0:9]; w: scratch of the column's length."""
     K = len(y)
-    sw = 0.0
-    swy = 0.0
-    for i in range(K):
-        w[i] = 1.0 / (v[i] + t)
-        sw += w[i]
-        swy += w[i] * y[i]
-    mu = swy / sw
+    sw, mu = weighted_mean(y, v, t, w)
     q = 0.0
     u = 0.0
     swr = 0.0
@@ -80,17 +88,11 @@ def pieces(y, v, t, reml, out, w):
     out[_SW2] = sw2
 
 
-@jit
+@inline
 def qu(y, v, t, w):
     """Q = y'Py and y'PPy of a column at t (intercept._fit); w: scratch."""
     K = len(y)
-    sw = 0.0
-    swy = 0.0
-    for i in range(K):
-        w[i] = 1.0 / (v[i] + t)
-        sw += w[i]
-        swy += w[i] * y[i]
-    mu = swy / sw
+    sw, mu = weighted_mean(y, v, t, w)
     q = 0.0
     u = 0.0
     for i in range(K):
@@ -101,7 +103,7 @@ def qu(y, v, t, w):
     return q, u
 
 
-@jit
+@inline
 def column(Y, V, j, y, v):
     """Column j of (K, m) arrays into the contiguous y, v."""
     for i in range(Y.shape[0]):
@@ -109,7 +111,7 @@ def column(Y, V, j, y, v):
         v[i] = V[i, j]
 
 
-@jit
+@inline
 def piece_proves(A, B):
     """intercept._piece_proves for one piece [A_t, B_t]."""
     a = A[_T]
@@ -143,7 +145,7 @@ def piece_proves(A, B):
     return low > lift
 
 
-@jit
+@inline
 def tail_proves(vmin, T):
     return T[_Q] < T[_L] * (vmin + T[_T]) * (1 - _MARGIN)
 

@@ -381,7 +381,7 @@ def pool_many(
     With numba installed (``pip install mt_evidence[fast]``), batches of ``stats.compiled.MIN_COLUMNS`` (64) analyses
     or more run the iterative solvers compiled: the same numbers to the bit, about twice as fast for REML (see
     benchmarks/README.md). The first such call in a process imports numba and loads the solvers (about 0.8 s); the
-    very first on a machine compiles them into numba's cache (about 5 s). Set ``stats.compiled.MIN_COLUMNS`` to
+    very first on a machine compiles them into numba's cache (about 8 s). Set ``stats.compiled.MIN_COLUMNS`` to
     ``sys.maxsize`` to keep the NumPy engine.
 
     Validated against: metafor 3.8 ``rma.uni(yi, vi, method=, test=)``, ``confint()`` and ``predict()``,
