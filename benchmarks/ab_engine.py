@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import mt_evidence.stats.intercept as new
+from mt_evidence.stats import compiled
 from mt_evidence.stats.conventions import resolve
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -66,7 +67,11 @@ def main(argv=None) -> int:
     ap.add_argument("--m", type=int, default=2000)
     ap.add_argument("--method", nargs="+", default=["REML", "DL"])
     ap.add_argument("--turns", type=int, default=40)
+    ap.add_argument("--compiled", action="store_true",
+                    help="both engines with the compiled solvers on (default: the NumPy engine alone, as intercept.py "
+                         "is what is compared)")
     args = ap.parse_args(argv)
+    compiled.use(args.compiled)
     base = load_base(args.base)
     print(f"working tree against {args.base}: median of per-turn time ratios (below 1: the working tree is faster)")
     for k in args.k:

@@ -92,12 +92,11 @@ def best_of(fns: dict, repeat: int) -> dict:
 
 def numpy_engine(fn, *args, **kwargs):
     """``fn`` with the compiled solvers off (the NumPy engine alone: what runs without numba)."""
-    saved = compiled.MIN_COLUMNS
-    compiled.MIN_COLUMNS = sys.maxsize
+    compiled.use(False)
     try:
         return fn(*args, **kwargs)
     finally:
-        compiled.MIN_COLUMNS = saved
+        compiled.use(compiled.available())
 
 
 def engine_line() -> str:
@@ -231,6 +230,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-r", action="store_true", help="skip the metafor loop")
     args = ap.parse_args(argv)
     print(f"{datetime.datetime.now():%Y-%m-%d %H:%M}, mt_evidence {me.__version__}, NumPy {np.__version__}")
+    compiled.use(compiled.available())  # on from the start (automatic mode would switch after 500,000 analyses)
     print(engine_line())
     for k in args.k:
         res = run(args.m, k, args.repeat, r_loop=not args.no_r)

@@ -33,11 +33,19 @@ def test_the_kernels_constants_are_the_engines():
         assert getattr(numba_kernels, name) == getattr(intercept, name), name
 
 
+@pytest.fixture(autouse=True)
+def engine_state(monkeypatch):
+    """Every test here leaves the choice of engine as it found it."""
+    for name in ("mode", "pooled", "loaded"):
+        monkeypatch.setattr(compiled._State, name, getattr(compiled._State, name))
+
+
 def both(monkeypatch, Y, V, **kw):
-    """pool_many on the NumPy engine and on the compiled solvers."""
-    monkeypatch.setattr(compiled, "MIN_COLUMNS", 10**9)
-    plain = me.pool_many(Y, V, **kw)
+    """pool_many on the NumPy engine and on the compiled solvers (for batches of any size)."""
     monkeypatch.setattr(compiled, "MIN_COLUMNS", 1)
+    compiled.use(False)
+    plain = me.pool_many(Y, V, **kw)
+    compiled.use(True)
     fast = me.pool_many(Y, V, **kw)
     return plain, fast
 
@@ -96,20 +104,50 @@ def test_the_certificate_and_the_grid_decide_alike(monkeypatch):
     assert fast.tau2[-1] == pytest.approx(0.19625, abs=1e-4)
 
 
-def test_the_batch_size_picks_the_engine(monkeypatch):
-    rng = np.random.default_rng(4)
-    V = rng.uniform(0.01, 0.5, size=(compiled.MIN_COLUMNS, 8))
-    Y = rng.normal(0, np.sqrt(V + 0.1))
+def spy_compiled(monkeypatch) -> list:
+    """Record each batch that reaches the compiled REML solver."""
     used = []
-    monkeypatch.setattr(intercept, "_tau2_likelihood_compiled",
-                        lambda *a, _r=intercept._tau2_likelihood_compiled: used.append(1) or _r(*a))
+    real = intercept._tau2_likelihood_compiled
+    monkeypatch.setattr(intercept, "_tau2_likelihood_compiled", lambda st, *a: used.append(st.m) or real(st, *a))
+    return used
+
+
+def rows_of(m, seed=4):
+    rng = np.random.default_rng(seed)
+    V = rng.uniform(0.01, 0.5, size=(m, 8))
+    return rng.normal(0, np.sqrt(V + 0.1)), V
+
+
+def test_the_batch_size_picks_the_engine(monkeypatch):
+    used = spy_compiled(monkeypatch)
+    Y, V = rows_of(compiled.MIN_COLUMNS)
+    compiled.use(True)
     me.pool_many(Y[:-1], V[:-1])
     assert used == []
     me.pool_many(Y, V)
-    assert used == [1]
-    monkeypatch.setattr(compiled, "available", lambda: False)  # without numba: the NumPy engine
+    assert used == [compiled.MIN_COLUMNS]
+    compiled.use(False)
     me.pool_many(Y, V)
-    assert used == [1]
+    assert used == [compiled.MIN_COLUMNS]
+
+
+def test_automatic_mode_loads_the_solvers_once_they_pay(monkeypatch):
+    """A process starts on NumPy (a single GOSH or multiverse run does not pay for loading numba) and switches once
+    it has pooled WARM_AFTER analyses in large batches, the batch that crosses the count included."""
+    used = spy_compiled(monkeypatch)
+    monkeypatch.setattr(compiled, "WARM_AFTER", 250)
+    compiled.use(None)
+    monkeypatch.setattr(compiled._State, "loaded", False)
+    monkeypatch.setattr(compiled._State, "pooled", 0)
+    Y, V = rows_of(100)
+    for _ in range(2):
+        me.pool_many(Y, V)
+    me.pool_many(Y[:50], V[:50])  # small batches do not count
+    assert used == [] and compiled._State.pooled == 200
+    me.pool_many(Y, V)
+    assert used == [100]
+    me.pool_many(Y[:70], V[:70])
+    assert used == [100, 70]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -124,7 +162,8 @@ def test_any_batch_is_the_numpy_engines(monkeypatch, seed, k, scale, method):
 
 
 def test_a_broken_numba_warns_and_the_numpy_engine_runs(monkeypatch):
-    """numba installed but failing to import (e.g. built for another NumPy): one warning, then the NumPy engine."""
+    """numba installed but failing to import (e.g. built for another NumPy): one warning, then the NumPy engine;
+    asking for the compiled solvers names the extra to install."""
     import builtins
 
     real_import = builtins.__import__
@@ -134,15 +173,19 @@ def test_a_broken_numba_warns_and_the_numpy_engine_runs(monkeypatch):
             raise ImportError("numba built for another NumPy")
         return real_import(name, *args, **kwargs)
 
+    used = spy_compiled(monkeypatch)
     compiled.available.cache_clear()
     monkeypatch.setattr(builtins, "__import__", broken)
+    monkeypatch.setattr(compiled, "WARM_AFTER", 1)
+    monkeypatch.setattr(compiled._State, "loaded", False)
+    compiled.use(None)
     try:
+        Y, V = rows_of(100, seed=6)
         with pytest.warns(RuntimeWarning, match="numba is installed but cannot be imported.*NumPy engine"):
-            assert not compiled.available()
-        rng = np.random.default_rng(6)
-        V = rng.uniform(0.01, 0.5, size=(100, 8))
-        Y = rng.normal(0, np.sqrt(V + 0.1))
-        assert np.isfinite(me.pool_many(Y, V).tau2).all()
+            assert np.isfinite(me.pool_many(Y, V).tau2).all()
+        assert used == [] and not compiled._State.loaded
+        with pytest.raises(ImportError, match=r"pip install 'mt_evidence\[fast\]'"):
+            compiled.use(True)
     finally:
         monkeypatch.undo()
         compiled.available.cache_clear()

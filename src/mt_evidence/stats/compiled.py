@@ -16,8 +16,14 @@ multiply-add). ``tests/test_compiled.py`` checks every field of many batches, ed
 Columns whose certificate fails go to the score grid (compiled too); the best of its maxima is chosen in NumPy,
 with the NumPy engine's log-likelihood.
 
-numba is optional (the ``fast`` extra): without it, or for small batches (``MIN_COLUMNS``), the NumPy code runs.
-The functions are compiled on first use and cached on disk (numba's ``cache=True``).
+When they run (``use``): numba is optional (the ``fast`` extra), and loading it costs about 0.7 s in a process (and,
+the very first time on a machine, about 8 s to compile the solvers into numba's cache), more than the solvers save
+on any one batch short of half a million analyses. So by default (automatic) a process starts on the NumPy engine
+and loads the compiled solvers once it has pooled ``WARM_AFTER`` analyses in batches of ``MIN_COLUMNS`` or more
+(about 1.5 s of NumPy work at k = 20: from then on they pay for themselves), as a simulation study does within
+seconds, while a single GOSH or multiverse run never pays for them. ``use(True)`` loads them at once (a simulation
+study, a benchmark), ``use(False)`` keeps NumPy. Batches of fewer than ``MIN_COLUMNS`` always run on NumPy. The
+numbers are the same whichever runs.
 """
 
 from __future__ import annotations
@@ -28,6 +34,34 @@ import warnings
 
 #: batches with fewer columns use the NumPy engine (the same numbers; no compilation for a single analysis)
 MIN_COLUMNS = 64
+#: analyses pooled (in batches of MIN_COLUMNS or more) after which the automatic mode loads the compiled solvers
+WARM_AFTER = 500_000
+
+
+class _State:
+    mode: bool | None = None  # use(): True always, False never, None automatic
+    pooled = 0  # analyses pooled in large batches so far (automatic mode)
+    loaded = False  # the compiled solvers are imported
+
+
+def use(mode: bool | None = True) -> None:
+    """Run ``pool_many``'s solvers compiled (True: loaded now, for every batch of ``MIN_COLUMNS`` or more), never
+    (False), or automatically (None, the default: once ``WARM_AFTER`` analyses have been pooled). True without numba
+    raises ImportError, naming the extra to install."""
+    if mode is True:
+        if not available():
+            raise ImportError("the compiled solvers need numba: pip install 'mt_evidence[fast]'")
+        kernels()
+    _State.mode = mode
+
+
+def note_batch(m: int) -> None:
+    """Count a batch of ``m`` analyses (``pool_columns`` calls this once per batch); in automatic mode, load the
+    compiled solvers once the count reaches ``WARM_AFTER``."""
+    if _State.mode is None and not _State.loaded and m >= MIN_COLUMNS:
+        _State.pooled += m
+        if _State.pooled >= WARM_AFTER and available():
+            kernels()
 
 
 @functools.cache
@@ -46,8 +80,10 @@ def available() -> bool:
 
 
 def use_for(m: int) -> bool:
-    """Whether a batch of ``m`` columns runs on the compiled solvers."""
-    return m >= MIN_COLUMNS and available()
+    """Whether a batch of ``m`` columns runs on the compiled solvers (see ``use``)."""
+    if m < MIN_COLUMNS or _State.mode is False:
+        return False
+    return _State.loaded if _State.mode is None else available()
 
 
 def kernels():
@@ -55,5 +91,6 @@ def kernels():
     (numba compiles them on first use, or loads them from its cache)."""
     from . import numba_kernels
 
+    _State.loaded = True
     return (numba_kernels.likelihood_columns, numba_kernels.qprofile_columns, numba_kernels.grid_columns,
             numba_kernels.fit_columns)

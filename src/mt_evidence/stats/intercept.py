@@ -961,6 +961,7 @@ _CI_FIELDS = ("tau2_ci_low", "tau2_ci_high", "i2_ci_low", "i2_ci_high", "h2_ci_l
 def pool_columns(st: Studies, conv: Conventions, *, tau2_ci: bool = True,
                  tau2: np.ndarray | None = None, fields: frozenset | None = None) -> dict[str, np.ndarray]:
     """Every field of ``PoolManyResult`` for every column (:func:`_pool_columns`), the fits in scratch memory."""
+    compiled.note_batch(st.m)
     with scratch():
         return _pool_columns(st, conv, tau2_ci=tau2_ci, tau2=tau2, fields=fields)
 

@@ -378,11 +378,11 @@ def pool_many(
     dask.distributed cluster when a Client is active, so memory is bounded by the chunk size; the result is
     the same ``PoolManyResult``, in memory. dask is needed only then (``pip install mt_evidence[dask]``).
 
-    With numba installed (``pip install mt_evidence[fast]``), batches of ``stats.compiled.MIN_COLUMNS`` (64) analyses
-    or more run the iterative solvers compiled: the same numbers to the bit, about twice as fast for REML (see
-    benchmarks/README.md). The first such call in a process imports numba and loads the solvers (about 0.8 s); the
-    very first on a machine compiles them into numba's cache (about 8 s). Set ``stats.compiled.MIN_COLUMNS`` to
-    ``sys.maxsize`` to keep the NumPy engine.
+    With numba installed (``pip install mt_evidence[fast]``) the iterative solvers can run compiled: the same numbers
+    to the bit, about twice as fast for REML (benchmarks/README.md). Loading them costs about 0.7 s in a process (8 s
+    the very first time on a machine, to compile), so by default a process switches to them once it has pooled
+    500,000 analyses in batches of 64 or more; ``mt_evidence.stats.compiled.use(True)`` switches now (a simulation
+    study), ``use(False)`` never.
 
     Validated against: metafor 3.8 ``rma.uni(yi, vi, method=, test=)``, ``confint()`` and ``predict()``,
     row by row (tests/reference).
