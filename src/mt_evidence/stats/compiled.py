@@ -6,7 +6,8 @@ certificate's points and splits, the Q-profile bounds) in which each step is a d
 so that at k = 20 most of the time goes to NumPy's cost per call and to passes over memory. Here each solver runs
 through one column to the end before the next, with every sum in registers: the REML/ML root with its certificate
 of the global maximum (``likelihood_columns``), the score grid for the columns the certificate leaves unproven
-(``grid_columns``) and the Q-profile bounds of tau^2 (``qprofile_columns``).
+(``grid_columns``), the Q-profile bounds of tau^2 (``qprofile_columns``) and the Paule-Mandel and empirical Bayes
+estimators (``q_equals_columns``); and the sums of the fits at 0 and at tau^2-hat (``fit_columns``).
 
 Same to the bit: every formula is written here in the same order of operations as in ``intercept`` (its sums over
 studies add the K rows in order, as NumPy's column sums and ``einsum`` do; products of three factors are taken
@@ -87,10 +88,10 @@ def use_for(m: int) -> bool:
 
 
 def kernels():
-    """The compiled functions ``likelihood_columns``, ``qprofile_columns``, ``grid_columns`` and ``fit_columns``
-    (numba compiles them on first use, or loads them from its cache)."""
+    """The compiled functions ``likelihood_columns``, ``qprofile_columns``, ``grid_columns``, ``fit_columns`` and
+    ``q_equals_columns`` (numba compiles them on first use, or loads them from its cache)."""
     from . import numba_kernels
 
     _State.loaded = True
     return (numba_kernels.likelihood_columns, numba_kernels.qprofile_columns, numba_kernels.grid_columns,
-            numba_kernels.fit_columns)
+            numba_kernels.fit_columns, numba_kernels.q_equals_columns)

@@ -777,6 +777,16 @@ def _grid_likelihood_compiled(st: Studies, kind: str, n_grid: int = 24) -> np.nd
     return _best_likelihood(st, kind, zero_ok, rows[:n], t[:n])
 
 
+def _solve_q_compiled(st: Studies, cols: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``solve_q(st.take(cols), target)`` on the compiled solvers (the same Newton steps, column by column)."""
+    out = np.empty(len(cols))
+    compiled.kernels()[4](st.Y, st.V, np.asarray(cols, dtype=np.int64), np.ascontiguousarray(target, dtype=float), out)
+    stuck = np.flatnonzero(np.isnan(out))
+    if len(stuck):  # pragma: no cover - not reached in practice (as in solve_q): the bracketed solver
+        out[stuck] = engine.solve_q_equals(st.take(cols[stuck]).batch(), target[stuck])
+    return out
+
+
 def _qprofile_compiled(st: Studies, cols: np.ndarray, tau2: np.ndarray, crit_u: np.ndarray, crit_l: np.ndarray,
                        probe: dict) -> tuple[np.ndarray, np.ndarray]:
     """``_qprofile_bounds`` on the compiled solvers (the same starts and Newton steps, column by column)."""
@@ -838,7 +848,10 @@ def estimate_tau2(st: Studies, method: str, f0: _Fit | None = None, probe: dict 
         need = f0.q > k - 1
         if need.any():
             cols = np.flatnonzero(need)
-            out[cols] = solve_q(st.take(cols), (k - 1)[cols])
+            if compiled.use_for(st.m):
+                out[cols] = _solve_q_compiled(st, cols, (k - 1)[cols])
+            else:
+                out[cols] = solve_q(st.take(cols), (k - 1)[cols])
         return out
     if method in ("ML", "REML"):
         return tau2_likelihood(st, method, f0, probe)

@@ -526,3 +526,17 @@ def fit_columns(Y, V, t, zero, out):
             u[j] += r * r
             sw2[j] += w * w
             sw3[j] += w * w * w
+
+
+@jit
+def q_equals_columns(Y, V, cols, targets, out):
+    """intercept.solve_q from tau^2 = 0 for the columns ``cols`` (Paule-Mandel, empirical Bayes): tau^2 with
+    Q(tau^2) = targets[i] into out[i]; NaN where Newton does not end."""
+    K = Y.shape[0]
+    y = np.empty(K)
+    v = np.empty(K)
+    w = np.empty(K)
+    for c_i in range(len(cols)):
+        column(Y, V, cols[c_i], y, v)
+        q, u = qu(y, v, 0.0, w)
+        out[c_i] = solve_q(y, v, w, targets[c_i], 0.0, q, u)
