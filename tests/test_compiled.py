@@ -190,3 +190,21 @@ def test_a_broken_numba_warns_and_the_numpy_engine_runs(monkeypatch):
         monkeypatch.undo()
         compiled.available.cache_clear()
     assert compiled.available()
+
+
+def test_compiled_chunks_on_dasks_threads_are_the_numpy_engines(monkeypatch):
+    """The compiled solvers release the GIL: on dask's threaded scheduler several chunks run them at once (scratch
+    buffers are per call, so threads never share one); every field is the NumPy engine's in memory, to the bit."""
+    import dask
+    import dask.array as da
+
+    Y, V = hard_rows(8, m=1200)
+    compiled.use(False)
+    plain = me.pool_many(Y, V, method="REML", test="hksj")
+    used = spy_compiled(monkeypatch)
+    compiled.use(True)
+    with dask.config.set(scheduler="threads", num_workers=4):
+        fast = me.pool_many(da.from_array(Y, chunks=(150, -1)), da.from_array(V, chunks=(150, -1)), method="REML",
+                            test="hksj")
+    assert len(used) == 8
+    assert_same(plain, fast)
