@@ -12,7 +12,10 @@ _NEWTON_TOL = 32 * _EPS
 _MAXITER = 100
 _MARGIN = 1e-9
 _ZONE = 1e-12
-_MAXPTS = 512  # points a column's certificate may hold (beyond: left unproven, solved on the grid)
+# points a column's certificate may hold: at most 105 before it (0, the start, 100 Newton steps, two side points and
+# the far one), and each of its 3 rounds adds one point per open piece and at most doubles them (105 + 104 x 7 + 3 <
+# 1,024): never reached, so a column is never left unproven here that intercept would prove
+_MAXPTS = 1024
 
 # the score pieces' rows, as in intercept: t, S, U = y'PPy, U', L = tr P (REML) or tr W (ML), L', Q = y'Py;
 # then sum w and sum w^2
@@ -152,8 +155,8 @@ def tail_proves(vmin, T):
 
 @jit
 def certify(y, v, w, reml, P, n, vmin, rounds, pts, pa, pb):
-    """intercept._certify for column j from its n points P[:n] (rows: score pieces); pts, pa and pb are
-    scratch: the points, and two lists of pieces as pairs of indices into them."""
+    """intercept._certify for one column (y, v; w: scratch) from its n points P[:n] (rows: score pieces); pts, pa
+    and pb are scratch: the points, and two lists of pieces as pairs of indices into them."""
     # the points by t (insertion sort: a few dozen at most), into pts
     for i in range(n):
         x = P[i, _T]
@@ -162,14 +165,13 @@ def certify(y, v, w, reml, P, n, vmin, rounds, pts, pa, pb):
             pts[h] = pts[h - 1]
             h -= 1
         pts[h] = P[i]
-    S = pts
     # pieces between consecutive points of increasing t, as (index of A, index of B) into the points
     na = 0
     for i in range(n - 1):
-        if S[i + 1, _T] > S[i, _T]:
-            if S[i, _S] <= 0 and S[i + 1, _S] > 0:  # another local maximum: no proof to seek
+        if pts[i + 1, _T] > pts[i, _T]:
+            if pts[i, _S] <= 0 and pts[i + 1, _S] > 0:  # another local maximum: no proof to seek
                 return False
-            if not piece_proves(S[i], S[i + 1]):
+            if not piece_proves(pts[i], pts[i + 1]):
                 pa[na, 0] = i
                 pa[na, 1] = i + 1
                 na += 1
