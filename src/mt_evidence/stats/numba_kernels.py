@@ -218,6 +218,16 @@ def certify(y, v, w, reml, P, n, vmin, rounds, pts, pa, pb):
     return na == 0 and not tail_open
 
 
+@inline
+def bracket_at(y, v, w, reml, P, n, x, lo, hi):
+    """The score pieces at x into P[n], and the bracket [lo, hi] of a root narrowed by the score's sign there
+    (S(lo) > 0 >= S(hi)); returns n + 1, lo, hi."""
+    pieces(y, v, x, reml, P[n], w)
+    if P[n, _S] > 0:
+        return n + 1, x, hi
+    return n + 1, lo, x
+
+
 @jit
 def score_root(y, v, w, reml, P, n, cur, lo, hi):
     """intercept._score_root for one column (y, v; w: scratch) from the point P[cur], inside [lo, hi]: the points
@@ -245,13 +255,8 @@ def score_root(y, v, w, reml, P, n, cur, lo, hi):
         x_prev = x
         if n >= _MAXPTS - 8:
             break
-        pieces(y, v, xn, reml, P[n], w)
         cur = n
-        n += 1
-        if P[cur, _S] > 0:
-            lo = xn
-        else:
-            hi = xn
+        n, lo, hi = bracket_at(y, v, w, reml, P, n, xn, lo, hi)
     return np.nan, n, False
 
 
@@ -291,13 +296,8 @@ def likelihood_columns(Y, V, k, reml, tau, proved, probe):
             first = n  # the Newton points are P[first:n]
             cur = 0
             if x > 0:
-                pieces(y, v, x, reml, P[n], w)
                 cur = n
-                n += 1
-                if P[cur, _S] > 0:
-                    lo = x
-                else:
-                    hi = x
+                n, lo, hi = bracket_at(y, v, w, reml, P, n, x, lo, hi)
             # intercept._score_root
             root, n, ended = score_root(y, v, w, reml, P, n, cur, lo, hi)
             if not ended:
