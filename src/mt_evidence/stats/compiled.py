@@ -88,10 +88,9 @@ def use_for(m: int) -> bool:
 
 
 def kernels():
-    """The compiled functions ``likelihood_columns``, ``qprofile_columns``, ``grid_columns``, ``fit_columns`` and
-    ``q_equals_columns`` (numba compiles them on first use, or loads them from its cache)."""
+    """The module of compiled functions, ``numba_kernels`` (numba compiles each on first use, or loads it from its
+    cache)."""
     from . import numba_kernels
 
     _State.loaded = True
-    return (numba_kernels.likelihood_columns, numba_kernels.qprofile_columns, numba_kernels.grid_columns,
-            numba_kernels.fit_columns, numba_kernels.q_equals_columns)
+    return numba_kernels

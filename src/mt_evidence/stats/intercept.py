@@ -308,7 +308,7 @@ def _fit_sums(st: Studies, tau2: np.ndarray | None) -> _Fit:
         return _fit(st, tau2)
     out = np.empty((6, st.m))
     t = np.zeros(st.m) if tau2 is None else np.ascontiguousarray(tau2, dtype=float)
-    compiled.kernels()[3](st.Y, st.V, t, tau2 is None, out)
+    compiled.kernels().fit_columns(st.Y, st.V, t, tau2 is None, out)
     return _Fit(sw=out[0], mu=out[1], q=out[2], _u=out[3], _sw2=out[4], _sw3=out[5], _st=st,
                 _t=None if tau2 is None else t)
 
@@ -748,7 +748,7 @@ def tau2_likelihood(st: Studies, kind: str, f0: _Fit | None = None, probe: dict 
 def _tau2_likelihood_compiled(st: Studies, kind: str, probe: dict | None) -> np.ndarray:
     """``tau2_likelihood`` on the compiled solvers: the same root, certificate and probe, column by column; the
     columns left unproven are solved on the score grid here."""
-    likelihood_columns = compiled.kernels()[0]
+    likelihood_columns = compiled.kernels().likelihood_columns
     m = st.m
     tau = np.empty(m)
     proved = np.empty(m, dtype=np.int8)
@@ -766,7 +766,7 @@ def _tau2_likelihood_compiled(st: Studies, kind: str, probe: dict | None) -> np.
 
 def _grid_likelihood_compiled(st: Studies, kind: str, n_grid: int = 24) -> np.ndarray:
     """``_grid_likelihood`` on the compiled solvers: the same grid and maxima, and the same choice among them."""
-    grid_columns = compiled.kernels()[2]
+    grid_columns = compiled.kernels().grid_columns
     m = st.m
     zero_ok = np.empty(m, dtype=bool)
     rows = np.empty(m * n_grid, dtype=np.int64)
@@ -780,7 +780,8 @@ def _grid_likelihood_compiled(st: Studies, kind: str, n_grid: int = 24) -> np.nd
 def _solve_q_compiled(st: Studies, cols: np.ndarray, target: np.ndarray) -> np.ndarray:
     """``solve_q(st.take(cols), target)`` on the compiled solvers (the same Newton steps, column by column)."""
     out = np.empty(len(cols))
-    compiled.kernels()[4](st.Y, st.V, np.asarray(cols, dtype=np.int64), np.ascontiguousarray(target, dtype=float), out)
+    compiled.kernels().q_equals_columns(st.Y, st.V, np.asarray(cols, dtype=np.int64),
+                                        np.ascontiguousarray(target, dtype=float), out)
     stuck = np.flatnonzero(np.isnan(out))
     if len(stuck):  # pragma: no cover - not reached in practice (as in solve_q): the bracketed solver
         out[stuck] = engine.solve_q_equals(st.take(cols[stuck]).batch(), target[stuck])
@@ -790,7 +791,7 @@ def _solve_q_compiled(st: Studies, cols: np.ndarray, target: np.ndarray) -> np.n
 def _qprofile_compiled(st: Studies, cols: np.ndarray, tau2: np.ndarray, crit_u: np.ndarray, crit_l: np.ndarray,
                        probe: dict) -> tuple[np.ndarray, np.ndarray]:
     """``_qprofile_bounds`` on the compiled solvers (the same starts and Newton steps, column by column)."""
-    qprofile_columns = compiled.kernels()[1]
+    qprofile_columns = compiled.kernels().qprofile_columns
     far = np.stack([probe["t"], probe["q"], probe["u"]]) if "t" in probe else np.full((3, st.m), np.nan)
     out = np.empty((2, len(cols)))
     qprofile_columns(st.Y, st.V, np.asarray(cols, dtype=np.int64), np.ascontiguousarray(tau2, dtype=float),
