@@ -505,14 +505,15 @@ def plot_rob(studies: pd.DataFrame, rob: pd.DataFrame | None = None, ax=None):
     domains = list(dict.fromkeys(fr["domain"]))
     if ax is None:
         fig, ax = plt.subplots(figsize=(2.4 + 0.9 * len(domains), 1.6 + 0.3 * len(trials)))
-    for i, t in enumerate(trials):
-        for j, d in enumerate(domains):
-            rec = fr[(fr["study_id"] == t) & (fr["domain"] == d)].iloc[0]
-            jd = rec["judgement"]
-            y = len(trials) - 1 - i
-            ax.scatter([j], [y], s=170, color=ROB_COLOURS.get(jd, "#c7c7c7"), edgecolor="black",
-                       linewidth=1.6 if rec["basis"] == "published" else 0.5)
-            ax.text(j, y, ROB_SYMBOLS.get(jd, ""), ha="center", va="center", fontsize=8)
+    # one marker per trial and domain (rob_frame has each once), drawn as one collection
+    row = {t: len(trials) - 1 - i for i, t in enumerate(trials)}
+    col = {d: j for j, d in enumerate(domains)}
+    x, y = fr["domain"].map(col).to_numpy(), fr["study_id"].map(row).to_numpy()
+    ax.scatter(x, y, s=170, c=[ROB_COLOURS.get(jd, "#c7c7c7") for jd in fr["judgement"]], edgecolors="black",
+               linewidths=np.where(fr["basis"].eq("published"), 1.6, 0.5))
+    for xi, yi, jd in zip(x, y, fr["judgement"]):
+        if ROB_SYMBOLS.get(jd):
+            ax.text(xi, yi, ROB_SYMBOLS[jd], ha="center", va="center", fontsize=8)
     ax.set_yticks(range(len(trials)))
     ax.set_yticklabels(list(reversed(trials)), fontsize=7.5)
     ax.set_xticks(range(len(domains)))
