@@ -456,3 +456,22 @@ def test_mckenzie_trials_have_their_own_sensitivity_analysis(synth):
     assert (row["technique2"] == "mckenzie").all()  # the exercise is the second side here
     s = A.sensitivity(f, "manual_therapy_vs_exercise", "pain", "short").set_index("analysis")
     assert s.loc["without_mckenzie", "k"] == s.loc["primary", "k"] - len(row)
+
+
+def test_reuse_frames_computes_the_effect_rows_once_within_its_scope(monkeypatch):
+    """The report asks for comparison frames eight times: within ``reuse_frames`` the effect rows of one evidence and
+    settings are computed once and every frame is the one computed afresh; outside, every call computes."""
+    ev, cfg = me.load_evidence(), A.load_config()
+    calls = []
+    real = A._arm_effects
+    monkeypatch.setattr(A, "_arm_effects", lambda *a: calls.append(1) or real(*a))
+    fresh = {m: A.comparison_frame(ev, cfg, measure=m) for m in A.MEASURES}
+    assert len(calls) == 3
+    with A.reuse_frames():
+        reused = {m: A.comparison_frame(ev, cfg, measure=m) for m in A.MEASURES}
+        A.comparison_frame(ev, A.load_config())  # other settings: their own rows
+    assert len(calls) == 5
+    for m in A.MEASURES:
+        pd.testing.assert_frame_equal(reused[m], fresh[m])
+    A.comparison_frame(ev, cfg)
+    assert len(calls) == 6

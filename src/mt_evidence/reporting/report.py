@@ -1103,7 +1103,9 @@ def build_report(data: str | Path | None = None, out: str | Path = "reports", co
     ev = load_evidence(data, vocabulary)
     check_report_output(out, ev)
     settings = load_settings(config, vocabulary=ev.vocabulary)
-    html, claim_results, sof, networks = _render(ev, settings, progress=say)
+    with A.reuse_frames():
+        html, claim_results, sof, networks = _render(ev, settings, progress=say)
+        n_pooled = len(A.pool_windows(A.comparison_frame(ev, settings.analysis), settings.analysis))
     out = Path(out)
     files = {"index.html": html.encode("utf-8"),
              "claims.json": (json.dumps(claims_json(claim_results, networks), indent=1, ensure_ascii=False) + "\n").encode(),
@@ -1117,7 +1119,6 @@ def build_report(data: str | Path | None = None, out: str | Path = "reports", co
     from ..evidence.build import protected_inputs
 
     atomic.replace_owned_folder(out, files, "report", protected=protected_inputs(ev), legacy=_legacy_report)
-    n_pooled = len(A.pool_windows(A.comparison_frame(ev, settings.analysis), settings.analysis))
     say("done")
     return ReportOutput(html_path=out / "index.html", pdf_path=(out / "report.pdf") if pdf else None,
                         n_pooled=n_pooled, n_trials=len(ev.studies))

@@ -23,6 +23,9 @@ Rules (all stated, all configurable in ``data/analysis.toml``):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -613,6 +616,38 @@ SMD_CHANGE_ONLY = ("final values or a printed difference: the change-score SMD a
                    "(docs/methods.md section 3)")
 
 
+#: the effect rows of comparison_frame already computed in a ``reuse_frames`` scope, by (evidence, settings)
+_FRAME_ROWS: ContextVar[dict | None] = ContextVar("frame_rows", default=None)
+
+
+@contextmanager
+def reuse_frames() -> Iterator[None]:
+    """A scope in which ``comparison_frame`` computes the effect rows of one evidence and settings once, however many
+    frames (and measures) are asked for: the report asks for them eight times, and neither the evidence nor the
+    settings change while it is made. Outside such a scope every call computes afresh."""
+    token = _FRAME_ROWS.set({})
+    try:
+        yield
+    finally:
+        _FRAME_ROWS.reset(token)
+
+
+def _effect_rows(ev: Evidence, config: AnalysisConfig) -> list[dict]:
+    """Every arm-based effect, and every contrast-based one for which no arm-based effect exists."""
+    memo = _FRAME_ROWS.get()
+    key = (id(ev), id(config))
+    if memo is not None and key in memo:
+        return list(memo[key][2])
+    rows = _arm_effects(ev, config)
+    arm_keys = {(r["study_id"], r["comparison"], r["outcome"], r["timepoint_weeks"]) for r in rows}
+    for r in _contrast_effects(ev, config):
+        if (r["study_id"], r["comparison"], r["outcome"], r["timepoint_weeks"]) not in arm_keys:
+            rows.append(r)
+    if memo is not None:
+        memo[key] = (ev, config, rows)  # (the objects kept, so that their ids stay theirs during the scope)
+    return list(rows)
+
+
 def comparison_frame(ev: Evidence, config: AnalysisConfig | None = None, *, measure: str = "md100") -> pd.DataFrame:
     """One effect per trial x comparison x outcome x window, with every rule applied (see module docstring).
 
@@ -623,12 +658,7 @@ def comparison_frame(ev: Evidence, config: AnalysisConfig | None = None, *, meas
     config = config or load_config()
     if measure not in MEASURES:
         raise ValueError(f"measure must be one of {', '.join(MEASURES)}; got {measure!r}")
-    rows = _arm_effects(ev, config)
-    arm_keys = {(r["study_id"], r["comparison"], r["outcome"], r["timepoint_weeks"]) for r in rows}
-    for r in _contrast_effects(ev, config):
-        if (r["study_id"], r["comparison"], r["outcome"], r["timepoint_weeks"]) not in arm_keys:
-            rows.append(r)
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame(_effect_rows(ev, config))
     if df.empty:
         return pd.DataFrame(columns=FRAME_COLUMNS)
     df["window"] = [next((w.name for w in config.windows if w.contains(t)), None) for t in df["timepoint_weeks"]]
