@@ -1,5 +1,6 @@
 """The intercept engine's iterative solvers compiled with numba, one meta-analysis at a time: the same numbers to
-the bit as ``intercept``'s NumPy code, several times faster on large batches.
+the bit as ``intercept``'s NumPy code, the solvers four to five times faster and ``pool_many`` with every field about
+twice as fast (benchmarks/README.md).
 
 ``intercept`` solves every column of a batch at once with NumPy. Its solvers are iterations (Newton steps, the
 certificate's points and splits, the Q-profile bounds) in which each step is a dozen NumPy calls on (K, m) arrays,
