@@ -16,3 +16,9 @@ def random_rows(m: int, seed: int, kmax: int = 15) -> tuple[np.ndarray, np.ndarr
     Y[pad] = np.nan
     V[pad] = np.nan
     return Y, V
+
+
+def as_analyses(Y: np.ndarray, V: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The rows of a NaN-padded batch as analyses of their own sizes: pairs (yi, vi) without the padding."""
+    keep = ~np.isnan(Y)
+    return [(y[m], v[m]) for y, v, m in zip(Y, V, keep)]

@@ -9,7 +9,7 @@ import pytest
 
 import mt_evidence as me
 from mt_evidence.stats.distributed import map_analyses
-from synthetic_batches import random_rows
+from synthetic_batches import as_analyses, random_rows
 
 FIELDS = ("estimate", "se", "stat", "p", "ci_low", "ci_high", "pi_low", "pi_high", "tau2", "tau2_se",
           "tau2_ci_low", "tau2_ci_high", "tau", "i2", "i2_ci_low", "i2_ci_high", "h2", "h2_ci_low", "h2_ci_high",
@@ -72,6 +72,73 @@ def test_errors_in_a_chunk_name_the_global_row(client):
         me.pool_many(da.from_array(Y, chunks=(100, -1)), da.from_array(V[:, :-1], chunks=(100, -1)))
     with pytest.raises(ValueError, match="2-D"):
         me.pool_many(da.from_array(Y[0], chunks=5), da.from_array(V[0], chunks=5))
+
+
+@pytest.mark.parametrize("method", ["REML", "DL"])
+def test_pool_many_on_a_bag_of_analyses_equals_the_in_memory_run(client, method):
+    """A bag of analyses of their own sizes: one task per partition, each padded to its own largest k; every
+    field the same to the bit as the whole batch padded in memory (weights padded to the largest k of all)."""
+    import dask.bag as db
+
+    Y, V = random_rows(1000, seed=6)
+    Y[:300, 8:], V[:300, 8:] = np.nan, np.nan  # the first partition's largest k is below the others'
+    Y[:300, 0], V[:300, 0] = 0.1, 0.2  # (and no analysis is left empty)
+    bag = db.from_sequence(as_analyses(Y, V), partition_size=300)
+    with dd.get_task_stream(client) as ts:
+        got = me.pool_many(bag, method=method, test="hksj")
+    assert_same(got, me.pool_many(Y, V, method=method, test="hksj"))
+    assert got.weights.shape == Y.shape
+    assert len([t for t in ts.data if "_pool_partition" in str(t["key"])]) == bag.npartitions == 4
+
+
+def test_pool_many_on_a_bag_with_chosen_fields_and_standard_errors(client):
+    import dask.bag as db
+
+    Y, V = random_rows(500, seed=7)
+    S = np.sqrt(V)
+    bag = db.from_sequence([{"yi": y, "sei": s} for y, s in as_analyses(Y, S)], npartitions=3)
+    got = me.pool_many(bag, method="REML", fields=("estimate", "se", "tau2"))
+    full = me.pool_many(Y, sei=S, method="REML")
+    assert set(got.computed) == {"estimate", "se", "tau2", "k"}
+    for f in got.computed:
+        np.testing.assert_array_equal(getattr(got, f), getattr(full, f), err_msg=f)
+
+
+def test_a_bag_made_by_a_simulation_on_the_workers(client):
+    """The analyses need not exist in the caller: a bag mapped from seeds draws them in each task."""
+    import dask.bag as db
+
+    got = me.pool_many(db.range(600, npartitions=4).map(_draw_analysis), method="DL")
+    assert_same(got, me.pool_many([_draw_analysis(i) for i in range(600)], method="DL"))
+
+
+def _draw_analysis(seed):
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(2, 12))
+    v = rng.uniform(0.01, 0.3, size=k)
+    return {"yi": rng.normal(0.3, np.sqrt(v + 0.05)), "vi": v}
+
+
+def test_every_bad_analysis_of_a_bag_is_named_by_its_position_in_the_bag(client):
+    import dask.bag as db
+
+    Y, V = random_rows(300, seed=8)
+    analyses = as_analyses(Y, V)
+    analyses[5] = (analyses[5][0], -analyses[5][1])
+    analyses[160] = {"yi": [0.1, 0.2]}
+    analyses[299] = (analyses[299][0], analyses[299][1][:-1]) if len(analyses[299][0]) > 1 else ([0.1], [])
+    with pytest.raises(ValueError) as err:
+        me.pool_many(db.from_sequence(analyses, partition_size=100))
+    msg = str(err.value)
+    assert msg.startswith("3 of the 300 analyses cannot be pooled")
+    assert "analysis 5: sampling variances must be positive" in msg
+    assert "analysis 160: has no 'yi'" not in msg and "analysis 160: needs exactly one of 'vi'" in msg
+    assert "analysis 299: yi has" in msg
+    with pytest.raises(ValueError, match="the dask bag is empty"):
+        me.pool_many(db.from_sequence([], npartitions=1))
+    with pytest.raises(TypeError, match="takes a dask bag"):
+        from mt_evidence.stats.distributed import map_partitions
+        map_partitions(len, [1, 2])
 
 
 def test_map_analyses_gives_each_task_its_own_rows_only(client):

@@ -295,3 +295,86 @@ def test_bimodal_reml_likelihood_finds_the_global_maximum():
     assert engine.score(batch, np.zeros(1), "REML")[0] < 0  # tau^2 = 0 is a local maximum
     assert r.tau2 == pytest.approx(0.19625, abs=1e-4)
     assert r.loglik > engine.loglik(batch, np.zeros(1), "REML")[0] + 0.02
+
+
+# ------------------------------------------------------------------ analyses of their own sizes (no padding)
+
+FIELD_NAMES = ("estimate", "se", "stat", "p", "ci_low", "ci_high", "pi_low", "pi_high", "tau2", "tau2_se",
+               "tau2_ci_low", "tau2_ci_high", "tau", "i2", "i2_ci_low", "i2_ci_high", "h2", "h2_ci_low",
+               "h2_ci_high", "q", "q_df", "q_p", "k", "df", "s2w", "loglik", "weights", "test_used")
+
+
+def assert_same_fields(a, b):
+    assert a.computed == b.computed
+    for f in a.computed:
+        np.testing.assert_array_equal(getattr(a, f), getattr(b, f), err_msg=f)
+    assert a.conventions == b.conventions
+
+
+@pytest.mark.parametrize("method", ["REML", "DL", "PM"])
+def test_pool_many_takes_analyses_of_their_own_sizes(method):
+    from synthetic_batches import as_analyses, random_rows
+
+    Y, V = random_rows(400, seed=11)
+    analyses = as_analyses(Y, V)
+    padded = me.pool_many(Y, V, method=method, test="hksj")
+    assert_same_fields(me.pool_many(analyses, method=method, test="hksj"), padded)
+    # as mappings (variances or standard errors, as lists or arrays): the same bits as those variances padded
+    odd = np.arange(400) % 2 == 1
+    maps = [{"yi": list(y), "sei": np.sqrt(v)} if o else {"yi": y, "vi": list(v)}
+            for o, (y, v) in zip(odd, analyses)]
+    V2 = np.where(odd[:, None], np.sqrt(V) ** 2, V)
+    assert_same_fields(me.pool_many(maps, method=method, test="hksj"),
+                       me.pool_many(Y, V2, method=method, test="hksj"))
+    # and from a generator
+    assert_same_fields(me.pool_many((a for a in analyses), method=method, test="hksj"), padded)
+    # weights come padded to the largest k
+    assert padded.weights.shape == (400, max(len(y) for y, _ in analyses))
+
+
+def test_analyses_given_by_standard_errors_equal_pool_many_sei():
+    from synthetic_batches import as_analyses, random_rows
+
+    Y, V = random_rows(200, seed=12)
+    S = np.sqrt(V)
+    got = me.pool_many([{"yi": y, "sei": s} for y, s in as_analyses(Y, S)], method="REML")
+    assert_same_fields(got, me.pool_many(Y, sei=S, method="REML"))
+
+
+def test_every_bad_analysis_is_named_in_one_error():
+    good = ([0.1, 0.3, 0.2], [0.05, 0.1, 0.08])
+    bad = [good, ([0.1, 0.2], [0.1]), {"yi": [0.1]}, {"yi": [0.2], "vi": [0.1], "sei": [0.3]}, good,
+           ([0.1, np.nan], [0.1, 0.1]), ([0.1, 0.2], [0.1, 0.0]), {"yi": [0.1], "sei": [-0.2]}, ([], []),
+           (0.1, 0.2, 0.3), "text", ([0.1], 0.2), (["a"], [0.1])]
+    with pytest.raises(ValueError) as err:
+        me.pool_many(bad)
+    msg = str(err.value)
+    assert msg.startswith("11 of the 13 analyses cannot be pooled (positions count from 0):")
+    expected = [
+        "analysis 1: yi has 2 values and vi 1; give one of each per study",
+        "analysis 2: needs exactly one of 'vi' (sampling variances) or 'sei' (standard errors)",
+        "analysis 3: needs exactly one of 'vi'",
+        "analysis 5: yi is not a finite number at study position(s) [1]",
+        "analysis 6: sampling variances must be positive; got [0.0] at study position(s) [1]",
+        "analysis 7: standard errors must be positive; got [-0.2] at study position(s) [0]",
+        "analysis 8: has no studies",
+        "analysis 9: is 'tuple' of length 3; each analysis must be a pair (yi, vi)",
+        "analysis 10: is 'str'",
+        "analysis 11: vi must be a list of numbers, one per study; got one number (one study: [value])",
+        "analysis 12: yi is not a list of numbers",
+    ]
+    for line in expected:
+        assert line in msg, line
+    assert "analysis 0:" not in msg and "analysis 4:" not in msg
+    # many bad analyses: all counted, the first twenty spelled out
+    with pytest.raises(ValueError, match=r"(?s)30 of the 31 analyses.*analysis 20: .*and 10 more"):
+        me.pool_many([good] + [([0.1], [-1.0])] * 30)
+
+
+def test_a_batch_without_vi_is_still_asked_for_vi():
+    """Arrays (or lists of numbers) without vi or sei are not analyses: the error asks for vi or sei."""
+    for Y in ([0.1, 0.2], [[0.1, 0.2], [0.3, 0.4]], np.zeros((3, 2)), np.zeros((3, 2, 4))):
+        with pytest.raises(ValueError, match="exactly one of vi"):
+            me.pool_many(Y)
+    with pytest.raises(ValueError, match="no analyses given"):
+        me.pool_many(iter(()))

@@ -3,7 +3,8 @@ when a Client is active).
 
 ``map_analyses`` applies a batch function (one analysis per row of every input) chunk by chunk and
 concatenates what it returns, so that only one chunk of the inputs is in a worker's memory at a time.
-``pool_many`` uses it for dask arrays, and the multiverse through ``pool_many``. ``run_tasks`` runs work whose
+``pool_many`` uses it for dask arrays, and the multiverse through ``pool_many``. ``map_partitions`` applies a
+function to each partition of a dask bag (``pool_many`` on a bag of analyses of any sizes). ``run_tasks`` runs work whose
 inputs are made inside each task (GOSH: a range of subsets), one task per call, and hands each result back as it
 arrives, so that only the output and the results in flight are in the caller's memory.
 
@@ -19,12 +20,21 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["is_dask_collection", "map_analyses", "require_dask", "run_tasks"]
+__all__ = ["is_dask_bag", "is_dask_collection", "map_analyses", "map_partitions", "require_dask", "run_tasks"]
 
 
 def is_dask_collection(x: Any) -> bool:
     """Whether ``x`` is a dask collection (array, dataframe, delayed), checked without importing dask."""
     return hasattr(type(x), "__dask_graph__") and x.__dask_graph__() is not None
+
+
+def is_dask_bag(x: Any) -> bool:
+    """Whether ``x`` is a dask bag (checked without importing dask when it is not loaded)."""
+    if "dask.bag" not in sys.modules:
+        return False
+    from dask.bag import Bag
+
+    return isinstance(x, Bag)
 
 
 def require_dask(feature: str) -> None:
@@ -205,3 +215,17 @@ def _map_dask(func, arrays, row_offset, kwargs) -> dict[str, np.ndarray]:
         kw = dict(kwargs, **({row_offset: int(start)} if row_offset else {}))
         tasks.append(call(*(b[i] for b in blocks), **kw))
     return _concat(list(dask.compute(*tasks)))
+
+
+def map_partitions(func: Callable[..., Any], bag: Any, **kwargs: Any) -> list[Any]:
+    """``func(elements, **kwargs)`` for every partition of the dask bag ``bag`` (``elements``: the partition's
+    elements, an iterable), one task per partition, with dask's current scheduler (a ``dask.distributed`` cluster
+    when a Client is active); returns what each call returned, in partition order. Only one partition's elements
+    are in a task's memory; the caller receives only what ``func`` returns. ``func`` must be a module-level
+    function (picklable) to run on a cluster."""
+    import dask
+
+    if not is_dask_bag(bag):
+        raise TypeError(f"map_partitions takes a dask bag; got {type(bag).__name__}")
+    call = dask.delayed(func, pure=True)
+    return list(dask.compute(*[call(part, **kwargs) for part in bag.to_delayed(optimize_graph=True)]))

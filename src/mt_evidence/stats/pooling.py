@@ -7,7 +7,7 @@ Sign convention: the pooled estimate has the sign of the ``yi`` given. With mt_e
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
@@ -86,6 +86,81 @@ def _variances(vi, sei, name_v: str = "vi") -> object:
             raise ValueError("standard errors (sei) must be positive")
         return se**2
     return vi
+
+
+#: how many bad analyses an error message lists (it counts them all)
+SHOWN_PROBLEMS = 20
+
+
+def _one_analysis(item) -> tuple[np.ndarray, np.ndarray]:
+    """yi and vi of one analysis given as a pair ``(yi, vi)`` or a mapping with ``yi`` and one of ``vi`` or
+    ``sei``; a ValueError says what is wrong with it (without saying which analysis it is)."""
+    if isinstance(item, Mapping):
+        if "yi" not in item:
+            raise ValueError(f"has no 'yi' (its keys: {', '.join(map(repr, item))})")
+        if ("vi" in item) == ("sei" in item):
+            raise ValueError("needs exactly one of 'vi' (sampling variances) or 'sei' (standard errors)")
+        y, second, name = item["yi"], item.get("vi", item.get("sei")), "vi" if "vi" in item else "sei"
+    elif isinstance(item, (tuple, list)) and len(item) == 2:
+        (y, second), name = item, "vi"
+    else:
+        raise ValueError(f"is {type(item).__name__!r}{f' of length {len(item)}' if isinstance(item, (tuple, list)) else ''}"
+                         "; each analysis must be a pair (yi, vi) or a mapping with 'yi' and 'vi' or 'sei'")
+    arrs = []
+    for label, values in (("yi", y), (name, second)):
+        try:
+            a = np.asarray(values, dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError(f"{label} is not a list of numbers") from None
+        if a.ndim != 1:
+            raise ValueError(f"{label} must be a list of numbers, one per study; got "
+                             f"{'one number' if a.ndim == 0 else f'shape {a.shape}'} (one study: [value])")
+        bad = np.flatnonzero(~np.isfinite(a))
+        if bad.size:
+            raise ValueError(f"{label} is not a finite number at study position(s) {bad[:5].tolist()}")
+        arrs.append(a)
+    yi, vs = arrs
+    if yi.size != vs.size:
+        raise ValueError(f"yi has {yi.size} values and {name} {vs.size}; give one of each per study")
+    if yi.size == 0:
+        raise ValueError("has no studies; every meta-analysis needs at least one")
+    bad = np.flatnonzero(vs <= 0)
+    if bad.size:
+        what = "standard errors" if name == "sei" else "sampling variances"
+        raise ValueError(f"{what} must be positive; got {vs[bad][:5].tolist()} at study position(s) "
+                         f"{bad[:5].tolist()}")
+    return yi, (vs**2 if name == "sei" else vs)
+
+
+def _stack_analyses(items: Iterable) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str]]]:
+    """NaN-padded (m, k_max) yi and vi of analyses of any sizes (each as :func:`_one_analysis` takes it), and
+    every problem as (position, what is wrong); the rows of bad analyses are left NaN."""
+    rows, problems = [], []
+    for i, item in enumerate(items):
+        try:
+            rows.append(_one_analysis(item))
+        except ValueError as err:
+            problems.append((i, str(err)))
+            rows.append(None)
+    k = max((r[0].size for r in rows if r is not None), default=0)
+    Y = np.full((len(rows), max(k, 1)), np.nan)
+    V = np.full_like(Y, np.nan)
+    for i, r in enumerate(rows):
+        if r is not None:
+            Y[i, :r[0].size], V[i, :r[1].size] = r
+    return Y, V, problems
+
+
+def _raise_problems(problems: list[tuple[int, str]], total: int) -> None:
+    """One ValueError naming every bad analysis (by position among the ``total`` given; the first
+    ``SHOWN_PROBLEMS`` spelled out)."""
+    if not problems:
+        return
+    lines = [f"  analysis {i}: {msg}" for i, msg in problems[:SHOWN_PROBLEMS]]
+    if len(problems) > SHOWN_PROBLEMS:
+        lines.append(f"  ... and {len(problems) - SHOWN_PROBLEMS} more")
+    raise ValueError(f"{len(problems)} of the {total} analyses cannot be pooled (positions count from 0):\n"
+                     + "\n".join(lines))
 
 
 # ------------------------------------------------------------------------------------------------ results
@@ -373,10 +448,16 @@ def pool_many(
     without ``fields``; ``k`` is always there.
     Returns every field (or those asked for) as an array (``PoolManyResult``).
 
+    Analyses of different sizes need no padding: give them alone, as a list (or other iterable) of pairs
+    ``(yi, vi)`` or of mappings with ``yi`` and ``vi`` or ``sei`` (one study: ``([0.3], [0.1])``), e.g.
+    ``pool_many([(y1, v1), (y2, v2)])``; every bad analysis is named in one error, by its position.
+
     ``Y`` and ``V`` (or ``sei``) may be dask arrays of shape (m, k), chunked by rows (analyses): each chunk is
     then checked and pooled in its own task (``mt_evidence.stats.distributed.map_analyses``), on a
     dask.distributed cluster when a Client is active, so memory is bounded by the chunk size; the result is
-    the same ``PoolManyResult``, in memory. dask is needed only then (``pip install mt_evidence[dask]``).
+    the same ``PoolManyResult``, in memory. Or ``Y`` alone may be a dask bag of analyses (pairs or mappings as
+    above, of any sizes; a simulation study's generator): one task per partition, each padded to its own
+    largest k, ``weights`` to the largest of all. dask is needed only then (``pip install mt_evidence[dask]``).
 
     With numba installed (``pip install mt_evidence[fast]``) the iterative solvers can run compiled: the same numbers
     to the bit, about twice as fast for REML (benchmarks/README.md). Loading them costs about 0.7 s in a process (8 s
@@ -390,6 +471,16 @@ def pool_many(
     conv = resolve(preset=preset, method=method, test=test, adhoc=adhoc, level=level, pi_type=pi_type,
                    i2_type=i2_type)
     chosen = _chosen_fields(fields)
+    analyses = _as_analyses(Y) if V is None and sei is None else None
+    if analyses is not None:
+        if distributed.is_dask_bag(analyses):
+            return _pool_many_bag(analyses, conv, tau2_ci=tau2_ci, fields=chosen)
+        Ya, Va, problems = _stack_analyses(analyses)
+        _raise_problems(problems, len(Ya))
+        if not len(Ya):
+            raise ValueError("no analyses given: the collection is empty (give analyses as pairs (yi, vi) or "
+                             "mappings, or yi with vi or sei)")
+        return _pool_arrays(Ya, Va, conv, tau2_ci=tau2_ci, pad=np.isnan(Ya), fields=chosen)
     if any(distributed.is_dask_collection(a) for a in (Y, V, sei)):
         return _pool_many_chunks(Y, V, sei, conv, tau2_ci=tau2_ci, fields=chosen)
     Vv = _variances(V, sei)
@@ -397,6 +488,60 @@ def pool_many(
     Varr = _as_2d("vi" if sei is None else "sei", Vv, allow_nan=True)
     pad = _check_inputs(Yarr, Varr, padded=True)
     return _pool_arrays(Yarr, Varr, conv, tau2_ci=tau2_ci, pad=pad, fields=chosen)
+
+
+def _as_analyses(Y):
+    """``Y`` given without vi or sei, as a collection of analyses (see ``pool_many``), or None when it is not
+    one (then the error asking for vi or sei stands). A dask bag is returned as it is; another iterable that is
+    not an array is one when its first element is a mapping or a pair of lists (it is read into a list)."""
+    if distributed.is_dask_bag(Y):
+        return Y
+    if (isinstance(Y, (np.ndarray, str, bytes, Mapping)) or distributed.is_dask_collection(Y)
+            or not isinstance(Y, Iterable)):
+        return None
+    items = list(Y)
+    if not items:
+        return items
+    first = items[0]
+    pair = (isinstance(first, (tuple, list)) and len(first) == 2
+            and all(np.ndim(part) >= 1 and not isinstance(part, Mapping) for part in first))
+    return items if isinstance(first, Mapping) or pair else None
+
+
+def _pool_many_bag(bag, conv: Conventions, *, tau2_ci: bool, fields: frozenset | None) -> PoolManyResult:
+    """``pool_many`` on a dask bag of analyses: one task per partition (distributed.map_partitions), each checking
+    and pooling its own analyses padded to its own largest k; the fields concatenated in order (weights padded
+    to the largest k of all), every bad analysis named by its position in the bag."""
+    parts = distributed.map_partitions(_pool_partition, bag, conv=conv, tau2_ci=tau2_ci, fields=fields)
+    starts = np.concatenate([[0], np.cumsum([p["n"] for p in parts])]).astype(int)
+    problems = [(int(start) + i, msg) for p, start in zip(parts, starts) for i, msg in p["problems"]]
+    _raise_problems(problems, int(starts[-1]))
+    done = [p["fields"] for p in parts if p["n"]]
+    if not done:
+        raise ValueError("no analyses given: the dask bag is empty")
+    out = {}
+    for name, first in done[0].items():
+        if first is None:
+            out[name] = None
+        elif name == "weights":  # (analyses, studies): pad every partition to the widest
+            width = max(d[name].shape[1] for d in done)
+            out[name] = np.concatenate([np.pad(d[name], ((0, 0), (0, width - d[name].shape[1])),
+                                               constant_values=np.nan) for d in done])
+        else:
+            out[name] = np.concatenate([d[name] for d in done])
+    return PoolManyResult(**out, conventions=conv)
+
+
+def _pool_partition(elements, *, conv: Conventions, tau2_ci: bool, fields: frozenset | None) -> dict:
+    """Check and pool one partition of a bag of analyses: its size, its problems (position within it, what is
+    wrong) and, when it has none, its fields (the task behind ``pool_many`` on a dask bag)."""
+    Y, V, problems = _stack_analyses(elements)
+    if problems or not len(Y):
+        return {"n": len(Y), "problems": problems, "fields": None}
+    with intercept.scratch():
+        got = intercept.pool_columns(intercept.Studies.from_rows(Y, V, np.isnan(Y)), conv, tau2_ci=tau2_ci,
+                                     fields=fields)
+    return {"n": len(Y), "problems": [], "fields": got}
 
 
 def _chosen_fields(fields_: Sequence[str] | None) -> frozenset | None:
