@@ -332,6 +332,24 @@ def test_pool_many_takes_analyses_of_their_own_sizes(method):
     assert padded.weights.shape == (400, max(len(y) for y, _ in analyses))
 
 
+def test_the_checked_slow_path_stacks_analyses_as_the_fast_one(monkeypatch):
+    """Well-formed analyses are stacked with whole-batch checks; any oddity sends the batch through the path
+    that checks each analysis (to name what is wrong). Both give the same arrays."""
+    from mt_evidence.stats import pooling
+    from synthetic_batches import as_analyses, random_rows
+
+    Y, V = random_rows(300, seed=13)
+    S = np.sqrt(V)
+    items = [{"yi": y, "sei": s} if i % 3 == 0 else (list(y), s**2) for i, (y, s) in enumerate(as_analyses(Y, S))]
+    fast = pooling._stack_analyses(items)
+    monkeypatch.setattr(pooling, "_stack_fast", lambda items: None)
+    slow = pooling._stack_analyses(items)
+    for a, b in zip(fast[:2], slow[:2]):
+        np.testing.assert_array_equal(a, b)
+    assert fast[2] == slow[2] == []
+    np.testing.assert_array_equal(fast[0], Y)
+
+
 def test_analyses_given_by_standard_errors_equal_pool_many_sei():
     from synthetic_batches import as_analyses, random_rows
 
