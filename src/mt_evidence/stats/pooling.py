@@ -92,20 +92,26 @@ def _variances(vi, sei, name_v: str = "vi") -> object:
 SHOWN_PROBLEMS = 20
 
 
-def _one_analysis(item) -> tuple[np.ndarray, np.ndarray]:
-    """yi and vi of one analysis given as a pair ``(yi, vi)`` or a mapping with ``yi`` and one of ``vi`` or
-    ``sei``; a ValueError says what is wrong with it (without saying which analysis it is)."""
+def _parts(item) -> tuple[object, object, str]:
+    """yi, the variances or SEs, and which (``"vi"`` or ``"sei"``) of one analysis given as a pair ``(yi, vi)``
+    or a mapping with ``yi`` and one of ``vi`` or ``sei``, unconverted; a ValueError says what is wrong."""
     if isinstance(item, Mapping):
         if "yi" not in item:
             raise ValueError(f"has no 'yi' (its keys: {', '.join(map(repr, item))})")
         if ("vi" in item) == ("sei" in item):
             raise ValueError("needs exactly one of 'vi' (sampling variances) or 'sei' (standard errors)")
-        y, second, name = item["yi"], item.get("vi", item.get("sei")), "vi" if "vi" in item else "sei"
-    elif isinstance(item, (tuple, list)) and len(item) == 2:
-        (y, second), name = item, "vi"
-    else:
-        raise ValueError(f"is {type(item).__name__!r}{f' of length {len(item)}' if isinstance(item, (tuple, list)) else ''}"
-                         "; each analysis must be a pair (yi, vi) or a mapping with 'yi' and 'vi' or 'sei'")
+        return (item["yi"], item["vi"], "vi") if "vi" in item else (item["yi"], item["sei"], "sei")
+    if isinstance(item, (tuple, list)) and len(item) == 2:
+        return item[0], item[1], "vi"
+    length = f" of length {len(item)}" if isinstance(item, (tuple, list)) else ""
+    raise ValueError(f"is {type(item).__name__!r}{length}; each analysis must be a pair (yi, vi) or a mapping "
+                     "with 'yi' and 'vi' or 'sei'")
+
+
+def _one_analysis(item) -> tuple[np.ndarray, np.ndarray]:
+    """yi and vi of one analysis (as :func:`_parts` takes it), checked; a ValueError says what is wrong with it
+    (without saying which analysis it is)."""
+    y, second, name = _parts(item)
     arrs = []
     for label, values in (("yi", y), (name, second)):
         try:
@@ -154,21 +160,8 @@ def _stack_analyses(items: Iterable) -> tuple[np.ndarray, np.ndarray, list[tuple
 def _stack_fast(items: list) -> tuple[np.ndarray, np.ndarray] | None:
     """:func:`_stack_analyses` for analyses that are all well formed, with whole-batch checks (a few
     microseconds an analysis fewer); None when any is not, for the slow path to name what is wrong."""
-    ys, vs, se = [], [], []
-    for item in items:
-        if isinstance(item, Mapping):
-            if "yi" not in item or ("vi" in item) == ("sei" in item):
-                return None
-            ys.append(item["yi"])
-            vs.append(item["vi"] if "vi" in item else item["sei"])
-            se.append("sei" in item)
-        elif isinstance(item, (tuple, list)) and len(item) == 2:
-            ys.append(item[0])
-            vs.append(item[1])
-            se.append(False)
-        else:
-            return None
     try:
+        ys, vs, names = zip(*map(_parts, items)) if items else ((), (), ())
         lens = np.array([len(y) for y in ys], dtype=np.intp)
         if not np.array_equal(lens, [len(v) for v in vs]) or not lens.all():
             return None
@@ -180,6 +173,7 @@ def _stack_fast(items: list) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     if not (np.isfinite(fy).all() and np.isfinite(fv).all() and (fv > 0).all()):
         return None
+    se = [n == "sei" for n in names]
     if any(se):
         squared = np.repeat(np.array(se), lens)
         fv[squared] = fv[squared] ** 2
