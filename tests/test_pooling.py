@@ -363,11 +363,11 @@ def test_every_bad_analysis_is_named_in_one_error():
     good = ([0.1, 0.3, 0.2], [0.05, 0.1, 0.08])
     bad = [good, ([0.1, 0.2], [0.1]), {"yi": [0.1]}, {"yi": [0.2], "vi": [0.1], "sei": [0.3]}, good,
            ([0.1, np.nan], [0.1, 0.1]), ([0.1, 0.2], [0.1, 0.0]), {"yi": [0.1], "sei": [-0.2]}, ([], []),
-           (0.1, 0.2, 0.3), "text", ([0.1], 0.2), (["a"], [0.1])]
+           (0.1, 0.2, 0.3), "text", ([0.1], 0.2), (["a"], [0.1]), {"yi": [0.1, 0.2], "sei": [0.1, 1e-200]}]
     with pytest.raises(ValueError) as err:
         me.pool_many(bad)
     msg = str(err.value)
-    assert msg.startswith("11 of the 13 analyses cannot be pooled (positions count from 0):")
+    assert msg.startswith("12 of the 14 analyses cannot be pooled (positions count from 0):")
     expected = [
         "analysis 1: yi has 2 values and vi 1; give one of each per study",
         "analysis 2: needs exactly one of 'vi' (sampling variances) or 'sei' (standard errors)",
@@ -380,6 +380,7 @@ def test_every_bad_analysis_is_named_in_one_error():
         "analysis 10: is 'str'",
         "analysis 11: vi must be a list of numbers, one per study; got one number (one study: [value])",
         "analysis 12: yi is not a list of numbers",
+        "analysis 13: standard errors at study position(s) [1] are too small to square (their variances round to 0)",
     ]
     for line in expected:
         assert line in msg, line

@@ -135,7 +135,13 @@ def _one_analysis(item) -> tuple[np.ndarray, np.ndarray]:
         what = "standard errors" if name == "sei" else "sampling variances"
         raise ValueError(f"{what} must be positive; got {vs[bad][:5].tolist()} at study position(s) "
                          f"{bad[:5].tolist()}")
-    return yi, (vs**2 if name == "sei" else vs)
+    if name == "sei":
+        vs = vs**2
+        bad = np.flatnonzero(vs <= 0)
+        if bad.size:
+            raise ValueError(f"standard errors at study position(s) {bad[:5].tolist()} are too small to square "
+                             "(their variances round to 0)")
+    return yi, vs
 
 
 def _stack_analyses(items: Iterable) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str]]]:
@@ -177,6 +183,8 @@ def _stack_fast(items: list) -> tuple[np.ndarray, np.ndarray] | None:
     if any(se):
         squared = np.repeat(np.array(se), lens)
         fv[squared] = fv[squared] ** 2
+        if not (fv > 0).all():  # an SE so small its square is 0
+            return None
     return _scatter(fy, fv, lens)
 
 
