@@ -649,7 +649,6 @@ def embedded_figures(ev: Evidence, config: A.AnalysisConfig, kinds=("short_vs_lo
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     from .figures import figure_specs
 
@@ -659,12 +658,7 @@ def embedded_figures(ev: Evidence, config: A.AnalysisConfig, kinds=("short_vs_lo
             continue
         if kind == "short_vs_long" and any(name.startswith(v) for v in A.views_of(ev.vocabulary)):
             continue
-        fig = draw()
-        buf = _io.BytesIO()
-        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-        plt.close(fig)
-        out.append({"name": name, "kind": kind, "title": title, "alt": alt,
-                    "src": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")})
+        out.append({"name": name, "kind": kind, "title": title, "alt": alt, "src": _png(draw(), dpi)})
     return out
 
 
@@ -672,6 +666,7 @@ def embedded_figures(ev: Evidence, config: A.AnalysisConfig, kinds=("short_vs_lo
 
 
 def _png(fig, dpi: int = 110) -> str:
+    """``fig`` as a base64 PNG data URI (closed after; no date or software in the file, so the bytes repeat)."""
     import matplotlib.pyplot as plt
 
     buf = _io.BytesIO()
