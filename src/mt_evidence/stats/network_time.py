@@ -121,7 +121,9 @@ def _reml_nll(params, rows: _Rows) -> float:
 
 
 def _reml(rows: _Rows) -> tuple[float, float]:
-    """Both variances by REML: the best of a small grid of starts, refined by L-BFGS-B within [0, bound]."""
+    """Both variances by REML: the best of a small grid of starts, refined within [0, bound] by L-BFGS-B, along
+    each edge (one variance 0) and by Nelder-Mead, the best point kept; a variance the likelihood cannot tell
+    from 0 (within rounding) is 0 (docs/methods.md 16)."""
     if len(rows.y) - rows.X.shape[1] < 1:
         return 0.0, 0.0
     spread = float(np.var(rows.y)) + float(np.max(np.diag(rows.V)))
@@ -141,11 +143,26 @@ def _reml(rows: _Rows) -> tuple[float, float]:
         p = [0.0, 0.0]
         p[1 - fix] = float(r1.x)
         cand.append(tuple(p))
-    res2 = optimize.minimize(_reml_nll, np.array(min(cand, key=lambda p: _reml_nll(p, rows)), float), args=(rows,),
-                             method="Nelder-Mead", options={"xatol": 1e-12, "fatol": 1e-15, "maxiter": 4000})
+    start = min(cand, key=lambda p: _reml_nll(p, rows))
+    # fatol: a few rounding units of the objective (a tolerance below them is never met, and the simplex would
+    # turn for all 4,000 iterations)
+    fatol = _rounding(_reml_nll(start, rows))
+    res2 = optimize.minimize(_reml_nll, np.array(start, float), args=(rows,), method="Nelder-Mead",
+                             bounds=[(0.0, ub), (0.0, ub)], options={"xatol": 1e-12, "fatol": fatol, "maxiter": 4000})
     cand.append(tuple(np.maximum(res2.x, 0.0)))
-    t1, t2 = min(cand, key=lambda p: _reml_nll(p, rows))
-    return float(max(t1, 0.0)), float(max(t2, 0.0))
+    best = [float(max(t, 0.0)) for t in min(cand, key=lambda p: _reml_nll(p, rows))]
+    # a variance the likelihood cannot tell from 0 (within rounding of the maximum) is 0
+    for j in (0, 1):
+        at0 = list(best)
+        at0[j] = 0.0
+        if best[j] > 0 and _reml_nll(at0, rows) <= _reml_nll(best, rows) + _rounding(_reml_nll(best, rows)):
+            best = at0
+    return best[0], best[1]
+
+
+def _rounding(f: float) -> float:
+    """What rounding can move the REML objective ``f`` by: 64 units in its last place (docs/methods.md 16)."""
+    return 64 * np.finfo(float).eps * max(1.0, abs(f))
 
 
 @dataclass(frozen=True)
