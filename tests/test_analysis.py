@@ -475,3 +475,16 @@ def test_reuse_frames_computes_the_effect_rows_once_within_its_scope(monkeypatch
         pd.testing.assert_frame_equal(reused[m], fresh[m])
     A.comparison_frame(ev, cfg)
     assert len(calls) == 6
+    # each measure's frame is built once in the scope, and every caller gets its own copy
+    built = []
+    real_frame = A._comparison_frame
+    monkeypatch.setattr(A, "_comparison_frame", lambda *a: built.append(a[2]) or real_frame(*a))
+    with A.reuse_frames():
+        first = A.comparison_frame(ev, cfg, measure="smd")
+        first.loc[0, "yi"] = 99.0
+        first.attrs["mine"] = True
+        second = A.comparison_frame(ev, cfg, measure="smd")
+        A.comparison_frame(ev, cfg)
+    assert built == ["smd", "md100"]
+    pd.testing.assert_frame_equal(second, fresh["smd"])
+    assert "mine" not in second.attrs

@@ -23,6 +23,7 @@ Rules (all stated, all configurable in ``data/analysis.toml``):
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -616,15 +617,17 @@ SMD_CHANGE_ONLY = ("final values or a printed difference: the change-score SMD a
                    "(docs/methods.md section 3)")
 
 
-#: the effect rows of comparison_frame already computed in a ``reuse_frames`` scope, by (evidence, settings)
+#: the effect rows and frames of comparison_frame already computed in a ``reuse_frames`` scope, by (evidence,
+#: settings) and (evidence, settings, measure)
 _FRAME_ROWS: ContextVar[dict | None] = ContextVar("frame_rows", default=None)
 
 
 @contextmanager
 def reuse_frames() -> Iterator[None]:
-    """A scope in which ``comparison_frame`` computes the effect rows of one evidence and settings once, however many
-    frames (and measures) are asked for: the report asks for them eight times, and neither the evidence nor the
-    settings change while it is made. Outside such a scope every call computes afresh."""
+    """A scope in which ``comparison_frame`` computes the effect rows of one evidence and settings once, and each
+    measure's frame once (every caller gets its own copy), however many are asked for: the report asks for them
+    eight times, and neither the evidence nor the settings change while it is made. Outside such a scope every
+    call computes afresh."""
     token = _FRAME_ROWS.set({})
     try:
         yield
@@ -658,6 +661,20 @@ def comparison_frame(ev: Evidence, config: AnalysisConfig | None = None, *, meas
     config = config or load_config()
     if measure not in MEASURES:
         raise ValueError(f"measure must be one of {', '.join(MEASURES)}; got {measure!r}")
+    memo = _FRAME_ROWS.get()
+    if memo is None:
+        return _comparison_frame(ev, config, measure)
+    key = ("frame", id(ev), id(config), measure)
+    if key not in memo:
+        memo[key] = (ev, config, _comparison_frame(ev, config, measure))
+    frame = memo[key][2]
+    out = frame.copy(deep=True)  # each caller may change its own copy
+    out.attrs = copy.deepcopy(frame.attrs)
+    return out
+
+
+def _comparison_frame(ev: Evidence, config: AnalysisConfig, measure: str) -> pd.DataFrame:
+    """``comparison_frame`` computed afresh."""
     df = pd.DataFrame(_effect_rows(ev, config))
     if df.empty:
         return pd.DataFrame(columns=FRAME_COLUMNS)
