@@ -62,6 +62,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_report.py
 	$(BIN)/python benchmarks/bench_robust.py
 	$(BIN)/python benchmarks/bench_scale.py --rows 1000000
+	$(BIN)/python benchmarks/bench_simulation.py
 
 # Regenerate the metafor reference values (needs R with metafor, metadat, jsonlite)
 reference:

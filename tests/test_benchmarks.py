@@ -16,6 +16,8 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
     (["bench_pool_many.py", "--m", "100", "--k", "5", "--repeat", "1", "--no-r"], "our failed fits"),
     (["bench_robust.py", "--repeat", "1", "--k", "10"], "GOSH DL, k = 10"),
     (["bench_scale.py", "--rows", "2000", "--duplicates", "200"], "mt-evidence build"),
+    (["bench_simulation.py", "--m", "2000", "--chunk", "500", "--bag-m", "500"],
+     "in memory and dask array give the same estimates: yes"),
 ])
 def test_a_benchmark_runs_at_a_small_size(args, expect):
     proc = subprocess.run([sys.executable, str(BENCH / args[0]), *args[1:]], capture_output=True, text=True,
