@@ -370,3 +370,23 @@ def test_no_pdf_page_runs_into_the_right_margin(built, tmp_path):
         with Image.open(p) as im:
             a = np.asarray(im.convert("L"), dtype=float)
         assert a[:, -strip:].min() > 200, f"{p.name}: something is drawn in the right margin"
+
+
+def test_page_one_says_when_only_an_indirect_comparison_could_be_run():
+    """A claim whose direct comparisons cannot be run is uncertain when an indirect one can (methods section 9);
+    its line on page one says so and names the indirect comparison, instead of the first direct test's reason
+    (which spoke of one comparison only). Built by hand: no data."""
+    direct = [C.ClaimTest("combined_vs_exercise", o, "short", "benefit") for o in ("pain", "disability")]
+    ctx = C.ClaimTest("combined_vs_control", "pain", "short", "benefit", context=True)
+    tests = tuple([C.TestResult(t, C.NOT_TESTABLE, "no trial in this evidence reports this comparison")
+                   for t in direct] + [C.TestResult(ctx, C.UNCERTAIN, "very uncertain")])
+    claim = C.Claim(3, "Combined care works better than either alone.", tuple(t.test for t in tests))
+    assert C.combine(list(tests)) == C.UNCERTAIN
+    (row,) = R.scoreboard([C.ClaimResult(claim, C.UNCERTAIN, "", tests)])
+    assert row["why"] == ("No direct comparison could be run; the only one that could, " + ctx.describe()
+                          + ", is indirect and cannot decide the claim.")
+    assert row["certainty"] == "–" and row["coverage"] == "0 of 2 analyses could be run"
+    # with no indirect answer either, the claim cannot be tested and the line gives the direct test's reason
+    none = tuple(t for t in tests if not t.test.context)
+    (row,) = R.scoreboard([C.ClaimResult(claim, C.combine(list(none)), "", none)])
+    assert row["verdict"] == C.NOT_TESTABLE and row["why"] == "No trial in this evidence reports this comparison."

@@ -269,7 +269,8 @@ def _first_sentence(text: str) -> str:
 
 def scoreboard(results: list[C.ClaimResult]) -> list[dict]:
     """Page one: per claim, the verdict (icon and word), the certainty of the analysis that decided it, and one
-    line of why, taken from that analysis (its GRADE statement, or why it could not be run)."""
+    line of why, taken from that analysis (its GRADE statement, or why it could not be run; when no direct
+    analysis could be run but an indirect one was, that this is so and which)."""
     rows = []
     for cr in results:
         direct = [t for t in cr.tests if not t.test.context]
@@ -282,8 +283,14 @@ def scoreboard(results: list[C.ClaimResult]) -> list[dict]:
         elif ran:
             order = {"high": 0, "moderate": 1, "low": 2, "very low": 3}
             decisive = min(ran, key=lambda t: order.get(t.certainty.level if t.certainty else "", 9))
+        indirect = [t for t in cr.tests if t.test.context and t.verdict != C.NOT_TESTABLE]
         if decisive is not None:
             why = _first_sentence(decisive.statement or decisive.explanation)
+        elif direct and indirect:  # uncertain: only an indirect answer could be run, and it cannot decide
+            names = "; ".join(t.test.describe() for t in indirect)
+            one = len(indirect) == 1
+            why = (f"No direct comparison could be run; the only {'one' if one else 'ones'} that could, {names}, "
+                   f"{'is' if one else 'are'} indirect and cannot decide the claim.")
         elif direct:
             why = _first_sentence(direct[0].explanation)
         else:
