@@ -299,10 +299,6 @@ def test_bimodal_reml_likelihood_finds_the_global_maximum():
 
 # ------------------------------------------------------------------ analyses of their own sizes (no padding)
 
-FIELD_NAMES = ("estimate", "se", "stat", "p", "ci_low", "ci_high", "pi_low", "pi_high", "tau2", "tau2_se",
-               "tau2_ci_low", "tau2_ci_high", "tau", "i2", "i2_ci_low", "i2_ci_high", "h2", "h2_ci_low",
-               "h2_ci_high", "q", "q_df", "q_p", "k", "df", "s2w", "loglik", "weights", "test_used")
-
 
 def assert_same_fields(a, b):
     assert a.computed == b.computed

@@ -155,7 +155,8 @@ def _reml(rows: _Rows) -> tuple[float, float]:
     for j in (0, 1):
         at0 = list(best)
         at0[j] = 0.0
-        if best[j] > 0 and _reml_nll(at0, rows) <= _reml_nll(best, rows) + _rounding(_reml_nll(best, rows)):
+        f = _reml_nll(best, rows)
+        if best[j] > 0 and _reml_nll(at0, rows) <= f + _rounding(f):
             best = at0
     return best[0], best[1]
 

@@ -586,10 +586,7 @@ def _pool_partition(elements, *, conv: Conventions, tau2_ci: bool, fields: froze
     Y, V, problems = _stack_analyses(elements)
     if problems or not len(Y):
         return {"n": len(Y), "problems": problems, "fields": None}
-    with intercept.scratch():
-        got = intercept.pool_columns(intercept.Studies.from_rows(Y, V, np.isnan(Y)), conv, tau2_ci=tau2_ci,
-                                     fields=fields)
-    return {"n": len(Y), "problems": [], "fields": got}
+    return {"n": len(Y), "problems": [], "fields": _fit(Y, V, np.isnan(Y), conv, tau2_ci=tau2_ci, fields=fields)}
 
 
 def _chosen_fields(fields_: Sequence[str] | None) -> frozenset | None:
@@ -633,8 +630,14 @@ def _pool_block(Y, V, *, conv: Conventions, tau2_ci: bool, se: bool, offset: int
     Yarr = _as_2d("yi", Y, allow_nan=True, offset=offset)
     Varr = _as_2d("sei" if se else "vi", Vv, allow_nan=True, offset=offset)
     pad = _check_inputs(Yarr, Varr, padded=True, offset=offset)
+    return _fit(Yarr, Varr, pad, conv, tau2_ci=tau2_ci, fields=fields)
+
+
+def _fit(Y: np.ndarray, V: np.ndarray, pad: np.ndarray | None, conv: Conventions, *, tau2_ci: bool,
+         fields: frozenset | None, tau2: np.ndarray | None = None) -> dict:
+    """Every field of every row of checked, NaN-padded arrays (``pad``: where yi is NaN), as a dict."""
     with intercept.scratch():  # the studies x analyses copies live only for the fit
-        return intercept.pool_columns(intercept.Studies.from_rows(Yarr, Varr, pad), conv, tau2_ci=tau2_ci,
+        return intercept.pool_columns(intercept.Studies.from_rows(Y, V, pad), conv, tau2_ci=tau2_ci, tau2=tau2,
                                       fields=fields)
 
 
@@ -643,9 +646,7 @@ def _pool_arrays(Y: np.ndarray, V: np.ndarray, conv: Conventions, *, tau2_ci: bo
                  fields: frozenset | None = None) -> PoolManyResult:
     """Pool every row; ``tau2`` (one value per row) fixes tau^2 instead of estimating it (metafor ``rma(tau2=)``;
     then there is no Q-profile interval)."""
-    with intercept.scratch():  # the studies x analyses copies live only for the fit
-        fields_ = intercept.pool_columns(intercept.Studies.from_rows(Y, V, pad), conv,
-                                         tau2_ci=tau2_ci and tau2 is None, tau2=tau2, fields=fields)
+    fields_ = _fit(Y, V, pad, conv, tau2_ci=tau2_ci and tau2 is None, tau2=tau2, fields=fields)
     return PoolManyResult(**fields_, conventions=conv)
 
 
